@@ -1,0 +1,61 @@
+"""outbox-db: the only code that talks to PostgreSQL for the payments outbox."""
+
+from outbox_db.errors import (
+    AppendOnlyViolation,
+    ConstraintViolation,
+    DatabaseUnavailable,
+    EmbeddedServerError,
+    IdempotencyConflict,
+    InvalidCompletionState,
+    InvalidInput,
+    LeaseLost,
+    MigrationError,
+    OutboxDatabaseError,
+    OutboxError,
+    PermissionDenied,
+    TerminalAlreadyRecorded,
+)
+from outbox_db.migrate import MigrationReport, migrate
+from outbox_db.records import (
+    AttemptState,
+    ClaimedItem,
+    CompletionResult,
+    EnqueueRequest,
+    EnqueueResult,
+    Lease,
+    Outcome,
+    QueueStatus,
+    RepairedLease,
+    Role,
+)
+from outbox_db.store import OutboxStore, OutboxTransaction
+
+__all__ = [
+    "AppendOnlyViolation",
+    "AttemptState",
+    "ClaimedItem",
+    "CompletionResult",
+    "ConstraintViolation",
+    "DatabaseUnavailable",
+    "EmbeddedServerError",
+    "EnqueueRequest",
+    "EnqueueResult",
+    "IdempotencyConflict",
+    "InvalidCompletionState",
+    "InvalidInput",
+    "Lease",
+    "LeaseLost",
+    "MigrationError",
+    "MigrationReport",
+    "OutboxDatabaseError",
+    "OutboxError",
+    "OutboxStore",
+    "OutboxTransaction",
+    "Outcome",
+    "PermissionDenied",
+    "QueueStatus",
+    "RepairedLease",
+    "Role",
+    "TerminalAlreadyRecorded",
+    "migrate",
+]

@@ -1,0 +1,150 @@
+"""Typed errors of the outbox boundary, so callers branch on meaning, never on driver details.
+
+Each database error carries the SQLSTATE and constraint name and a message safe to show in
+production: it never contains SQL or parameter values. The driver's error stays chained as
+``__cause__`` for logs.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Final
+
+import psycopg
+
+__all__ = [
+    "AppendOnlyViolation",
+    "ConstraintViolation",
+    "DatabaseUnavailable",
+    "EmbeddedServerError",
+    "IdempotencyConflict",
+    "InvalidCompletionState",
+    "InvalidInput",
+    "LeaseLost",
+    "MigrationError",
+    "OutboxDatabaseError",
+    "OutboxError",
+    "PermissionDenied",
+    "TerminalAlreadyRecorded",
+    "translate",
+]
+
+TERMINAL_INDEX: Final = "payment_outbox_attempts_one_terminal_per_outbox"
+APPEND_ONLY_FUNCTION: Final = "deny_outbox_attempts_mutation"
+
+
+class OutboxError(Exception):
+    """Base of every error this package raises."""
+
+
+class EmbeddedServerError(OutboxError):
+    """The embedded PostgreSQL server could not be found, started or stopped."""
+
+
+class MigrationError(OutboxError):
+    """The schema cannot be migrated safely (an applied file changed, or history is unknown)."""
+
+
+class OutboxDatabaseError(OutboxError):
+    """A database refusal, with its SQLSTATE and constraint name."""
+
+    summary: ClassVar[str] = "the database refused the operation"
+
+    def __init__(self, message: str, *, sqlstate: str | None, constraint: str | None) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+        self.constraint = constraint
+
+
+class InvalidInput(OutboxDatabaseError):
+    """22023: an argument is out of range or malformed; nothing was written."""
+
+    summary = "invalid argument"
+
+
+class IdempotencyConflict(OutboxDatabaseError):
+    """P7001: the idempotency key was already used with a different payload, rail or participant."""
+
+    summary = "idempotency key already used with a different request"
+
+
+class LeaseLost(OutboxDatabaseError):
+    """P7002: the caller no longer holds the lease (expired, repaired, or wrong token/worker)."""
+
+    summary = "lease not held"
+
+
+class InvalidCompletionState(OutboxDatabaseError):
+    """P7003: completion with a state that is not DISPATCHED, RETRYABLE or FAILED."""
+
+    summary = "not a completion state"
+
+
+class TerminalAlreadyRecorded(OutboxDatabaseError):
+    """23505 on the terminal index: the item already has its one terminal outcome."""
+
+    summary = "the item already has a terminal outcome"
+
+
+class AppendOnlyViolation(OutboxDatabaseError):
+    """P0001 from deny_outbox_attempts_mutation: the attempts ledger cannot be changed."""
+
+    summary = "the attempts ledger is append-only"
+
+
+class PermissionDenied(OutboxDatabaseError):
+    """42501: the role's grants forbid the operation."""
+
+    summary = "permission denied"
+
+
+class ConstraintViolation(OutboxDatabaseError):
+    """Class 23: a constraint of the schema refused the row."""
+
+    summary = "constraint violated"
+
+
+class DatabaseUnavailable(OutboxDatabaseError):
+    """The connection failed or the server is shutting down; the operation may be retried."""
+
+    summary = "database unavailable"
+
+
+_BY_SQLSTATE: Final[dict[str, type[OutboxDatabaseError]]] = {
+    "22023": InvalidInput,
+    "P7001": IdempotencyConflict,
+    "P7002": LeaseLost,
+    "P7003": InvalidCompletionState,
+    "42501": PermissionDenied,
+}
+# Our own functions raise these with value-free messages; anything else gets the summary.
+_OWN_MESSAGES: Final = frozenset({"22023", "P7001", "P7002", "P7003"})
+_UNAVAILABLE_PREFIXES: Final = ("08", "57P")
+
+
+def translate(error: psycopg.Error) -> OutboxDatabaseError:
+    """The typed error for a driver error; raise it ``from`` the original."""
+    diag = error.diag
+    sqlstate, constraint = diag.sqlstate, diag.constraint_name
+    kind = _classify(error, sqlstate, constraint)
+    own = sqlstate in _OWN_MESSAGES and diag.column_name is not None
+    detail = diag.message_primary if own or kind is AppendOnlyViolation else None
+    message = f"{kind.summary}: {detail}" if detail else kind.summary
+    return kind(f"{message} [SQLSTATE {sqlstate}]", sqlstate=sqlstate, constraint=constraint)
+
+
+def _classify(
+    error: psycopg.Error, sqlstate: str | None, constraint: str | None
+) -> type[OutboxDatabaseError]:
+    if sqlstate in _BY_SQLSTATE:
+        return _BY_SQLSTATE[sqlstate]
+    if sqlstate == "23505" and constraint == TERMINAL_INDEX:
+        return TerminalAlreadyRecorded
+    if sqlstate == "P0001" and APPEND_ONLY_FUNCTION in (error.diag.context or ""):
+        return AppendOnlyViolation
+    if sqlstate is not None and sqlstate.startswith("23"):
+        return ConstraintViolation
+    if isinstance(error, psycopg.OperationalError) and (
+        sqlstate is None or sqlstate.startswith(_UNAVAILABLE_PREFIXES)
+    ):
+        return DatabaseUnavailable
+    return OutboxDatabaseError

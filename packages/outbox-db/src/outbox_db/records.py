@@ -1,0 +1,147 @@
+"""The frozen records that cross the boundary: what callers pass in and get back."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from datetime import datetime  # noqa: TC003 - attrs resolves annotations at runtime
+from uuid import UUID  # noqa: TC003 - attrs resolves annotations at runtime
+
+import attrs
+
+__all__ = [
+    "AttemptState",
+    "ClaimedItem",
+    "CompletionResult",
+    "EnqueueRequest",
+    "EnqueueResult",
+    "Lease",
+    "Outcome",
+    "QueueStatus",
+    "RepairedLease",
+    "Role",
+]
+
+JsonObject = Mapping[str, object]
+
+
+class AttemptState(enum.StrEnum):
+    """Outcome of one attempt, as the ledger stores it."""
+
+    DISPATCHING = "DISPATCHING"  # historical rows only; the database refuses new ones
+    DISPATCHED = "DISPATCHED"
+    RETRYABLE = "RETRYABLE"
+    FAILED = "FAILED"
+    ZOMBIE_REQUEUE = "ZOMBIE_REQUEUE"  # the ledger's name for a lease-repair requeue
+
+
+class Role(enum.StrEnum):
+    """The group roles a store switches to (SET LOCAL ROLE) for each transaction."""
+
+    EXECUTOR = "symphony_executor"
+    READONLY = "symphony_readonly"
+    AUDITOR = "symphony_auditor"
+
+
+def _optional_state(value: str | None) -> AttemptState | None:
+    return None if value is None else AttemptState(value)
+
+
+@attrs.frozen(kw_only=True)
+class EnqueueRequest:
+    """One payment instruction to hand to a rail, keyed by (instruction_id, idempotency_key)."""
+
+    instruction_id: str
+    participant_id: str
+    idempotency_key: str
+    rail_type: str
+    payload: JsonObject
+
+
+@attrs.frozen(kw_only=True)
+class EnqueueResult:
+    """The item for the request; `created` is False when it already existed."""
+
+    outbox_id: UUID
+    sequence_id: int
+    created: bool
+
+
+@attrs.frozen(kw_only=True)
+class Lease:
+    """Proof of holding one item: required to complete, renew or release it."""
+
+    outbox_id: UUID
+    lease_token: UUID
+
+
+@attrs.frozen(kw_only=True)
+class ClaimedItem:
+    """A leased item, ready to dispatch with its idempotency key."""
+
+    outbox_id: UUID
+    instruction_id: str
+    participant_id: str
+    sequence_id: int
+    idempotency_key: str
+    rail_type: str
+    payload: JsonObject
+    attempt_count: int
+    lease_token: UUID
+    lease_expires_at: datetime
+
+    @property
+    def lease(self) -> Lease:
+        """The lease to present when completing, renewing or releasing this item."""
+        return Lease(outbox_id=self.outbox_id, lease_token=self.lease_token)
+
+
+@attrs.frozen(kw_only=True)
+class Outcome:
+    """What a dispatch of a leased item came to; the database appends it as an attempt."""
+
+    lease: Lease
+    state: AttemptState
+    rail_reference: str | None = None
+    rail_code: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    latency_ms: int | None = None
+    retry_delay_seconds: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class CompletionResult:
+    """The attempt recorded for an outcome, or lease_held=False when nothing was recorded."""
+
+    outbox_id: UUID
+    lease_held: bool
+    attempt_no: int | None
+    state: AttemptState | None = attrs.field(converter=_optional_state)
+
+
+@attrs.frozen(kw_only=True)
+class RepairedLease:
+    """An expired lease that lease repair recorded and cleared."""
+
+    outbox_id: UUID
+    attempt_no: int
+    new_state: AttemptState = attrs.field(converter=AttemptState)
+    previous_holder: str
+    lease_expired_at: datetime
+
+
+@attrs.frozen(kw_only=True)
+class QueueStatus:
+    """One row of outbox_status_view: a rail_type, or the total when rail_type is None."""
+
+    rail_type: str | None
+    due_count: int
+    scheduled_count: int
+    leased_count: int
+    expired_lease_count: int
+    oldest_due_age_seconds: float
+    dispatched_count: int
+    retryable_count: int
+    failed_count: int
+    lease_repair_count: int

@@ -1,0 +1,73 @@
+-- The catalogue of statements outbox-db sends. Each one names an outbox function or reads a
+-- view; none writes a table directly. Blocks start with "-- name: <name>".
+
+-- name: enqueue
+SELECT outbox_id, sequence_id, created
+FROM public.enqueue_payment_outbox(
+    %(instruction_id)s, %(participant_id)s, %(idempotency_key)s, %(rail_type)s, %(payload)s
+);
+
+-- name: claim
+SELECT outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
+    payload, attempt_count, lease_token, lease_expires_at
+FROM public.claim_outbox_batch(%(batch_size)s, %(worker_id)s, %(lease_seconds)s);
+
+-- name: complete
+SELECT %(outbox_id)s::uuid AS outbox_id, TRUE AS lease_held, attempt_no, state::text
+FROM public.complete_outbox_attempt(
+    %(outbox_id)s, %(lease_token)s, %(worker_id)s, %(state)s, %(rail_reference)s,
+    %(rail_code)s, %(error_code)s, %(error_message)s, %(latency_ms)s,
+    %(retry_delay_seconds)s
+);
+
+-- name: complete_batch
+SELECT outbox_id, lease_held, attempt_no, state::text
+FROM public.complete_outbox_attempts(
+    %(worker_id)s, %(outbox_ids)s::uuid[], %(lease_tokens)s::uuid[], %(states)s::text[],
+    %(rail_references)s::text[], %(rail_codes)s::text[], %(error_codes)s::text[],
+    %(error_messages)s::text[], %(latency_ms)s::integer[], %(retry_delay_seconds)s::integer[]
+);
+
+-- name: renew
+SELECT public.renew_outbox_lease(
+    %(outbox_id)s, %(lease_token)s, %(worker_id)s, %(lease_seconds)s
+) AS lease_expires_at;
+
+-- name: release
+SELECT outbox_id
+FROM public.release_outbox_leases(
+    %(worker_id)s, %(outbox_ids)s::uuid[], %(lease_tokens)s::uuid[]
+);
+
+-- name: repair
+SELECT outbox_id, attempt_no, new_state::text, previous_holder, lease_expired_at
+FROM public.repair_expired_leases(%(batch_size)s, %(worker_id)s);
+
+-- name: status
+SELECT rail_type, due_count, scheduled_count, leased_count, expired_lease_count,
+    oldest_due_age_seconds, dispatched_count, retryable_count, failed_count,
+    lease_repair_count
+FROM public.outbox_status_view
+ORDER BY rail_type NULLS FIRST;
+
+-- name: migrations_table
+CREATE TABLE IF NOT EXISTS public.outbox_schema_migrations (
+    filename text PRIMARY KEY,
+    checksum text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- name: migrations_lock
+-- One migrator at a time per database; released when the migrator disconnects.
+SELECT pg_advisory_lock(hashtext('outbox_schema_migrations'));
+
+-- name: migrations_applied
+SELECT filename, checksum FROM public.outbox_schema_migrations ORDER BY filename;
+
+-- name: migration_record
+INSERT INTO public.outbox_schema_migrations (filename, checksum)
+VALUES (%(filename)s, %(checksum)s)
+ON CONFLICT (filename) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now();
+
+-- name: server_version
+SELECT current_setting('server_version') AS server_version;

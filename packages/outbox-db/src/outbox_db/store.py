@@ -1,0 +1,222 @@
+"""The one narrow gateway to the outbox: typed methods that each name a database function."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
+
+import attrs
+import psycopg
+from psycopg import sql
+from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from outbox_db._catalogue import QUERIES
+from outbox_db.errors import OutboxError, translate
+from outbox_db.records import (
+    ClaimedItem,
+    CompletionResult,
+    EnqueueRequest,
+    EnqueueResult,
+    Lease,
+    Outcome,
+    QueueStatus,
+    RepairedLease,
+    Role,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping, Sequence
+    from datetime import datetime
+    from types import TracebackType
+    from uuid import UUID
+
+__all__ = ["OutboxStore", "OutboxTransaction"]
+
+T = TypeVar("T")
+APPLICATION_NAME: Final = "outbox-db"
+
+
+@attrs.frozen
+class _LeaseExpiry:
+    lease_expires_at: datetime
+
+
+@attrs.frozen
+class _Released:
+    outbox_id: UUID
+
+
+class OutboxTransaction:
+    """An open transaction that a service's own writes and its outbox items share.
+
+    Obtain one from ``OutboxStore.transaction()``, or wrap a psycopg connection the service
+    already has inside a transaction with ``OutboxTransaction.join(connection)``: then the
+    enqueue runs with the service's own privileges (its login role must be a member of
+    symphony_executor) and commits or rolls back with the service's transaction.
+    """
+
+    def __init__(self, connection: psycopg.Connection[Any]) -> None:
+        self.connection = connection
+
+    @classmethod
+    def join(cls, connection: psycopg.Connection[Any]) -> Self:
+        """Use a service's connection; refuses one that would commit each statement alone."""
+        in_transaction = connection.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+        if connection.autocommit and not in_transaction:
+            msg = "join needs a connection inside a transaction (autocommit would commit the item alone)"
+            raise OutboxError(msg)
+        return cls(connection)
+
+    def enqueue(self, request: EnqueueRequest) -> EnqueueResult:
+        """Create the item for `request` in this transaction, or return the existing one."""
+        params = attrs.asdict(request) | {"payload": Jsonb(dict(request.payload))}
+        return _fetch_one(self.connection, "enqueue", params, EnqueueResult)
+
+
+class OutboxStore:
+    """A connection pool that acts as one role; each call is one short transaction."""
+
+    def __init__(self, pool: ConnectionPool[Any], *, role: Role | None) -> None:
+        self._pool = pool
+        self._role = role
+
+    @classmethod
+    def connect(
+        cls,
+        url: str,
+        *,
+        role: Role | None = Role.EXECUTOR,
+        min_size: int = 1,
+        max_size: int = 4,
+        timeout: float = 10.0,
+    ) -> Self:
+        """Open a pool on `url`; every transaction runs as `role` (None: the login role)."""
+        pool: ConnectionPool[Any] = ConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={"autocommit": True, "application_name": APPLICATION_NAME},
+            open=False,
+            name=APPLICATION_NAME,
+        )
+        try:
+            pool.open(wait=True, timeout=timeout)
+        except psycopg.Error as error:
+            pool.close()
+            raise translate(error) from error
+        except Exception:
+            pool.close()
+            raise
+        return cls(pool, role=role)
+
+    def close(self) -> None:
+        """Close every connection of the pool."""
+        self._pool.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[OutboxTransaction]:
+        """A transaction as the store's role; committed when the block ends, else rolled back."""
+        try:
+            with self._pool.connection() as connection, connection.transaction():
+                if self._role is not None:
+                    role = sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(self._role.value))
+                    connection.execute(role)
+                yield OutboxTransaction(connection)
+        except psycopg.Error as error:
+            raise translate(error) from error
+
+    def enqueue(self, request: EnqueueRequest) -> EnqueueResult:
+        """Create the item for `request` in its own transaction, or return the existing one."""
+        with self.transaction() as tx:
+            return tx.enqueue(request)
+
+    def claim(self, worker_id: str, *, batch_size: int, lease_seconds: int) -> list[ClaimedItem]:
+        """Lease up to `batch_size` due items to `worker_id` (claim_outbox_batch)."""
+        params = {"worker_id": worker_id, "batch_size": batch_size, "lease_seconds": lease_seconds}
+        return self._fetch("claim", params, ClaimedItem)
+
+    def complete(self, worker_id: str, outcome: Outcome) -> CompletionResult:
+        """Record one outcome (complete_outbox_attempt); raises LeaseLost if not held."""
+        params = {**_outcome_params(outcome), "worker_id": worker_id}
+        return self._fetch("complete", params, CompletionResult)[0]
+
+    def complete_batch(self, worker_id: str, outcomes: Sequence[Outcome]) -> list[CompletionResult]:
+        """Record many outcomes in one statement; lost leases come back with lease_held=False."""
+        columns = [_outcome_params(outcome) for outcome in outcomes]
+        params = {array: [column[field] for column in columns] for array, field in _OUTCOME_ARRAYS}
+        params["worker_id"] = worker_id
+        return self._fetch("complete_batch", params, CompletionResult)
+
+    def renew(self, worker_id: str, lease: Lease, *, lease_seconds: int) -> datetime:
+        """Extend a held lease by `lease_seconds` from now; raises LeaseLost if not held."""
+        params = {**attrs.asdict(lease), "worker_id": worker_id, "lease_seconds": lease_seconds}
+        return self._fetch("renew", params, _LeaseExpiry)[0].lease_expires_at
+
+    def release(self, worker_id: str, leases: Sequence[Lease]) -> list[UUID]:
+        """Give back leases of items never dispatched; returns those that were still held."""
+        params = {
+            "worker_id": worker_id,
+            "outbox_ids": [lease.outbox_id for lease in leases],
+            "lease_tokens": [lease.lease_token for lease in leases],
+        }
+        return [row.outbox_id for row in self._fetch("release", params, _Released)]
+
+    def repair(self, worker_id: str, *, batch_size: int) -> list[RepairedLease]:
+        """Record and clear up to `batch_size` expired leases (repair_expired_leases)."""
+        params = {"worker_id": worker_id, "batch_size": batch_size}
+        return self._fetch("repair", params, RepairedLease)
+
+    def status(self) -> list[QueueStatus]:
+        """outbox_status_view: the total row (rail_type None) first, then one per rail."""
+        return self._fetch("status", {}, QueueStatus)
+
+    def _fetch(self, name: str, params: Mapping[str, object], row: type[T]) -> list[T]:
+        with self.transaction() as tx:
+            return _fetch_all(tx.connection, name, params, row)
+
+
+# complete_outbox_attempts takes one array per outcome field: (parameter, field).
+_OUTCOME_ARRAYS: Final = (
+    ("outbox_ids", "outbox_id"),
+    ("lease_tokens", "lease_token"),
+    ("states", "state"),
+    ("rail_references", "rail_reference"),
+    ("rail_codes", "rail_code"),
+    ("error_codes", "error_code"),
+    ("error_messages", "error_message"),
+    ("latency_ms", "latency_ms"),
+    ("retry_delay_seconds", "retry_delay_seconds"),
+)
+
+
+def _outcome_params(outcome: Outcome) -> dict[str, object]:
+    fields = attrs.asdict(outcome, recurse=False)
+    lease: Lease = fields.pop("lease")
+    return {**fields, **attrs.asdict(lease), "state": str(outcome.state)}
+
+
+def _fetch_all(
+    connection: psycopg.Connection[Any], name: str, params: Mapping[str, object], row: type[T]
+) -> list[T]:
+    try:
+        with connection.cursor(row_factory=class_row(row)) as cursor:
+            return cursor.execute(QUERIES[name], params).fetchall()
+    except psycopg.Error as error:
+        raise translate(error) from error
+
+
+def _fetch_one(
+    connection: psycopg.Connection[Any], name: str, params: Mapping[str, object], row: type[T]
+) -> T:
+    (result,) = _fetch_all(connection, name, params, row)
+    return result

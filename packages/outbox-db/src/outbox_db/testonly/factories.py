@@ -1,0 +1,35 @@
+"""Row factories for proofs: valid defaults, so a test overrides only what it is about."""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING
+
+from outbox_db.records import EnqueueRequest
+
+if TYPE_CHECKING:
+    from outbox_db.records import ClaimedItem
+    from outbox_db.store import OutboxStore
+
+_serial = itertools.count(1)
+
+
+def make_request(**overrides: object) -> EnqueueRequest:
+    """A valid enqueue request with unique ids; keyword overrides replace any field."""
+    n = next(_serial)
+    fields: dict[str, object] = {
+        "instruction_id": f"ins-{n}",
+        "participant_id": "participant-a",
+        "idempotency_key": f"key-{n}",
+        "rail_type": "rtp",
+        "payload": {"amount": "10.00", "currency": "USD", "n": n},
+    }
+    return EnqueueRequest(**(fields | overrides))  # type: ignore[arg-type]
+
+
+def leased_item(store: OutboxStore, worker_id: str = "worker-1", lease_seconds: int = 30) -> ClaimedItem:
+    """Enqueue one new item and lease it to `worker_id`."""
+    created = store.enqueue(make_request())
+    (item,) = store.claim(worker_id, batch_size=1, lease_seconds=lease_seconds)
+    assert item.outbox_id == created.outbox_id, "a fresh database holds only this item"  # noqa: S101
+    return item

@@ -1,0 +1,142 @@
+"""Pytest fixtures for DB-backed proofs: one server, one migrated template, a clone per test.
+
+The server comes from DATABASE_URL, or is an embedded throwaway one started for the session.
+The schema is migrated once into a template database; each test gets its own database
+cloned from it (pytest-postgresql's janitor does the cloning). With --outbox-require-db, a
+run in which no DB-backed test passed fails instead of going green on nothing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+from typing import TYPE_CHECKING, Final
+
+import attrs
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from pytest_postgresql.janitor import DatabaseJanitor
+
+from outbox_db import embedded
+from outbox_db.migrate import migrate
+from outbox_db.records import Role
+from outbox_db.store import OutboxStore
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+DB_FIXTURE: Final = "outbox_database"
+_passed_db_tests = pytest.StashKey[int]()
+_names = itertools.count(1)
+
+
+@attrs.frozen
+class Server:
+    """A PostgreSQL server the tests may create databases on."""
+
+    url: str
+
+    def janitor(self, dbname: str, **options: object) -> DatabaseJanitor:
+        """pytest-postgresql's janitor for `dbname` on this server."""
+        parts = conninfo_to_dict(self.url)
+        return DatabaseJanitor(
+            user=str(parts.get("user") or "postgres"),
+            host=str(parts.get("host") or "localhost"),
+            port=str(parts.get("port") or "5432"),
+            password=str(parts["password"]) if parts.get("password") else None,
+            dbname=dbname,
+            maintenance_dbname=str(parts.get("dbname") or "postgres"),
+            **options,  # type: ignore[arg-type]
+        )
+
+    def database_url(self, dbname: str) -> str:
+        """The URL of another database on this server."""
+        return make_conninfo(self.url, dbname=dbname)
+
+
+@attrs.frozen
+class Database:
+    """A freshly cloned, migrated database that belongs to one test."""
+
+    name: str
+    url: str
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--outbox-require-db",
+        action="store_true",
+        help="fail the run when no DB-backed test passed (the integration session sets it)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_passed_db_tests] = 0
+
+
+def pytest_report_header(config: pytest.Config) -> str:  # noqa: ARG001 - hook signature
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        with psycopg.connect(url) as connection:
+            version = connection.execute("SHOW server_version").fetchone()
+        return f"outbox: PostgreSQL {version[0] if version else '?'} from DATABASE_URL"
+    postgres = embedded.find_bindir() / "postgres"
+    version_text = subprocess.run(  # noqa: S603 - the server binary's own --version
+        [str(postgres), "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return f"outbox: embedded {version_text} (DATABASE_URL unset)"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report: pytest.TestReport = yield
+    if call.when == "call" and report.passed and DB_FIXTURE in getattr(item, "fixturenames", ()):
+        item.config.stash[_passed_db_tests] += 1
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    passed = session.config.stash[_passed_db_tests]
+    if session.config.getoption("--outbox-require-db") and passed == 0 and exitstatus == 0:
+        session.config.get_terminal_writer().line(
+            "outbox: no DB-backed test passed; a DB-backed run must prove something", red=True
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session")
+def outbox_server() -> Iterator[Server]:
+    """DATABASE_URL's server, or an embedded one (fsync off: tests need speed, not durability)."""
+    if url := os.environ.get("DATABASE_URL"):
+        yield Server(url=url)
+        return
+    with embedded.embedded_server(durable=False) as server:
+        yield Server(url=server.url)
+
+
+@pytest.fixture(scope="session")
+def outbox_template(outbox_server: Server) -> Iterator[str]:
+    """A database migrated once to the shipped schema, marked as a template for clones."""
+    name = f"outbox_template_{os.getpid()}"
+    janitor = outbox_server.janitor(name, as_template=True)
+    janitor.drop()
+    with janitor:
+        migrate(outbox_server.database_url(name))
+        yield name
+
+
+@pytest.fixture
+def outbox_database(outbox_server: Server, outbox_template: str) -> Iterator[Database]:
+    """This test's own migrated database, cloned from the template and dropped afterwards."""
+    name = f"outbox_test_{os.getpid()}_{next(_names)}"
+    with outbox_server.janitor(name, template_dbname=outbox_template):
+        yield Database(name=name, url=outbox_server.database_url(name))
+
+
+@pytest.fixture
+def outbox_store(outbox_database: Database) -> Iterator[OutboxStore]:
+    """A store acting as symphony_executor on this test's database."""
+    with OutboxStore.connect(outbox_database.url, role=Role.EXECUTOR, max_size=8) as store:
+        yield store

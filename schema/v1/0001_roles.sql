@@ -1,0 +1,29 @@
+-- Roles of the outbox (DESIGN section 6). Group roles only (NOLOGIN): an application's
+-- login role is granted one of them, and outbox-db switches to it with SET LOCAL ROLE.
+--   outbox_owner       owns every outbox object; the SECURITY DEFINER functions run as it
+--   symphony_executor  runtime: EXECUTE on the outbox functions, no direct DML
+--   symphony_readonly  reads the queue, ledger and status view
+--   symphony_auditor   reads what readonly reads, plus settings and migration history
+-- Roles are cluster-wide, so creation tolerates a role another database already made.
+
+DO $roles$
+DECLARE
+    role_name text;
+BEGIN
+    FOREACH role_name IN ARRAY ARRAY[
+        'outbox_owner', 'symphony_executor', 'symphony_readonly', 'symphony_auditor'
+    ] LOOP
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = role_name) THEN
+            EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', role_name);
+        END IF;
+    END LOOP;
+END
+$roles$;
+
+-- The migrating role hands objects to outbox_owner (ALTER ... OWNER TO), which PostgreSQL
+-- allows only to members of the new owner.
+GRANT outbox_owner TO CURRENT_USER;
+GRANT USAGE, CREATE ON SCHEMA public TO outbox_owner;
+GRANT USAGE ON SCHEMA public TO symphony_executor, symphony_readonly, symphony_auditor;
+-- The migration history (created by the migrator before this file) is audit evidence.
+GRANT SELECT ON public.outbox_schema_migrations TO symphony_auditor;
