@@ -17,7 +17,9 @@ def load(text: str) -> Mapping[str, LiteralString]:
     parts = _NAME.split(text)[1:]
     names, bodies = parts[0::2], parts[1::2]
     # The statements come from a file shipped in this package: literal by construction.
-    return {name: cast("LiteralString", body.strip()) for name, body in zip(names, bodies, strict=True)}
+    return {
+        name: cast("LiteralString", body.strip()) for name, body in zip(names, bodies, strict=True)
+    }
 
 
 QUERIES: Final = load(resources.files("outbox_db").joinpath("sql/queries.sql").read_text())

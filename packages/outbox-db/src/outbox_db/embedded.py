@@ -25,7 +25,7 @@ from outbox_db.errors import EmbeddedServerError
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
 
-__all__ = ["EmbeddedServer", "embedded_server", "find_bindir", "start", "stop"]
+__all__ = ["EmbeddedServer", "attach", "embedded_server", "find_bindir", "start", "stop"]
 
 DEBIAN_BINARIES: Final = Path("/usr/lib/postgresql")
 UNPRIVILEGED_USERS: Final = ("postgres", "outbox-postgres")
@@ -67,7 +67,9 @@ def find_bindir() -> Path:
         candidates.append(Path(configured))
     if pg_config := shutil.which("pg_config"):
         with contextlib.suppress(subprocess.CalledProcessError):
-            out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=True)
+            out = subprocess.run(  # noqa: S603 - pg_config from PATH, fixed arguments
+                [pg_config, "--bindir"], capture_output=True, text=True, check=True
+            )
             candidates.append(Path(out.stdout.strip()))
     if DEBIAN_BINARIES.is_dir():
         versions = sorted(DEBIAN_BINARIES.iterdir(), key=_version_key, reverse=True)
@@ -75,7 +77,10 @@ def find_bindir() -> Path:
     for candidate in candidates:
         if (candidate / "initdb").is_file() and (candidate / "pg_ctl").is_file():
             return candidate
-    msg = "no PostgreSQL server binaries found (install Debian's 'postgresql' or set OUTBOX_PG_BINDIR)"
+    msg = (
+        "no PostgreSQL server binaries found "
+        "(install Debian's 'postgresql' or set OUTBOX_PG_BINDIR)"
+    )
     raise EmbeddedServerError(msg)
 
 
@@ -100,12 +105,20 @@ def start(
     options |= settings or {}
     flags = " ".join(f"-c {name}={value}" for name, value in options.items())
     log = base / "server.log"
-    _check(server, ["pg_ctl", "start", "-w", "-D", str(server.data_dir), "-l", str(log), "-o", flags])
+    _check(
+        server, ["pg_ctl", "start", "-w", "-D", str(server.data_dir), "-l", str(log), "-o", flags]
+    )
     return server
 
 
 def stop(server: EmbeddedServer) -> None:
     """Stop the server (fast shutdown) and delete its directory."""
+    looks_embedded = (server.data_dir / "PG_VERSION").exists() or (
+        server.directory / "server.log"
+    ).exists()
+    if server.directory.exists() and any(server.directory.iterdir()) and not looks_embedded:
+        msg = f"{server.directory} does not hold an embedded server; refusing to delete it"
+        raise EmbeddedServerError(msg)
     if server.is_running():
         _check(server, ["pg_ctl", "stop", "-w", "-m", "fast", "-D", str(server.data_dir)])
     shutil.rmtree(server.directory, ignore_errors=True)

@@ -128,8 +128,13 @@ def translate(error: psycopg.Error) -> OutboxDatabaseError:
     kind = _classify(error, sqlstate, constraint)
     own = sqlstate in _OWN_MESSAGES and diag.column_name is not None
     detail = diag.message_primary if own or kind is AppendOnlyViolation else None
+    if kind is DatabaseUnavailable and sqlstate is None:
+        # libpq's connection failures name host and reason, never a password or a query.
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else None
     message = f"{kind.summary}: {detail}" if detail else kind.summary
-    return kind(f"{message} [SQLSTATE {sqlstate}]", sqlstate=sqlstate, constraint=constraint)
+    if sqlstate is not None:
+        message += f" [SQLSTATE {sqlstate}]"
+    return kind(message, sqlstate=sqlstate, constraint=constraint)
 
 
 def _classify(

@@ -53,7 +53,9 @@ def load_migrations() -> list[Migration]:
     """The shipped schema files: versioned ones in order, then the repeatable ones."""
     schema = resources.files("outbox_db").joinpath("schema")
     found = [
-        Migration(name=f"{folder}/{entry.name}", text=entry.read_text(), repeatable=folder == REPEATABLE)
+        Migration(
+            name=f"{folder}/{entry.name}", text=entry.read_text(), repeatable=folder == REPEATABLE
+        )
         for folder in (VERSIONED, REPEATABLE)
         for entry in sorted(schema.joinpath(folder).iterdir(), key=lambda entry: entry.name)
         if entry.name.endswith(".sql")
@@ -87,7 +89,7 @@ def _apply_pending(
     for migration in pending:
         with connection.transaction():
             # Shipped package data, reviewed like code: literal by construction.
-            connection.execute(cast("LiteralString", migration.text))
+            connection.execute(cast("LiteralString", migration.text))  # type: ignore[redundant-cast]
             record = {"filename": migration.name, "checksum": migration.checksum}
             connection.execute(QUERIES["migration_record"], record)
         on_apply(migration.name)
@@ -101,7 +103,9 @@ def _check_history(applied: Mapping[str, str], migrations: Sequence[Migration]) 
     shipped = {m.name: m for m in migrations}
     unknown = sorted(name for name in applied if name not in shipped)
     if unknown:
-        msg = f"the database has migrations this package does not ship (a newer release?): {unknown}"
+        msg = (
+            f"the database has migrations this package does not ship (a newer release?): {unknown}"
+        )
         raise MigrationError(msg)
     edited = sorted(
         name

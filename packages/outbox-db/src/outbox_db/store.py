@@ -65,7 +65,7 @@ class OutboxTransaction:
         """Use a service's connection; refuses one that would commit each statement alone."""
         in_transaction = connection.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
         if connection.autocommit and not in_transaction:
-            msg = "join needs a connection inside a transaction (autocommit would commit the item alone)"
+            msg = "join needs a connection inside a transaction (autocommit commits the item alone)"
             raise OutboxError(msg)
         return cls(connection)
 
@@ -92,7 +92,15 @@ class OutboxStore:
         max_size: int = 4,
         timeout: float = 10.0,
     ) -> Self:
-        """Open a pool on `url`; every transaction runs as `role` (None: the login role)."""
+        """Open a pool on `url`; every transaction runs as `role` (None: the login role).
+
+        One direct connection is made first so that a wrong URL, a refused connection or a
+        failed login is reported at once with its reason, not as a pool timeout.
+        """
+        try:
+            psycopg.connect(url, connect_timeout=max(1, int(timeout))).close()
+        except psycopg.Error as error:
+            raise translate(error) from error
         pool: ConnectionPool[Any] = ConnectionPool(
             url,
             min_size=min_size,
@@ -119,7 +127,10 @@ class OutboxStore:
         return self
 
     def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()
 
@@ -153,7 +164,9 @@ class OutboxStore:
     def complete_batch(self, worker_id: str, outcomes: Sequence[Outcome]) -> list[CompletionResult]:
         """Record many outcomes in one statement; lost leases come back with lease_held=False."""
         columns = [_outcome_params(outcome) for outcome in outcomes]
-        params = {array: [column[field] for column in columns] for array, field in _OUTCOME_ARRAYS}
+        params: dict[str, object] = {
+            array: [column[field] for column in columns] for array, field in _OUTCOME_ARRAYS
+        }
         params["worker_id"] = worker_id
         return self._fetch("complete_batch", params, CompletionResult)
 

@@ -15,9 +15,10 @@ if TYPE_CHECKING:
     from outbox_db.records import Role
 
 
-
 def query_no_role(
-    url: str, statement: LiteralString, params: Sequence[object] | Mapping[str, object] | None = None
+    url: str,
+    statement: LiteralString,
+    params: Sequence[object] | Mapping[str, object] | None = None,
 ) -> list[tuple[Any, ...]]:
     """Run `statement` as the login user (the owner in tests); rows if it returns any."""
     return _run(url, None, statement, params)

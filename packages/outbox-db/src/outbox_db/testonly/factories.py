@@ -27,7 +27,9 @@ def make_request(**overrides: object) -> EnqueueRequest:
     return EnqueueRequest(**(fields | overrides))  # type: ignore[arg-type]
 
 
-def leased_item(store: OutboxStore, worker_id: str = "worker-1", lease_seconds: int = 30) -> ClaimedItem:
+def leased_item(
+    store: OutboxStore, worker_id: str = "worker-1", lease_seconds: int = 30
+) -> ClaimedItem:
     """Enqueue one new item and lease it to `worker_id`."""
     created = store.enqueue(make_request())
     (item,) = store.claim(worker_id, batch_size=1, lease_seconds=lease_seconds)

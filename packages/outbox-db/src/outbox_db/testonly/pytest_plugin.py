@@ -25,7 +25,7 @@ from outbox_db.records import Role
 from outbox_db.store import OutboxStore
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Generator, Iterator
 
 DB_FIXTURE: Final = "outbox_database"
 _passed_db_tests = pytest.StashKey[int]()
@@ -65,6 +65,7 @@ class Database:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    """Register --outbox-require-db."""
     parser.addoption(
         "--outbox-require-db",
         action="store_true",
@@ -73,10 +74,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """Start counting passed DB-backed tests."""
     config.stash[_passed_db_tests] = 0
 
 
 def pytest_report_header(config: pytest.Config) -> str:  # noqa: ARG001 - hook signature
+    """Name the PostgreSQL the proofs run on, with its version."""
     url = os.environ.get("DATABASE_URL")
     if url:
         with psycopg.connect(url) as connection:
@@ -90,7 +93,10 @@ def pytest_report_header(config: pytest.Config) -> str:  # noqa: ARG001 - hook s
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Count each DB-backed test whose call phase passed."""
     report: pytest.TestReport = yield
     if call.when == "call" and report.passed and DB_FIXTURE in getattr(item, "fixturenames", ()):
         item.config.stash[_passed_db_tests] += 1
@@ -98,6 +104,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail a --outbox-require-db run in which no DB-backed test passed."""
     passed = session.config.stash[_passed_db_tests]
     if session.config.getoption("--outbox-require-db") and passed == 0 and exitstatus == 0:
         session.config.get_terminal_writer().line(

@@ -1,0 +1,150 @@
+"""The gate and its steps, one nox session each; `nox -s gate` runs them in order.
+
+Every session installs the packages under packages/ (editable, so tests can reach the
+test-only helpers in the source tree) plus the pinned tool groups of the root pyproject.
+DB-backed sessions use DATABASE_URL, or start one embedded PostgreSQL for the session and
+stop it afterwards. GitHub Actions calls these same sessions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import nox
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["gate"]
+nox.needs_version = ">=2025.2.9"
+
+ROOT = Path(__file__).parent
+PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
+PACKAGES = sorted(str(path.parent) for path in ROOT.glob("packages/*/pyproject.toml"))
+TEST_ENV = {"OUTBOX_DB_TESTONLY": "1"}
+
+
+def install(session: nox.Session, group: str) -> None:
+    """The packages under development, editable, and one pinned tool group."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, group))
+    for package in PACKAGES:
+        session.install("-e", package)
+
+
+@contextlib.contextmanager
+def database(session: nox.Session) -> Iterator[str]:
+    """DATABASE_URL if set, else an embedded server for the duration of the block."""
+    if url := os.environ.get("DATABASE_URL"):
+        yield url
+        return
+    directory = Path(tempfile.mkdtemp(prefix="outbox-nox-"))
+    # Tests may trade durability for speed; benchmarks never do.
+    url = session.run("outbox-db", "embedded", "up", "--fast", "--dir", str(directory), silent=True)
+    try:
+        yield str(url).strip()
+    finally:
+        session.run("outbox-db", "embedded", "down", "--dir", str(directory))
+
+
+def run_lint(session: nox.Session) -> None:
+    """Lint and format check (ruff), mypy strict, and the import contracts."""
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy")
+    session.run("lint-imports")
+
+
+def run_unit(session: nox.Session) -> None:
+    """Tests that need no database."""
+    session.run(
+        "coverage",
+        "run",
+        "--data-file=.coverage.unit",
+        "-m",
+        "pytest",
+        *(f"{package}/tests/unit" for package in PACKAGES),
+        *session.posargs,
+        env=TEST_ENV,
+    )
+
+
+def run_integration(session: nox.Session) -> None:
+    """DB-backed proofs; fails, never skips, when no DB-backed test passed."""
+    with database(session) as url:
+        session.run(
+            "coverage",
+            "run",
+            "--data-file=.coverage.integration",
+            "-m",
+            "pytest",
+            "--outbox-require-db",
+            *(f"{package}/tests/integration" for package in PACKAGES),
+            *session.posargs,
+            env=TEST_ENV | {"DATABASE_URL": url},
+        )
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Step 0: ruff, mypy strict and import contracts."""
+    install(session, "lint")
+    run_lint(session)
+
+
+@nox.session
+def unit(session: nox.Session) -> None:
+    """Step 2: unit tests of every package."""
+    install(session, "test")
+    run_unit(session)
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    """Step 3: DB-backed proofs on DATABASE_URL or an embedded PostgreSQL."""
+    install(session, "test")
+    run_integration(session)
+
+
+STEPS: list[tuple[str, Callable[[nox.Session], None]]] = [
+    ("lint", run_lint),
+    ("unit", run_unit),
+    ("integration", run_integration),
+]
+
+
+@nox.session
+def gate(session: nox.Session) -> None:
+    """The ordered gate: every step runs; the gate fails if any step failed."""
+    install(session, "lint")
+    results: list[tuple[str, str, float]] = []
+    for name, step in STEPS:
+        started = time.monotonic()
+        try:
+            step(session)
+        except nox.command.CommandFailed:
+            results.append((name, "FAIL", time.monotonic() - started))
+        else:
+            results.append((name, "pass", time.monotonic() - started))
+    summary = "\n".join(
+        f"  {name:<12} {outcome:<5} {seconds:7.1f}s" for name, outcome, seconds in results
+    )
+    session.log(f"gate summary:\n{summary}")
+    failed = [name for name, outcome, _ in results if outcome == "FAIL"]
+    if failed:
+        session.error(f"gate failed: {', '.join(failed)}")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The outbox working on an embedded database: migrate, enqueue, claim, complete, status."""
+    install(session, "test")
+    with database(session) as url:
+        session.run("outbox-db", "migrate", "--url", url)
+        session.run("python", "examples/quickstart.py", "--url", url)
+        session.run("outbox-db", "status", "--url", url)

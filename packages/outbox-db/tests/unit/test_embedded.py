@@ -1,0 +1,46 @@
+"""Finding the PostgreSQL binaries and refusing to delete what is not an embedded server."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from outbox_db import EmbeddedServerError, embedded
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def test_configured_bindir_wins_when_it_holds_the_server_tools(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OUTBOX_PG_BINDIR names the binaries to use when it has initdb and pg_ctl."""
+    for tool in ("initdb", "pg_ctl"):
+        (tmp_path / tool).touch()
+    monkeypatch.setenv("OUTBOX_PG_BINDIR", str(tmp_path))
+
+    assert embedded.find_bindir() == tmp_path
+
+
+def test_missing_binaries_are_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no PostgreSQL anywhere, the error says what to install."""
+    monkeypatch.setenv("OUTBOX_PG_BINDIR", str(tmp_path))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(embedded, "DEBIAN_BINARIES", tmp_path / "absent")
+
+    with pytest.raises(EmbeddedServerError, match="install Debian's 'postgresql'"):
+        embedded.find_bindir()
+
+
+def test_stop_refuses_to_delete_a_directory_that_is_not_a_server(tmp_path: Path) -> None:
+    """`embedded down --dir ~` must never remove a home directory."""
+    (tmp_path / "precious.txt").write_text("keep me")
+    server = embedded.EmbeddedServer(directory=tmp_path, bindir=tmp_path, os_user=None)
+
+    with pytest.raises(EmbeddedServerError, match="refusing to delete"):
+        embedded.stop(server)
+
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
