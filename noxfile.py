@@ -148,3 +148,10 @@ def demo(session: nox.Session) -> None:
         session.run("outbox-db", "migrate", "--url", url)
         session.run("python", "examples/quickstart.py", "--url", url)
         session.run("outbox-db", "status", "--url", url)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks, outside the gate: figures next to a raw-SQL lower bound (`-- --quick` smoke)."""
+    install(session, "test")
+    session.run("python", "packages/outbox-db/benchmarks/enqueue_throughput.py", *session.posargs)

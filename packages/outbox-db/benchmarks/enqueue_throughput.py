@@ -1,0 +1,208 @@
+"""Enqueue throughput, one item per transaction, next to a raw-SQL lower bound in the same run.
+
+Four client processes enqueue items spread over 1,000 participants, each item in its own
+transaction, through OutboxStore.enqueue (the function with its validation, idempotency
+lookup and gapless per-participant sequence). The lower bound does the same physical writes
+by hand in the same number of transactions: bump the participant's sequence row and insert
+the pending row, without the function, its checks or the idempotency lookup. Each figure
+runs several times on a fresh clone of a migrated template; median and spread are printed
+and written as JSON lines under reports/bench/.
+
+The server must be durable (fsync and synchronous_commit on): the default embedded server
+is started that way; with DATABASE_URL the script reports the server's settings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import multiprocessing
+import statistics
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import click
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+from psycopg.types.json import Jsonb
+
+from outbox_db import EnqueueRequest, OutboxStore, embedded, migrate
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from multiprocessing.synchronize import Barrier
+
+PARTICIPANTS: Final = 1_000
+CLIENTS: Final = 4
+REPORTS: Final = Path("reports/bench")
+
+RAW_SEQUENCE: Final = """
+    INSERT INTO public.participant_outbox_sequences AS s (participant_id, next_sequence_id)
+    VALUES (%(participant_id)s, 2)
+    ON CONFLICT (participant_id) DO UPDATE SET next_sequence_id = s.next_sequence_id + 1
+    RETURNING s.next_sequence_id - 1
+"""
+RAW_PENDING: Final = """
+    INSERT INTO public.payment_outbox_pending (
+        outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type, payload)
+    VALUES (gen_random_uuid(), %(instruction_id)s, %(participant_id)s, %(sequence_id)s,
+        %(idempotency_key)s, %(rail_type)s, %(payload)s)
+"""
+
+
+def request(client: int, n: int) -> EnqueueRequest:
+    """The n-th item of a client; participants cycle so all 1,000 are used."""
+    return EnqueueRequest(
+        instruction_id=f"bench-{client}-{n}",
+        participant_id=f"participant-{(client + n * CLIENTS) % PARTICIPANTS}",
+        idempotency_key=f"bench-{client}-{n}/v1",
+        rail_type="rtp",
+        payload={"amount": "10.00", "currency": "USD", "creditor": f"acct-{n}"},
+    )
+
+
+def via_function(url: str, client: int, items: int, barrier: Barrier) -> None:
+    """One client of the measured path: OutboxStore.enqueue, one transaction per item."""
+    with OutboxStore.connect(url, min_size=1, max_size=1) as store:
+        barrier.wait()
+        for n in range(items):
+            store.enqueue(request(client, n))
+
+
+def raw_sql(url: str, client: int, items: int, barrier: Barrier) -> None:
+    """One client of the lower bound: the same writes by hand, one transaction per item."""
+    with psycopg.connect(url, autocommit=True) as connection:
+        barrier.wait()
+        for n in range(items):
+            item = request(client, n)
+            with connection.transaction():
+                row = connection.execute(
+                    RAW_SEQUENCE, {"participant_id": item.participant_id}
+                ).fetchone()
+                params = {
+                    "instruction_id": item.instruction_id,
+                    "participant_id": item.participant_id,
+                    "sequence_id": row[0] if row else None,
+                    "idempotency_key": item.idempotency_key,
+                    "rail_type": item.rail_type,
+                    "payload": Jsonb(dict(item.payload)),
+                }
+                connection.execute(RAW_PENDING, params)
+
+
+def measure(url: str, client_main: Callable[[str, int, int, Barrier], None], items: int) -> float:
+    """Items per second of CLIENTS processes, timed from the barrier to the last commit."""
+    per_client = items // CLIENTS
+    barrier = multiprocessing.Barrier(CLIENTS + 1)
+    workers = [
+        multiprocessing.Process(target=client_main, args=(url, client, per_client, barrier))
+        for client in range(CLIENTS)
+    ]
+    for worker in workers:
+        worker.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - started
+    if any(worker.exitcode for worker in workers):
+        msg = "a benchmark client failed"
+        raise click.ClickException(msg)
+    return per_client * CLIENTS / elapsed
+
+
+def clone(admin_url: str, template: str, name: str) -> str:
+    """A fresh database cloned from the migrated template."""
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        connection.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template)
+            )
+        )
+    return make_conninfo(admin_url, dbname=name)
+
+
+def durability(url: str) -> dict[str, Any]:
+    """The settings that decide whether per-commit figures are honest."""
+    with psycopg.connect(url) as connection:
+        rows = connection.execute(
+            "SELECT name, setting FROM pg_settings"
+            " WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', 'server_version')"
+        ).fetchall()
+    return dict(rows)
+
+
+@contextlib.contextmanager
+def server(url: str | None) -> Iterator[str]:
+    """DATABASE_URL's server, or a durable embedded one."""
+    if url:
+        yield url
+        return
+    with embedded.embedded_server(durable=True) as running:
+        yield running.url
+
+
+@click.command()
+@click.option(
+    "--url", envvar="DATABASE_URL", help="Server to use (default: a durable embedded one)."
+)
+@click.option("--items", default=10_000, show_default=True, help="Items per run.")
+@click.option("--runs", default=3, show_default=True, help="Runs per figure (median and spread).")
+@click.option("--quick", is_flag=True, help="One run at a tenth of the size (CI smoke).")
+def main(url: str | None, items: int, runs: int, *, quick: bool) -> None:
+    """Measure enqueue throughput (4 clients, 1,000 participants) against a raw-SQL lower bound."""
+    if quick:
+        items, runs = items // 10, 1
+    with server(url) as admin_url:
+        settings = durability(admin_url)
+        click.echo(f"server: {json.dumps(settings, sort_keys=True)}")
+        template = "outbox_bench_template"
+        migrate(clone(admin_url, "template1", template))
+        figures = {}
+        for label, client_main in (
+            ("raw_sql_lower_bound", raw_sql),
+            ("enqueue_function", via_function),
+        ):
+            rates = []
+            for run in range(runs):
+                rate = measure(clone(admin_url, template, "outbox_bench"), client_main, items)
+                click.echo(f"{label} run {run + 1}/{runs}: {rate:,.0f} items/s")
+                rates.append(rate)
+            figures[label] = rates
+        report(figures, items=items, settings=settings)
+
+
+def report(figures: dict[str, list[float]], *, items: int, settings: dict[str, Any]) -> None:
+    """A table on stdout and one JSON line per figure in reports/bench/enqueue.jsonl."""
+    bound = statistics.median(figures["raw_sql_lower_bound"])
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    lines = []
+    click.echo(f"\n{'figure':<22}{'median items/s':>16}{'spread':>18}{'vs bound':>10}")
+    for label, rates in figures.items():
+        median = statistics.median(rates)
+        spread = f"{min(rates):,.0f}-{max(rates):,.0f}"
+        click.echo(f"{label:<22}{median:>16,.0f}{spread:>18}{median / bound:>10.2f}")
+        lines.append(
+            json.dumps(
+                {
+                    "figure": f"enqueue_single_txn_{CLIENTS}_clients_{PARTICIPANTS}_participants",
+                    "variant": label,
+                    "items": items,
+                    "median_items_per_s": round(median, 1),
+                    "runs": [round(rate, 1) for rate in rates],
+                    "ratio_to_lower_bound": round(median / bound, 3),
+                    "server": settings,
+                },
+                sort_keys=True,
+            )
+        )
+    (REPORTS / "enqueue.jsonl").write_text("\n".join(lines) + "\n")
+    for line in lines:
+        click.echo(line)
+
+
+if __name__ == "__main__":
+    main()
