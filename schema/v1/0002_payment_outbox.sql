@@ -73,20 +73,18 @@ CREATE TABLE IF NOT EXISTS public.payment_outbox_attempts (
     UNIQUE (outbox_id, attempt_no)
 );
 
--- Sequences allocated before this schema may sit behind numbers already used; a new item
--- must never collide with history.
-UPDATE public.participant_outbox_sequences AS s
-SET next_sequence_id = used.max_sequence_id + 1
+-- Sequences allocated before this schema may sit behind numbers already used, or be missing
+-- for a participant with history; a new item must never collide with history.
+INSERT INTO public.participant_outbox_sequences AS s (participant_id, next_sequence_id)
+SELECT history.participant_id, pg_catalog.max(history.sequence_id) + 1
 FROM (
-    SELECT participant_id, pg_catalog.max(sequence_id) AS max_sequence_id
-    FROM (
-        SELECT participant_id, sequence_id FROM public.payment_outbox_pending
-        UNION ALL
-        SELECT participant_id, sequence_id FROM public.payment_outbox_attempts
-    ) AS history
-    GROUP BY participant_id
-) AS used
-WHERE used.participant_id = s.participant_id AND s.next_sequence_id <= used.max_sequence_id;
+    SELECT participant_id, sequence_id FROM public.payment_outbox_pending
+    UNION ALL
+    SELECT participant_id, sequence_id FROM public.payment_outbox_attempts
+) AS history
+GROUP BY history.participant_id
+ON CONFLICT (participant_id) DO UPDATE SET next_sequence_id = EXCLUDED.next_sequence_id
+WHERE s.next_sequence_id < EXCLUDED.next_sequence_id;
 
 ALTER TABLE public.participant_outbox_sequences
     ADD CONSTRAINT participant_outbox_sequences_next_positive CHECK (next_sequence_id >= 1);
@@ -172,8 +170,10 @@ ALTER TABLE public.payment_outbox_settings OWNER TO outbox_owner;
 ALTER TYPE public.outbox_attempt_state OWNER TO outbox_owner;
 ALTER FUNCTION public.deny_outbox_attempts_mutation() OWNER TO outbox_owner;
 
+-- Exactly the grants below, whatever an older schema had granted.
 REVOKE ALL ON public.participant_outbox_sequences, public.payment_outbox_pending,
-    public.payment_outbox_attempts, public.payment_outbox_settings FROM PUBLIC;
+    public.payment_outbox_attempts, public.payment_outbox_settings
+    FROM PUBLIC, symphony_executor, symphony_readonly, symphony_auditor;
 GRANT SELECT ON public.payment_outbox_pending, public.payment_outbox_attempts
     TO symphony_readonly, symphony_auditor;
 GRANT SELECT ON public.payment_outbox_settings TO symphony_auditor;

@@ -3,8 +3,11 @@
 -- payment_outbox_pending (due, scheduled, leased, expired leases, oldest due age); attempt
 -- figures from the ledger, aggregated in the same pass. Nothing here derives from the
 -- deprecated DISPATCHING state: in-flight is lease state.
--- Re-applied by the migrator whenever this file changes (a repeatable migration).
-CREATE OR REPLACE VIEW public.outbox_status_view AS
+-- Re-applied by the migrator whenever this file changes (a repeatable migration). Dropped
+-- first: CREATE OR REPLACE cannot drop or rename the columns of an older definition (the
+-- DISPATCHING era's view had DISPATCHING-derived ones).
+DROP VIEW IF EXISTS public.outbox_status_view;
+CREATE VIEW public.outbox_status_view AS
 SELECT
     s.rail_type,
     count(*) FILTER (

@@ -32,13 +32,18 @@ class Migration:
     """One schema file as shipped in this package."""
 
     name: str  # relative to schema/, e.g. "v1/0002_payment_outbox.sql"
-    text: str
+    content: bytes
     repeatable: bool
+
+    @property
+    def text(self) -> str:
+        """The SQL, as UTF-8 text."""
+        return self.content.decode("utf-8")
 
     @property
     def checksum(self) -> str:
         """SHA-256 of the file's bytes: the identity of what was applied."""
-        return hashlib.sha256(self.text.encode()).hexdigest()
+        return hashlib.sha256(self.content).hexdigest()
 
 
 @attrs.frozen
@@ -54,7 +59,7 @@ def load_migrations() -> list[Migration]:
     schema = resources.files("outbox_db").joinpath("schema")
     found = [
         Migration(
-            name=f"{folder}/{entry.name}", text=entry.read_text(), repeatable=folder == REPEATABLE
+            name=f"{folder}/{entry.name}", content=entry.read_bytes(), repeatable=folder == REPEATABLE
         )
         for folder in (VERSIONED, REPEATABLE)
         for entry in sorted(schema.joinpath(folder).iterdir(), key=lambda entry: entry.name)

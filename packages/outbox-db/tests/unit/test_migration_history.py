@@ -21,7 +21,7 @@ def test_shipped_files_come_versioned_in_order_then_repeatable() -> None:
 
 def test_an_edited_applied_file_is_refused() -> None:
     """A recorded checksum that no longer matches the shipped file stops the migration."""
-    shipped = [Migration(name="v1/0001_a.sql", text="SELECT 1;", repeatable=False)]
+    shipped = [Migration(name="v1/0001_a.sql", content=b"SELECT 1;", repeatable=False)]
 
     with pytest.raises(MigrationError, match=r"v1/0001_a\.sql"):
         _check_history({"v1/0001_a.sql": "0" * 64}, shipped)
@@ -29,7 +29,7 @@ def test_an_edited_applied_file_is_refused() -> None:
 
 def test_a_database_ahead_of_the_package_is_refused() -> None:
     """History naming a file this package does not ship means a newer release migrated it."""
-    shipped = [Migration(name="v1/0001_a.sql", text="SELECT 1;", repeatable=False)]
+    shipped = [Migration(name="v1/0001_a.sql", content=b"SELECT 1;", repeatable=False)]
 
     with pytest.raises(MigrationError, match=r"v1/0002_b\.sql"):
         _check_history({"v1/0002_b.sql": "0" * 64}, shipped)
@@ -38,7 +38,7 @@ def test_a_database_ahead_of_the_package_is_refused() -> None:
 def test_a_changed_repeatable_file_is_allowed() -> None:
     """Views are CREATE OR REPLACE definitions: a changed checksum means re-apply, not refuse."""
     shipped = [
-        Migration(name="views/v.sql", text="CREATE OR REPLACE VIEW v AS SELECT 2;", repeatable=True)
+        Migration(name="views/v.sql", content=b"CREATE OR REPLACE VIEW v AS SELECT 2;", repeatable=True)
     ]
 
     _check_history({"views/v.sql": "0" * 64}, shipped)
