@@ -59,7 +59,9 @@ def load_migrations() -> list[Migration]:
     schema = resources.files("outbox_db").joinpath("schema")
     found = [
         Migration(
-            name=f"{folder}/{entry.name}", content=entry.read_bytes(), repeatable=folder == REPEATABLE
+            name=f"{folder}/{entry.name}",
+            content=entry.read_bytes(),
+            repeatable=folder == REPEATABLE,
         )
         for folder in (VERSIONED, REPEATABLE)
         for entry in sorted(schema.joinpath(folder).iterdir(), key=lambda entry: entry.name)

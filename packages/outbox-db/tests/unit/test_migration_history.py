@@ -38,7 +38,9 @@ def test_a_database_ahead_of_the_package_is_refused() -> None:
 def test_a_changed_repeatable_file_is_allowed() -> None:
     """Views are CREATE OR REPLACE definitions: a changed checksum means re-apply, not refuse."""
     shipped = [
-        Migration(name="views/v.sql", content=b"CREATE OR REPLACE VIEW v AS SELECT 2;", repeatable=True)
+        Migration(
+            name="views/v.sql", content=b"CREATE OR REPLACE VIEW v AS SELECT 2;", repeatable=True
+        )
     ]
 
     _check_history({"views/v.sql": "0" * 64}, shipped)
