@@ -6,7 +6,7 @@
 -- Limits (documented in README; errors carry SQLSTATE 22023 and the argument's name in the
 -- error's COLUMN field; messages never echo values):
 --   identifiers (instruction_id, participant_id, idempotency_key, rail_type, worker_id):
---     non-blank, at most 255 characters
+--     not blank (any whitespace), no control characters, at most 255 characters
 --   payload: a JSON object of at most 1 MiB
 --   batch_size: 1..1000          lease_seconds: 1..3600
 --   retry_delay_seconds: 0..604800 (7 days)          latency_ms: >= 0
@@ -25,8 +25,11 @@ IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $function$
 BEGIN
-    IF p_value IS NULL OR btrim(p_value) = '' OR length(p_value) > 255 THEN
-        RAISE EXCEPTION '% must be a non-blank string of at most 255 characters', p_argument
+    -- Blank means whitespace of any kind; control characters have no place in an identifier.
+    IF p_value IS NULL OR p_value !~ '[^[:space:]]' OR p_value ~ '[[:cntrl:]]'
+        OR length(p_value) > 255 THEN
+        RAISE EXCEPTION '% must be a non-blank string of at most 255 characters, '
+            'without control characters', p_argument
             USING ERRCODE = '22023', COLUMN = p_argument;
     END IF;
 END

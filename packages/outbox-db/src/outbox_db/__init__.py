@@ -13,6 +13,7 @@ from outbox_db.errors import (
     OutboxDatabaseError,
     OutboxError,
     PermissionDenied,
+    RetryableConflict,
     TerminalAlreadyRecorded,
 )
 from outbox_db.migrate import MigrationReport, migrate
@@ -55,6 +56,7 @@ __all__ = [
     "PermissionDenied",
     "QueueStatus",
     "RepairedLease",
+    "RetryableConflict",
     "Role",
     "TerminalAlreadyRecorded",
     "migrate",

@@ -24,6 +24,7 @@ __all__ = [
     "OutboxDatabaseError",
     "OutboxError",
     "PermissionDenied",
+    "RetryableConflict",
     "TerminalAlreadyRecorded",
     "translate",
 ]
@@ -103,6 +104,12 @@ class ConstraintViolation(OutboxDatabaseError):
     summary = "constraint violated"
 
 
+class RetryableConflict(OutboxDatabaseError):
+    """40001 or 40P01: a serialization failure or deadlock; retry the whole transaction."""
+
+    summary = "concurrent transactions conflicted; retry the whole transaction"
+
+
 class DatabaseUnavailable(OutboxDatabaseError):
     """The connection failed or the server is shutting down; the operation may be retried."""
 
@@ -115,6 +122,8 @@ _BY_SQLSTATE: Final[dict[str, type[OutboxDatabaseError]]] = {
     "P7002": LeaseLost,
     "P7003": InvalidCompletionState,
     "42501": PermissionDenied,
+    "40001": RetryableConflict,
+    "40P01": RetryableConflict,
 }
 # Our own functions raise these with value-free messages; anything else gets the summary.
 _OWN_MESSAGES: Final = frozenset({"22023", "P7001", "P7002", "P7003"})

@@ -43,6 +43,12 @@ class Role(enum.StrEnum):
     AUDITOR = "symphony_auditor"
 
 
+def _require_mapping(field: attrs.Attribute[JsonObject], value: object) -> None:
+    if not isinstance(value, Mapping):
+        msg = f"{field.name} must be a mapping (a JSON object), not {type(value).__name__}"
+        raise TypeError(msg)
+
+
 def _optional_state(value: str | None) -> AttemptState | None:
     return None if value is None else AttemptState(value)
 
@@ -55,7 +61,10 @@ class EnqueueRequest:
     participant_id: str
     idempotency_key: str
     rail_type: str
-    payload: JsonObject
+    # A JSON object; anything else is a caller's bug, refused here before it reaches the wire.
+    payload: JsonObject = attrs.field(
+        validator=lambda _, field, value: _require_mapping(field, value)
+    )
 
 
 @attrs.frozen(kw_only=True)
