@@ -24,6 +24,10 @@ $roles$;
 -- allows only to members of the new owner.
 GRANT outbox_owner TO CURRENT_USER;
 GRANT USAGE, CREATE ON SCHEMA public TO outbox_owner;
+-- PostgreSQL 14 and databases upgraded from it let every role create in schema public. That
+-- lets a caller plant an overload of a function the SECURITY DEFINER code calls by name, and
+-- run it as outbox_owner (CVE-2018-1058); PostgreSQL 15 made this the default.
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 GRANT USAGE ON SCHEMA public TO symphony_executor, symphony_readonly, symphony_auditor;
 -- The migration history (created by the migrator before this file) is audit evidence.
 GRANT SELECT ON public.outbox_schema_migrations TO symphony_auditor;

@@ -35,8 +35,9 @@ BEGIN
 END
 $function$;
 
+-- Argument types match the callers' exactly, so no other overload could be a better match.
 CREATE FUNCTION public.outbox_require_range(
-    p_argument text, p_value bigint, p_low bigint, p_high bigint
+    p_argument text, p_value integer, p_low integer, p_high integer
 )
 RETURNS void
 LANGUAGE plpgsql
@@ -531,7 +532,7 @@ END
 $function$;
 
 ALTER FUNCTION public.outbox_require_text(text, text) OWNER TO outbox_owner;
-ALTER FUNCTION public.outbox_require_range(text, bigint, bigint, bigint) OWNER TO outbox_owner;
+ALTER FUNCTION public.outbox_require_range(text, integer, integer, integer) OWNER TO outbox_owner;
 ALTER FUNCTION public.enqueue_payment_outbox(text, text, text, text, jsonb)
     OWNER TO outbox_owner;
 ALTER FUNCTION public.claim_outbox_batch(integer, text, integer) OWNER TO outbox_owner;
@@ -547,7 +548,7 @@ ALTER FUNCTION public.repair_expired_leases(integer, text) OWNER TO outbox_owner
 
 REVOKE ALL ON FUNCTION
     public.outbox_require_text(text, text),
-    public.outbox_require_range(text, bigint, bigint, bigint),
+    public.outbox_require_range(text, integer, integer, integer),
     public.enqueue_payment_outbox(text, text, text, text, jsonb),
     public.claim_outbox_batch(integer, text, integer),
     public.complete_outbox_attempts(
