@@ -22,7 +22,7 @@ from outbox_db import (
     Outcome,
     Role,
 )
-from outbox_db.testonly import query_as, query_no_role
+from outbox_db.testonly import outbox_rows, query_as, query_no_role
 from outbox_db.testonly.factories import leased_item, make_request
 
 if TYPE_CHECKING:
@@ -36,16 +36,6 @@ MIB: Final = 1024 * 1024
 HELD_BY: Final = "worker-held"
 JSON_TRUE: Final = Jsonb(True)  # noqa: FBT003 - the JSON value true, not a flag
 
-# Everything the outbox functions may write, read as the owner in one snapshot.
-WRITTEN: LiteralString = """
-SELECT
-    (SELECT coalesce(jsonb_agg(to_jsonb(p) ORDER BY p.outbox_id), '[]')
-     FROM public.payment_outbox_pending AS p),
-    (SELECT coalesce(jsonb_agg(to_jsonb(a) ORDER BY a.attempt_id), '[]')
-     FROM public.payment_outbox_attempts AS a),
-    (SELECT coalesce(jsonb_agg(to_jsonb(s) ORDER BY s.participant_id), '[]')
-     FROM public.participant_outbox_sequences AS s)
-"""
 ENQUEUE_AS_EXECUTOR: LiteralString = (
     "SELECT * FROM public.enqueue_payment_outbox(%s, %s, %s, %s, %s::jsonb)"
 )
@@ -82,11 +72,6 @@ class Scene:
     def enqueue_sql(self, *arguments: object) -> object:
         """Call enqueue_payment_outbox as symphony_executor, bypassing the store's typing."""
         return query_as(self.url, Role.EXECUTOR, ENQUEUE_AS_EXECUTOR, list(arguments))
-
-
-def written(url: str) -> list[Any]:
-    """Pending rows, attempts and allocators, as the owner sees them."""
-    return list(query_no_role(url, WRITTEN)[0])
 
 
 @pytest.fixture
@@ -279,7 +264,7 @@ def test_bad_argument_is_refused_and_writes_nothing(
     scene: Scene, column: str, call: Callable[[Scene], object]
 ) -> None:
     """Every out-of-range or malformed argument raises 22023 naming it, and nothing changes."""
-    before = written(scene.url)
+    before = outbox_rows(scene.url)
 
     with pytest.raises(InvalidInput) as refused:
         call(scene)
@@ -288,7 +273,7 @@ def test_bad_argument_is_refused_and_writes_nothing(
     # The database names the refused argument in the error's COLUMN field.
     assert column == refused.value.__cause__.diag.column_name  # type: ignore[union-attr]
     assert TOO_LONG not in str(refused.value), "messages never echo the values they refuse"
-    assert before == written(scene.url)
+    assert before == outbox_rows(scene.url)
 
 
 @pytest.mark.parametrize(
@@ -331,13 +316,13 @@ def test_non_completion_state_is_refused_and_the_lease_is_still_held(
     scene: Scene, state: AttemptState, record: Callable[[Scene, AttemptState], object]
 ) -> None:
     """Completing with DISPATCHING or ZOMBIE_REQUEUE raises P7003; the worker keeps its lease."""
-    before = written(scene.url)
+    before = outbox_rows(scene.url)
 
     with pytest.raises(InvalidCompletionState) as refused:
         record(scene, state)
 
     assert refused.value.sqlstate == "P7003"
-    assert before == written(scene.url)
+    assert before == outbox_rows(scene.url)
     # Still held: the same lease records a real outcome.
     result = scene.store.complete(HELD_BY, scene.outcome(AttemptState.DISPATCHED))
     assert (result.lease_held, result.attempt_no, result.state) == (

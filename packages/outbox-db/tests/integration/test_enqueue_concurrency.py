@@ -27,7 +27,7 @@ from outbox_db import (
     Outcome,
     RetryableConflict,
 )
-from outbox_db.testonly import query_no_role
+from outbox_db.testonly import outbox_rows, query_no_role
 from outbox_db.testonly.factories import make_request
 
 if TYPE_CHECKING:
@@ -41,17 +41,6 @@ DISTINCT_KEY_ROUNDS: Final = 5
 # Long enough for 32 connections on a loaded machine; short enough that a lost thread fails
 # the test instead of hanging it.
 BARRIER_TIMEOUT_SECONDS: Final = 30.0
-
-# Everything enqueue may write, read as the owner in one snapshot.
-WRITTEN: LiteralString = """
-SELECT
-    (SELECT coalesce(jsonb_agg(to_jsonb(p) ORDER BY p.outbox_id), '[]')
-     FROM public.payment_outbox_pending AS p),
-    (SELECT coalesce(jsonb_agg(to_jsonb(a) ORDER BY a.attempt_id), '[]')
-     FROM public.payment_outbox_attempts AS a),
-    (SELECT coalesce(jsonb_agg(to_jsonb(s) ORDER BY s.participant_id), '[]')
-     FROM public.participant_outbox_sequences AS s)
-"""
 
 # The participant's allocator (1 when it has none yet) and every number its items hold.
 ALLOCATOR: LiteralString = """
@@ -141,11 +130,6 @@ def results_of(calls: Sequence[Call]) -> list[EnqueueResult]:
         f"every caller must have its own connection\n{report(calls)}"
     )
     return [call.result for call in calls if call.result is not None]
-
-
-def written(url: str) -> list[Any]:
-    """Pending rows, attempts and allocators, as the owner sees them."""
-    return list(query_no_role(url, WRITTEN)[0])
 
 
 def pending_for(url: str, request: EnqueueRequest) -> list[tuple[Any, ...]]:
@@ -261,7 +245,7 @@ def test_replay_after_completion_returns_the_item_and_writes_nothing(
     original = outbox_store.enqueue(request)
     complete_only_item(outbox_store, state)
     assert pending_for(outbox_database.url, request) == []
-    before = written(outbox_database.url)
+    before = outbox_rows(outbox_database.url)
 
     replay = outbox_store.enqueue(request)
 
@@ -269,7 +253,7 @@ def test_replay_after_completion_returns_the_item_and_writes_nothing(
         outbox_id=original.outbox_id, sequence_id=original.sequence_id, created=False
     )
     assert expected == replay
-    assert before == written(outbox_database.url)
+    assert before == outbox_rows(outbox_database.url)
 
 
 def test_replay_with_the_same_payload_in_another_key_order_is_the_same_request(
@@ -307,13 +291,13 @@ def test_replay_with_a_different_request_is_a_conflict_and_writes_nothing(
     outbox_store.enqueue(request)
     if completed:
         complete_only_item(outbox_store, AttemptState.DISPATCHED)
-    before = written(outbox_database.url)
+    before = outbox_rows(outbox_database.url)
 
     with pytest.raises(IdempotencyConflict) as conflict:
         outbox_store.enqueue(attrs.evolve(request, **change))
 
     assert conflict.value.sqlstate == "P7001"
-    assert before == written(outbox_database.url)
+    assert before == outbox_rows(outbox_database.url)
 
 
 @pytest.fixture
@@ -369,7 +353,7 @@ def test_rolled_back_service_transaction_leaves_no_item_and_burns_no_number(
     for _ in range(history):
         outbox_store.enqueue(make_request(participant_id="participant-r"))
     request = make_request(participant_id="participant-r")
-    before = written(url)
+    before = outbox_rows(url)
 
     with pytest.raises(ServiceFailedError) as failed:
         place_order(outbox_store, request, fail=True)
@@ -378,7 +362,7 @@ def test_rolled_back_service_transaction_leaves_no_item_and_burns_no_number(
     assert doomed.sequence_id == history + 1
     assert orders(url) == []
     assert pending_for(url, request) == []
-    assert before == written(url)
+    assert before == outbox_rows(url)
     following = outbox_store.enqueue(make_request(participant_id="participant-r"))
     assert doomed.sequence_id == following.sequence_id
     assert_no_number_burned(url, "participant-r")
@@ -407,7 +391,9 @@ def test_join_refuses_an_autocommit_connection_outside_a_transaction(
     with psycopg.connect(outbox_database.url, autocommit=True) as connection:
         with pytest.raises(OutboxError, match="inside a transaction"):
             OutboxTransaction.join(connection)
-        assert written(outbox_database.url)[0] == []
+        assert [
+            row for row in outbox_rows(outbox_database.url) if row[0] != "payment_outbox_settings"
+        ] == []
 
 
 def test_join_shares_the_service_transaction(outbox_database: Database) -> None:

@@ -23,7 +23,7 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 from outbox_db import AttemptState, LeaseLost, Outcome, PermissionDenied, Role
-from outbox_db.testonly import query_as, query_no_role
+from outbox_db.testonly import outbox_rows, query_as, query_no_role
 from outbox_db.testonly.factories import leased_item, make_request
 
 if TYPE_CHECKING:
@@ -122,23 +122,6 @@ RELATIONS: Final[dict[str, LiteralString]] = {
     "payment_outbox_settings": "SELECT * FROM public.payment_outbox_settings",
     "outbox_status_view": "SELECT * FROM public.outbox_status_view",
 }
-
-# Every row of every outbox table with its xmin: any write, even one that rewrites a row with
-# the same values, shows up as a difference.
-SNAPSHOT: Final = """
-SELECT 'participant_outbox_sequences', s.xmin::text, to_jsonb(s)::text
-FROM public.participant_outbox_sequences AS s
-UNION ALL
-SELECT 'payment_outbox_pending', p.xmin::text, to_jsonb(p)::text
-FROM public.payment_outbox_pending AS p
-UNION ALL
-SELECT 'payment_outbox_attempts', a.xmin::text, to_jsonb(a)::text
-FROM public.payment_outbox_attempts AS a
-UNION ALL
-SELECT 'payment_outbox_settings', st.xmin::text, to_jsonb(st)::text
-FROM public.payment_outbox_settings AS st
-ORDER BY 1, 2, 3
-"""
 
 FUNCTION_CATALOG: Final = """
 SELECT p.proname::text, p.prosecdef, p.proconfig, p.proacl::text[],
@@ -270,11 +253,6 @@ class ThrowawayRole:
 Row = tuple[object, ...]
 
 
-def snapshot(url: str) -> list[Row]:
-    """Every row of every outbox table, with the transaction that last wrote it."""
-    return query_no_role(url, SNAPSHOT)
-
-
 def db_now(url: str) -> datetime:
     """The database clock, read as the owner in a session nobody tampered with."""
     ((now,),) = query_no_role(url, "SELECT pg_catalog.now()")
@@ -323,7 +301,7 @@ def seeded(outbox_database: Database, outbox_store: OutboxStore) -> list[Row]:
         [expired.outbox_id],
     )
     outbox_store.enqueue(make_request())
-    rows = snapshot(outbox_database.url)
+    rows = outbox_rows(outbox_database.url, versions=True)
     assert tables_in(rows) == set(WRITES), "every table must hold a row a write could change"
     return rows
 
@@ -388,7 +366,7 @@ def test_runtime_roles_cannot_write_outbox_tables_directly(
 
     assert refused.value.sqlstate == "42501"
     assert driver_message(refused.value) == f"permission denied for table {table}"
-    assert snapshot(outbox_database.url) == seeded
+    assert outbox_rows(outbox_database.url, versions=True) == seeded
 
 
 @pytest.mark.parametrize(
@@ -412,7 +390,7 @@ def test_readers_cannot_execute_outbox_functions(
 
     assert refused.value.sqlstate == "42501"
     assert driver_message(refused.value) == f"permission denied for function {function}"
-    assert snapshot(outbox_database.url) == seeded
+    assert outbox_rows(outbox_database.url, versions=True) == seeded
 
 
 @pytest.mark.usefixtures("seeded")
@@ -445,7 +423,7 @@ def test_public_cannot_execute_outbox_functions(
 
     assert refused.value.sqlstate == "42501"
     assert driver_message(refused.value) == f"permission denied for function {function}"
-    assert snapshot(outbox_database.url) == seeded
+    assert outbox_rows(outbox_database.url, versions=True) == seeded
 
 
 @pytest.mark.usefixtures("seeded")
@@ -677,7 +655,7 @@ def test_hijacked_completion_still_checks_the_lease(
 ) -> None:
     """With the caller's search_path hijacked, a wrong token or worker still gets P7002."""
     item = leased_item(outbox_store)
-    untouched = snapshot(outbox_database.url)
+    untouched = outbox_rows(outbox_database.url, versions=True)
 
     for token, worker in ((uuid.uuid4(), "worker-1"), (item.lease_token, "worker-2")):
         with pytest.raises(LeaseLost) as lost:
@@ -685,7 +663,7 @@ def test_hijacked_completion_still_checks_the_lease(
                 attacker.hijacked_url, attacker.name, COMPLETE, [item.outbox_id, token, worker]
             )
         assert lost.value.sqlstate == "P7002"
-    assert snapshot(outbox_database.url) == untouched
+    assert outbox_rows(outbox_database.url, versions=True) == untouched
 
     before = db_now(outbox_database.url)
     done = query_as(

@@ -15,6 +15,32 @@ if TYPE_CHECKING:
     from outbox_db.records import Role
 
 
+# Every row of every outbox table, as JSON, optionally with the transaction that last wrote it
+# (xmin): with versions, even a write that leaves the same values shows up as a difference.
+_OUTBOX_ROWS: LiteralString = """
+SELECT r.tbl, CASE WHEN %(versions)s THEN r.xmin::text END AS version, r.row_json
+FROM (
+    SELECT 'participant_outbox_sequences' AS tbl, s.xmin, to_jsonb(s)::text AS row_json
+    FROM public.participant_outbox_sequences AS s
+    UNION ALL
+    SELECT 'payment_outbox_pending', p.xmin, to_jsonb(p)::text
+    FROM public.payment_outbox_pending AS p
+    UNION ALL
+    SELECT 'payment_outbox_attempts', a.xmin, to_jsonb(a)::text
+    FROM public.payment_outbox_attempts AS a
+    UNION ALL
+    SELECT 'payment_outbox_settings', st.xmin, to_jsonb(st)::text
+    FROM public.payment_outbox_settings AS st
+) AS r
+ORDER BY 1, 3, 2
+"""
+
+
+def outbox_rows(url: str, *, versions: bool = False) -> list[tuple[Any, ...]]:
+    """Every row of the four outbox tables, in a stable order, to compare before and after."""
+    return _run(url, None, _OUTBOX_ROWS, {"versions": versions})
+
+
 def query_no_role(
     url: str,
     statement: LiteralString,
