@@ -18,16 +18,18 @@ from rich.table import Table
 from outbox_db import embedded
 from outbox_db.errors import OutboxError
 from outbox_db.migrate import migrate
-from outbox_db.records import Role
+from outbox_db.records import QueueStatus, Role
 from outbox_db.store import OutboxStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from outbox_db.records import QueueStatus
 
 DEFAULT_EMBEDDED_DIR: Final = Path(tempfile.gettempdir()) / f"outbox-embedded-{os.getuid()}"
 URL_HELP: Final = "PostgreSQL URL (default: $DATABASE_URL). Its password is never printed."
+STATUS_FIGURES: Final = [
+    field.name for field in attrs.fields(QueueStatus) if field.name != "rail_type"
+]
 
 url_option = click.option("--url", envvar="DATABASE_URL", required=True, help=URL_HELP)
 dir_option = click.option(
@@ -92,14 +94,16 @@ def _print_status(rows: Sequence[QueueStatus], *, as_json: bool) -> None:
         for row in rows:
             click.echo(json.dumps(attrs.asdict(row), sort_keys=True))
         return
+    # One column per rail (the total first), one row per figure: fits any terminal width.
     table = Table(title="outbox status")
-    fields = [field.name for field in attrs.fields(type(rows[0]))] if rows else []
-    for name in fields:
-        table.add_column(name.removesuffix("_count").replace("_", " "), justify="right")
+    table.add_column("")
     for row in rows:
-        values = attrs.asdict(row)
-        values["rail_type"] = values["rail_type"] or "(all)"
-        table.add_row(*(_cell(values[name]) for name in fields))
+        table.add_column(row.rail_type or "all rails", justify="right")
+    columns = [attrs.asdict(row) for row in rows]
+    for name in STATUS_FIGURES:
+        table.add_row(
+            name.removesuffix("_count").replace("_", " "), *(_cell(c[name]) for c in columns)
+        )
     Console().print(table)
 
 

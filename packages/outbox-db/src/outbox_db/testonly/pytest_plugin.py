@@ -20,6 +20,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pytest_postgresql.janitor import DatabaseJanitor
 
 from outbox_db import embedded
+from outbox_db.errors import EmbeddedServerError
 from outbox_db.migrate import migrate
 from outbox_db.records import Role
 from outbox_db.store import OutboxStore
@@ -85,7 +86,10 @@ def pytest_report_header(config: pytest.Config) -> str:  # noqa: ARG001 - hook s
         with psycopg.connect(url) as connection:
             version = connection.execute("SHOW server_version").fetchone()
         return f"outbox: PostgreSQL {version[0] if version else '?'} from DATABASE_URL"
-    postgres = embedded.find_bindir() / "postgres"
+    try:
+        postgres = embedded.find_bindir() / "postgres"
+    except EmbeddedServerError as missing:
+        return f"outbox: {missing}"
     version_text = subprocess.run(  # noqa: S603 - the server binary's own --version
         [str(postgres), "--version"], capture_output=True, text=True, check=False
     ).stdout.strip()
