@@ -30,6 +30,11 @@ PACKAGES = sorted(str(path.parent) for path in ROOT.glob("packages/*/pyproject.t
 TEST_ENV = {"OUTBOX_DB_TESTONLY": "1"}
 
 
+def tests_of(tier: str) -> list[str]:
+    """The packages' test folders of one tier ("unit" or "integration") that exist."""
+    return [f"{pkg}/tests/{tier}" for pkg in PACKAGES if Path(pkg, "tests", tier).is_dir()]
+
+
 def install(session: nox.Session, group: str) -> None:
     """The packages under development, editable, and one pinned tool group."""
     session.install(*nox.project.dependency_groups(PYPROJECT, group))
@@ -60,6 +65,19 @@ def run_lint(session: nox.Session) -> None:
     session.run("lint-imports")
 
 
+def run_guardrails(session: nox.Session) -> None:
+    """The static guardrails, enforced, with JSON and SARIF for the evidence bundle."""
+    session.run(
+        "outbox-guardrails",
+        "check",
+        "--json",
+        "reports/guardrails/guardrails.json",
+        "--sarif",
+        "reports/guardrails/guardrails.sarif",
+        env={"ENFORCE_NO_DB_QUERY": "1"},
+    )
+
+
 def run_unit(session: nox.Session) -> None:
     """Tests that need no database."""
     session.run(
@@ -68,7 +86,7 @@ def run_unit(session: nox.Session) -> None:
         "--data-file=.coverage.unit",
         "-m",
         "pytest",
-        *(f"{package}/tests/unit" for package in PACKAGES),
+        *tests_of("unit"),
         *session.posargs,
         env=TEST_ENV,
     )
@@ -84,7 +102,7 @@ def run_integration(session: nox.Session) -> None:
             "-m",
             "pytest",
             "--outbox-require-db",
-            *(f"{package}/tests/integration" for package in PACKAGES),
+            *tests_of("integration"),
             *session.posargs,
             env=TEST_ENV | {"DATABASE_URL": url},
         )
@@ -95,6 +113,13 @@ def lint(session: nox.Session) -> None:
     """Step 0: ruff, mypy strict and import contracts."""
     install(session, "lint")
     run_lint(session)
+
+
+@nox.session
+def guardrails(session: nox.Session) -> None:
+    """Step 1: the static guardrails with ENFORCE_NO_DB_QUERY=1 (no database needed)."""
+    install(session, "test")
+    run_guardrails(session)
 
 
 @nox.session
@@ -113,6 +138,7 @@ def integration(session: nox.Session) -> None:
 
 STEPS: list[tuple[str, Callable[[nox.Session], None]]] = [
     ("lint", run_lint),
+    ("guardrails", run_guardrails),
     ("unit", run_unit),
     ("integration", run_integration),
 ]

@@ -1,0 +1,50 @@
+"""Helpers the rules share: walking SQL syntax trees and naming relations."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pglast.visitors import Visitor
+
+from outbox_guardrails.model import Finding
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from pglast import ast as sql_ast
+
+    from outbox_guardrails.model import Rule
+    from outbox_guardrails.sources import SourceFile
+
+__all__ = ["finding", "relation_name", "walk"]
+
+
+def finding(
+    rule: Rule, source: SourceFile, line: int, column: int = 1, detail: str = ""
+) -> Finding:
+    """A finding of `rule` at `line` of `source`, with that line as its snippet."""
+    return Finding(
+        path=source.path,
+        line=line,
+        column=column,
+        rule_id=rule.id,
+        snippet=source.line(line),
+        detail=detail,
+    )
+
+
+def walk(node: sql_ast.Node) -> Iterator[sql_ast.Node]:
+    """Every node under (and including) `node`, CTEs and subqueries included."""
+    collected: list[sql_ast.Node] = []
+
+    class _Collect(Visitor):
+        def visit(self, _ancestors: object, visited: sql_ast.Node) -> None:
+            collected.append(visited)
+
+    _Collect()(node)
+    yield from collected
+
+
+def relation_name(relation: sql_ast.RangeVar | None) -> str:
+    """The unqualified, lower-case name of a table reference ("" when absent)."""
+    return (relation.relname or "").lower() if relation is not None else ""
