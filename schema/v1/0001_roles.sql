@@ -6,6 +6,13 @@
 --   symphony_auditor   reads what readonly reads, plus settings and migration history
 -- Roles are cluster-wide, so creation tolerates a role another database already made.
 
+-- The whole file runs in one transaction (the migrator's): names resolve only in pg_catalog
+-- unless schema-qualified, a lock wait gives up instead of queueing the database behind it,
+-- and no statement runs unbounded.
+SET LOCAL search_path = pg_catalog, pg_temp;
+SET LOCAL lock_timeout = '5s';
+SET LOCAL statement_timeout = '30min';
+
 DO $roles$
 DECLARE
     role_name text;

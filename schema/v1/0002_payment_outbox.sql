@@ -5,6 +5,13 @@
 -- DISPATCHING-era schema (same tables, no lease columns, ix_attempts_dispatching_age, old
 -- DISPATCHING rows) it adds what is missing and keeps every historical row.
 
+-- The whole file runs in one transaction (the migrator's): names resolve only in pg_catalog
+-- unless schema-qualified, a lock wait gives up instead of queueing the database behind it,
+-- and no statement runs unbounded.
+SET LOCAL search_path = pg_catalog, pg_temp;
+SET LOCAL lock_timeout = '5s';
+SET LOCAL statement_timeout = '30min';
+
 -- Attempt outcomes as persisted in the ledger.
 --   DISPATCHING     historical reads only. The lease on payment_outbox_pending is the
 --                   in-flight state now; inserting DISPATCHING is refused by the CHECK
@@ -31,11 +38,13 @@ COMMENT ON TYPE public.outbox_attempt_state IS
     'by CHECK payment_outbox_attempts_no_dispatching_insert; in-flight is lease state on '
     'payment_outbox_pending. ZOMBIE_REQUEUE is the persisted name of a lease-repair requeue.';
 
+-- guardrails: allow OBX008 -- adopts the DISPATCHING-era table (DESIGN 3); nobody but the outbox roles can create in public (0001)
 CREATE TABLE IF NOT EXISTS public.participant_outbox_sequences (
     participant_id text PRIMARY KEY,
     next_sequence_id bigint NOT NULL
 );
 
+-- guardrails: allow OBX008 -- adopts the DISPATCHING-era table (DESIGN 3); nobody but the outbox roles can create in public (0001)
 CREATE TABLE IF NOT EXISTS public.payment_outbox_pending (
     outbox_id uuid PRIMARY KEY,
     instruction_id text NOT NULL,
@@ -51,6 +60,7 @@ CREATE TABLE IF NOT EXISTS public.payment_outbox_pending (
     UNIQUE (participant_id, sequence_id)
 );
 
+-- guardrails: allow OBX008 -- adopts the DISPATCHING-era table (DESIGN 3); nobody but the outbox roles can create in public (0001)
 CREATE TABLE IF NOT EXISTS public.payment_outbox_attempts (
     attempt_id uuid PRIMARY KEY,
     outbox_id uuid NOT NULL,
@@ -110,10 +120,10 @@ ALTER TABLE public.payment_outbox_pending
 
 -- Claim scans unleased rows by due time; the partial index keeps that cost independent of
 -- how many leased rows the queue holds.
-CREATE INDEX IF NOT EXISTS payment_outbox_pending_due
+CREATE INDEX payment_outbox_pending_due
     ON public.payment_outbox_pending (next_attempt_at) WHERE claimed_by IS NULL;
 -- Lease repair looks only at leased rows, oldest expiry first.
-CREATE INDEX IF NOT EXISTS payment_outbox_pending_lease_expiry
+CREATE INDEX payment_outbox_pending_lease_expiry
     ON public.payment_outbox_pending (lease_expires_at) WHERE lease_expires_at IS NOT NULL;
 
 ALTER TABLE public.payment_outbox_attempts
@@ -125,20 +135,21 @@ ALTER TABLE public.payment_outbox_attempts
     ) NOT VALID;
 
 -- The DISPATCHING-era age index is obsolete: in-flight is lease state now.
+-- guardrails: allow OBX009 -- CONCURRENTLY cannot run in the migration transaction, which already locks the ledger (ALTER TABLE above)
 DROP INDEX IF EXISTS public.ix_attempts_dispatching_age;
 
 -- At most one terminal outcome per item, whatever the workers do.
-CREATE UNIQUE INDEX IF NOT EXISTS payment_outbox_attempts_one_terminal_per_outbox
+CREATE UNIQUE INDEX payment_outbox_attempts_one_terminal_per_outbox
     ON public.payment_outbox_attempts (outbox_id)
     WHERE state IN ('DISPATCHED', 'FAILED');
 -- Enqueue finds a completed item by its key here, so a replay after completion returns it.
-CREATE INDEX IF NOT EXISTS payment_outbox_attempts_terminal_by_key
+CREATE INDEX payment_outbox_attempts_terminal_by_key
     ON public.payment_outbox_attempts (instruction_id, idempotency_key)
     WHERE state IN ('DISPATCHED', 'FAILED');
 
 -- The ledger is append-only: UPDATE, DELETE and TRUNCATE are refused for everyone,
 -- owner included, with SQLSTATE P0001 and this function named in the error context.
-CREATE OR REPLACE FUNCTION public.deny_outbox_attempts_mutation()
+CREATE FUNCTION public.deny_outbox_attempts_mutation()
 RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp

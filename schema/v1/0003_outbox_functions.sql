@@ -14,8 +14,17 @@
 -- Other SQLSTATEs: P7001 idempotency conflict, P7002 lease not held, P7003 not a completion
 -- state.
 
+-- The whole file runs in one transaction (the migrator's): names resolve only in pg_catalog
+-- unless schema-qualified, a lock wait gives up instead of queueing the database behind it,
+-- and no statement runs unbounded.
+SET LOCAL search_path = pg_catalog, pg_temp;
+SET LOCAL lock_timeout = '5s';
+SET LOCAL statement_timeout = '30min';
+
 -- The DISPATCHING-era functions: claim deleted the pending row and wrote DISPATCHING.
+-- guardrails: allow OBX009 -- the old enqueue returned uuid; a new return type needs drop and create
 DROP FUNCTION IF EXISTS public.enqueue_payment_outbox(text, text, text, text, jsonb);
+-- guardrails: allow OBX009 -- the delete-on-claim claim must not survive; old relayers are stopped (0004)
 DROP FUNCTION IF EXISTS public.claim_outbox_batch(integer, text);
 
 CREATE FUNCTION public.outbox_require_text(p_argument text, p_value text)

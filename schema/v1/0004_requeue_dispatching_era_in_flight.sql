@@ -10,6 +10,13 @@
 -- Migrate with the DISPATCHING-era relayers stopped. On a database without such items (every
 -- new one) this changes nothing.
 
+-- The whole file runs in one transaction (the migrator's): names resolve only in pg_catalog
+-- unless schema-qualified, a lock wait gives up instead of queueing the database behind it,
+-- and no statement runs unbounded.
+SET LOCAL search_path = pg_catalog, pg_temp;
+SET LOCAL lock_timeout = '5s';
+SET LOCAL statement_timeout = '30min';
+
 WITH last_attempt AS (
     SELECT DISTINCT ON (a.outbox_id)
         a.outbox_id, a.instruction_id, a.participant_id, a.sequence_id, a.idempotency_key,

@@ -6,6 +6,13 @@
 -- Re-applied by the migrator whenever this file changes (a repeatable migration). Dropped
 -- first: CREATE OR REPLACE cannot drop or rename the columns of an older definition (the
 -- DISPATCHING era's view had DISPATCHING-derived ones).
+-- The whole file runs in one transaction (the migrator's): names resolve only in pg_catalog
+-- unless schema-qualified, a lock wait gives up instead of queueing the database behind it,
+-- and no statement runs unbounded.
+SET LOCAL search_path = pg_catalog, pg_temp;
+SET LOCAL lock_timeout = '5s';
+SET LOCAL statement_timeout = '30min';
+
 DROP VIEW IF EXISTS public.outbox_status_view;
 CREATE VIEW public.outbox_status_view AS
 SELECT

@@ -3,7 +3,8 @@
 Versioned files (``schema/v1/NNNN_*.sql``) run once each, in their own transaction, and are
 recorded with a SHA-256 checksum in ``outbox_schema_migrations``. Repeatable files
 (``schema/views/*.sql``: CREATE OR REPLACE definitions) run after them whenever their
-checksum changed. An advisory lock keeps two migrators of one database apart.
+checksum changed. An advisory lock keeps two migrators of one database apart, and each file
+runs with search_path pinned to pg_catalog, so every outbox object is named with its schema.
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ def _apply_pending(
     pending = [m for m in migrations if applied.get(m.name) != m.checksum]
     for migration in pending:
         with connection.transaction():
+            connection.execute(QUERIES["migration_search_path"])
             # Shipped package data, reviewed like code: literal by construction.
             connection.execute(cast("LiteralString", migration.text))  # type: ignore[redundant-cast]
             record = {"filename": migration.name, "checksum": migration.checksum}

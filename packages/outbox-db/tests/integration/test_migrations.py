@@ -340,6 +340,7 @@ def test_dispatching_insert_is_refused_by_a_not_valid_check_after_legacy_migrati
     with pytest.raises(ConstraintViolation) as refused:
         query_no_role(
             legacy_database,
+            # guardrails: allow OBX006 -- the proof that the database refuses this insert (23514)
             "INSERT INTO public.payment_outbox_attempts (outbox_id, instruction_id, "
             "participant_id, sequence_id, idempotency_key, rail_type, payload, attempt_no, "
             "state, claimed_at, worker_id) "

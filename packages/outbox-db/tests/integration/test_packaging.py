@@ -33,7 +33,7 @@ def uv() -> str:
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run a command, failing the test with its output if it fails."""
-    result = subprocess.run(args, capture_output=True, text=True, check=False, env=env)  # noqa: S603
+    result = subprocess.run(args, capture_output=True, text=True, check=False, env=env)
     assert result.returncode == 0, f"{args[0]} failed:\n{result.stdout}\n{result.stderr}"
     return result
 
@@ -100,7 +100,7 @@ def test_installed_wheel_alone_migrates_an_empty_database(
 def test_installed_wheel_cannot_import_the_escape_hatch(installed: Path) -> None:
     """Even with the test variable set, the production install has no outbox_db.testonly."""
     env = {**os.environ, "OUTBOX_DB_TESTONLY": "1"}
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         [str(installed / "python"), "-c", "import outbox_db.testonly"],
         capture_output=True,
         text=True,

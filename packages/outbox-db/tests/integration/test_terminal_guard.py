@@ -74,6 +74,7 @@ def test_dispatching_insert_is_refused_by_the_database(
     outbox_store.complete("worker-1", Outcome(lease=item.lease, state=AttemptState.RETRYABLE))
 
     with pytest.raises(ConstraintViolation) as refused:
+        # guardrails: allow OBX006 -- the proof that the database refuses this insert (23514)
         query_no_role(outbox_database.url, COPY_ATTEMPT, ["DISPATCHING", item.outbox_id])
 
     assert refused.value.sqlstate == "23514"

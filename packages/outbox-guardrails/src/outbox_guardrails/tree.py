@@ -27,7 +27,8 @@ __all__ = ["PythonModule", "SqlStatement", "Tree", "sql_statements_in"]
 # A literal is tried as SQL only when it starts like a statement.
 _SQL_START: Final = re.compile(
     r"^\s*(SELECT|INSERT|UPDATE|DELETE|WITH|CREATE|ALTER|DROP|SET|RESET|GRANT|REVOKE|TRUNCATE|DO|CALL|"
-    r"BEGIN|COMMIT|ROLLBACK|EXPLAIN|COPY|LOCK|VALUES)\b",
+    r"BEGIN|COMMIT|ROLLBACK|EXPLAIN|COPY|LOCK|VALUES|MERGE|SHOW|ANALYZE|VACUUM|NOTIFY|LISTEN|"
+    r"PREPARE|EXECUTE|REFRESH|COMMENT)\b",
     re.IGNORECASE,
 )
 _PSYCOPG_NAMED: Final = re.compile(r"%\((\w+)\)s")
@@ -115,6 +116,7 @@ def sql_statements_in(
         yield SqlStatement(source=source, line=line, node=raw.stmt, origin=origin)
         end = (raw.stmt_location or 0) + raw.stmt_len if raw.stmt_len else len(text)
         yield from _plpgsql_statements(source, raw.stmt, text[start:end], line)
+        yield from _sql_body_statements(source, raw.stmt, text[start:end], line, origin)
 
 
 def _plpgsql_statements(
@@ -146,13 +148,42 @@ def _plpgsql_statements(
             break
 
 
+def _sql_body_statements(
+    source: SourceFile, statement: sql_ast.Node, whole: str, line: int, origin: str
+) -> Iterator[SqlStatement]:
+    """Statements of a LANGUAGE sql function's body (`whole`, at `line`), at their own lines."""
+    if not isinstance(statement, sql_ast.CreateFunctionStmt) or _language(statement) != "sql":
+        return
+    body = next(
+        (
+            o.arg[0].sval
+            for o in statement.options or ()
+            if isinstance(o, sql_ast.DefElem)
+            and o.defname == "as"
+            and isinstance(o.arg, (list, tuple))
+        ),
+        None,
+    )
+    if body and (offset := whole.find(body)) >= 0:
+        yield from sql_statements_in(
+            source, body, first_line=line + whole.count("\n", 0, offset), origin=origin
+        )
+
+
+def _language(statement: sql_ast.Node) -> str | None:
+    options = getattr(statement, "options", None) or ()
+    return next(
+        (
+            getattr(o.arg, "sval", None)
+            for o in options
+            if isinstance(o, sql_ast.DefElem) and o.defname == "language"
+        ),
+        None,
+    )
+
+
 def _is_plpgsql(statement: sql_ast.Node) -> bool:
-    options = getattr(statement, "options", None) or getattr(statement, "args", None) or ()
-    language = "plpgsql" if isinstance(statement, sql_ast.DoStmt) else None
-    for option in options:
-        if isinstance(option, sql_ast.DefElem) and option.defname == "language":
-            language = getattr(option.arg, "sval", None)
-    return language == "plpgsql"
+    return isinstance(statement, sql_ast.DoStmt) or _language(statement) == "plpgsql"
 
 
 def _do_as_function(statement: sql_ast.DoStmt) -> str:

@@ -55,7 +55,7 @@ def repository_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "--cached",
             "--others",
             "--exclude-standard",
-        ],  # noqa: S607
+        ],
         capture_output=True,
         text=True,
         check=True,

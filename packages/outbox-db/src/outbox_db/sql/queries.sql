@@ -61,6 +61,11 @@ CREATE TABLE IF NOT EXISTS public.outbox_schema_migrations (
 -- One migrator at a time per database; released when the migrator disconnects.
 SELECT pg_advisory_lock(hashtext('outbox_schema_migrations'));
 
+-- name: migration_search_path
+-- Each file runs with only pg_catalog searched: an object or operator planted in a schema
+-- others can write cannot capture an unqualified name while a superuser migrates.
+SET LOCAL search_path = pg_catalog, pg_temp;
+
 -- name: migrations_applied
 SELECT filename, checksum FROM public.outbox_schema_migrations ORDER BY filename;
 

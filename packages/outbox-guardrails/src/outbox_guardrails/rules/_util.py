@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
+from pglast import ast as sql_ast
 from pglast.visitors import Visitor
 
 from outbox_guardrails.model import Finding
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
-    from pglast import ast as sql_ast
+    from collections.abc import Iterator, Mapping
 
     from outbox_guardrails.model import Rule
     from outbox_guardrails.sources import SourceFile
 
-__all__ = ["finding", "relation_name", "walk"]
+__all__ = ["Scope", "finding", "relation_name", "scoped", "walk"]
+
+# CTE name -> its query, for the CTEs visible at a node.
+Scope: TypeAlias = "Mapping[str, sql_ast.Node]"
 
 
 def finding(
@@ -48,3 +50,21 @@ def walk(node: sql_ast.Node) -> Iterator[sql_ast.Node]:
 def relation_name(relation: sql_ast.RangeVar | None) -> str:
     """The unqualified, lower-case name of a table reference ("" when absent)."""
     return (relation.relname or "").lower() if relation is not None else ""
+
+
+def scoped(root: sql_ast.Node) -> Iterator[tuple[sql_ast.Node, Scope]]:
+    """Every node under `root` with the CTEs visible there: its own WITH and every enclosing one."""
+    stack: list[tuple[sql_ast.Node, Scope]] = [(root, {})]
+    while stack:
+        node, scope = stack.pop()
+        with_clause = getattr(node, "withClause", None)
+        if isinstance(with_clause, sql_ast.WithClause):
+            scope = {**scope, **{cte.ctename: cte.ctequery for cte in with_clause.ctes}}
+        yield node, scope
+        pending: list[object] = [getattr(node, slot, None) for slot in type(node).__slots__]
+        while pending:
+            value = pending.pop()
+            if isinstance(value, sql_ast.Node):
+                stack.append((value, scope))
+            elif isinstance(value, (list, tuple)):
+                pending.extend(value)
