@@ -7,17 +7,21 @@ import subprocess
 import sys
 
 
-def test_testonly_import_fails_without_the_test_session_variable() -> None:
-    """A production process (no OUTBOX_DB_TESTONLY=1) cannot import outbox_db.testonly."""
+def import_in_production(modules: str) -> subprocess.CompletedProcess[str]:
+    """`import <modules>` in a fresh interpreter without the test sessions' variable."""
     env = {key: value for key, value in os.environ.items() if key != "OUTBOX_DB_TESTONLY"}
-
-    result = subprocess.run(
-        [sys.executable, "-c", "import outbox_db.testonly"],
+    return subprocess.run(
+        [sys.executable, "-c", f"import {modules}"],
         env=env,
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+def test_testonly_import_fails_without_the_test_session_variable() -> None:
+    """A production process (no OUTBOX_DB_TESTONLY=1) cannot import outbox_db.testonly."""
+    result = import_in_production("outbox_db.testonly")
 
     assert result.returncode == 1
     assert "ImportError: outbox_db.testonly is for tests only" in result.stderr
@@ -25,14 +29,6 @@ def test_testonly_import_fails_without_the_test_session_variable() -> None:
 
 def test_production_api_imports_without_the_variable() -> None:
     """The public package itself needs no test variable (control for the refusal above)."""
-    env = {key: value for key, value in os.environ.items() if key != "OUTBOX_DB_TESTONLY"}
-
-    result = subprocess.run(
-        [sys.executable, "-c", "import outbox_db, outbox_db.cli"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = import_in_production("outbox_db, outbox_db.cli")
 
     assert (result.returncode, result.stderr) == (0, "")
