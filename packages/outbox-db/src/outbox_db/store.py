@@ -71,8 +71,8 @@ class OutboxTransaction:
 
     def enqueue(self, request: EnqueueRequest) -> EnqueueResult:
         """Create the item for `request` in this transaction, or return the existing one."""
-        params = attrs.asdict(request) | {"payload": Jsonb(dict(request.payload))}
-        return _fetch_one(self.connection, "enqueue", params, EnqueueResult)
+        (result,) = _fetch_all(self.connection, "enqueue", _enqueue_params(request), EnqueueResult)
+        return result
 
 
 class OutboxStore:
@@ -105,7 +105,9 @@ class OutboxStore:
             url,
             min_size=min_size,
             max_size=max_size,
-            kwargs={"autocommit": True, "application_name": APPLICATION_NAME},
+            # Not autocommit: the first statement opens the transaction, so BEGIN can travel
+            # in the same pipeline as the role switch; the pool commits when a block ends.
+            kwargs={"autocommit": False, "application_name": APPLICATION_NAME},
             open=False,
             name=APPLICATION_NAME,
         )
@@ -138,18 +140,17 @@ class OutboxStore:
     def transaction(self) -> Iterator[OutboxTransaction]:
         """A transaction as the store's role; committed when the block ends, else rolled back."""
         try:
-            with self._pool.connection() as connection, connection.transaction():
-                if self._role is not None:
-                    role = sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(self._role.value))
-                    connection.execute(role)
+            with self._pool.connection() as connection:
+                with connection.pipeline():
+                    self._switch_role(connection)
                 yield OutboxTransaction(connection)
         except psycopg.Error as error:
             raise translate(error) from error
 
     def enqueue(self, request: EnqueueRequest) -> EnqueueResult:
         """Create the item for `request` in its own transaction, or return the existing one."""
-        with self.transaction() as tx:
-            return tx.enqueue(request)
+        (result,) = self._fetch("enqueue", _enqueue_params(request), EnqueueResult)
+        return result
 
     def claim(self, worker_id: str, *, batch_size: int, lease_seconds: int) -> list[ClaimedItem]:
         """Lease up to `batch_size` due items to `worker_id` (claim_outbox_batch)."""
@@ -194,8 +195,21 @@ class OutboxStore:
         return self._fetch("status", {}, QueueStatus)
 
     def _fetch(self, name: str, params: Mapping[str, object], row: type[T]) -> list[T]:
-        with self.transaction() as tx:
-            return _fetch_all(tx.connection, name, params, row)
+        """One statement in its own transaction: BEGIN, role and statement in one round trip."""
+        try:
+            with self._pool.connection() as connection:
+                with connection.pipeline():
+                    self._switch_role(connection)
+                    cursor: psycopg.Cursor[T] = connection.cursor(row_factory=class_row(row))
+                    cursor.execute(QUERIES[name], params)
+                return cursor.fetchall()
+        except psycopg.Error as error:
+            raise translate(error) from error
+
+    def _switch_role(self, connection: psycopg.Connection[Any]) -> None:
+        if self._role is not None:
+            role = sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(self._role.value))
+            connection.execute(role)
 
 
 # complete_outbox_attempts takes one array per outcome field: (parameter, field).
@@ -212,6 +226,10 @@ _OUTCOME_ARRAYS: Final = (
 )
 
 
+def _enqueue_params(request: EnqueueRequest) -> dict[str, object]:
+    return attrs.asdict(request) | {"payload": Jsonb(dict(request.payload))}
+
+
 def _outcome_params(outcome: Outcome) -> dict[str, object]:
     fields = attrs.asdict(outcome, recurse=False)
     lease: Lease = fields.pop("lease")
@@ -226,10 +244,3 @@ def _fetch_all(
             return cursor.execute(QUERIES[name], params).fetchall()
     except psycopg.Error as error:
         raise translate(error) from error
-
-
-def _fetch_one(
-    connection: psycopg.Connection[Any], name: str, params: Mapping[str, object], row: type[T]
-) -> T:
-    (result,) = _fetch_all(connection, name, params, row)
-    return result
