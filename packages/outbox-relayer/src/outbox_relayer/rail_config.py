@@ -1,0 +1,150 @@
+"""Rail endpoints per rail_type, read from a TOML file; credentials never shown."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+import attrs
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = ["DEFAULT_TIMEOUT_SECONDS", "RailConfigError", "RailEndpoint", "Secret", "load_rails"]
+
+DEFAULT_TIMEOUT_SECONDS: Final = 10.0
+MAX_TIMEOUT_SECONDS: Final = 300.0
+
+
+class RailConfigError(ValueError):
+    """The rails file is invalid; the message names the offending key, never a secret."""
+
+
+@attrs.frozen(repr=False)
+class Secret:
+    """A credential whose repr and str never reveal it; `reveal()` is the one way in."""
+
+    _value: str
+
+    def reveal(self) -> str:
+        """The secret itself, for the one header that needs it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+
+@attrs.frozen(kw_only=True)
+class RailEndpoint:
+    """How to reach the rail for one rail_type: URL, timeout and an optional auth header."""
+
+    rail_type: str
+    url: str
+    timeout_seconds: float = attrs.field(
+        default=DEFAULT_TIMEOUT_SECONDS,
+        validator=[attrs.validators.gt(0.0), attrs.validators.le(MAX_TIMEOUT_SECONDS)],
+    )
+    auth_header: str | None = None
+    auth_secret: Secret | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if (self.auth_header is None) != (self.auth_secret is None):
+            msg = f"rail {self.rail_type}: auth_header and auth_secret go together"
+            raise ValueError(msg)
+
+
+_ENDPOINT_KEYS: Final = frozenset(
+    {"url", "timeout_seconds", "auth_header", "auth_secret_env", "auth_secret_file"}
+)
+
+
+def load_rails(path: Path, *, environ: Mapping[str, str] | None = None) -> dict[str, RailEndpoint]:
+    """Read `[rails.<rail_type>]` tables from a TOML file; see the package README for keys."""
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        msg = f"cannot read rails file {path}: {error.strerror}"
+        raise RailConfigError(msg) from error
+    except tomllib.TOMLDecodeError as error:
+        msg = f"rails file {path} is not valid TOML: {error}"
+        raise RailConfigError(msg) from error
+    rails = document.get("rails")
+    if not isinstance(rails, dict) or not rails:
+        msg = f"rails file {path} has no [rails.<rail_type>] table"
+        raise RailConfigError(msg)
+    env = os.environ if environ is None else environ
+    return {name: _endpoint(name, table, env) for name, table in rails.items()}
+
+
+def _endpoint(rail_type: str, table: object, environ: Mapping[str, str]) -> RailEndpoint:
+    prefix = f"rails.{rail_type}"
+    if not isinstance(table, dict):
+        msg = f"{prefix} must be a table"
+        raise RailConfigError(msg)
+    if unknown := sorted(set(table) - _ENDPOINT_KEYS):
+        msg = f"{prefix}.{unknown[0]} is not a known key ({', '.join(sorted(_ENDPOINT_KEYS))})"
+        raise RailConfigError(msg)
+    url = table.get("url")
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        msg = f"{prefix}.url must be an http:// or https:// URL"
+        raise RailConfigError(msg)
+    timeout = table.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not 0 < timeout <= MAX_TIMEOUT_SECONDS
+    ):
+        msg = f"{prefix}.timeout_seconds must be a number of seconds in (0, 300]"
+        raise RailConfigError(msg)
+    header, secret = _auth(prefix, table, environ)
+    return RailEndpoint(
+        rail_type=rail_type,
+        url=url,
+        timeout_seconds=float(timeout),
+        auth_header=header,
+        auth_secret=secret,
+    )
+
+
+def _auth(
+    prefix: str, table: dict[str, object], environ: Mapping[str, str]
+) -> tuple[str | None, Secret | None]:
+    header, env_name, file_name = (
+        table.get(key) for key in ("auth_header", "auth_secret_env", "auth_secret_file")
+    )
+    if header is None and env_name is None and file_name is None:
+        return None, None
+    if not isinstance(header, str) or not re.fullmatch(r"[A-Za-z0-9-]+", header):
+        msg = f"{prefix}.auth_header must name an HTTP header when a secret is configured"
+        raise RailConfigError(msg)
+    if (env_name is None) == (file_name is None):
+        msg = f"{prefix}.auth_secret_env or {prefix}.auth_secret_file: give exactly one"
+        raise RailConfigError(msg)
+    if isinstance(env_name, str):
+        value = environ.get(env_name, "")
+        source = f"{prefix}.auth_secret_env: environment variable {env_name}"
+    elif isinstance(file_name, str):
+        value = _read_secret_file(prefix, Path(file_name))
+        source = f"{prefix}.auth_secret_file: {file_name}"
+    else:
+        msg = f"{prefix}.auth_secret_env / auth_secret_file must be a string"
+        raise RailConfigError(msg)
+    if not value.strip() or any(c in value.strip() for c in "\r\n"):
+        msg = f"{source} is empty or spans several lines"
+        raise RailConfigError(msg)
+    return header, Secret(value.strip())
+
+
+def _read_secret_file(prefix: str, path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        # Only the path and the reason: never the content.
+        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+        msg = f"{prefix}.auth_secret_file: cannot read {path}: {reason}"
+        raise RailConfigError(msg) from None

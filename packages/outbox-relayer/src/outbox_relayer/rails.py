@@ -1,0 +1,214 @@
+"""Rails: where a leased item is sent, and how the rail's answer becomes an attempt outcome."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import math
+import re
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Final, Protocol, Self
+
+import attrs
+import httpx
+
+from outbox_db import AttemptState, ClaimedItem
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from types import TracebackType
+
+    from outbox_relayer.rail_config import RailEndpoint
+
+__all__ = ["FAILED_STATUSES", "HttpRail", "Rail", "RailAnswer", "canonical_json", "classify"]
+
+# 4xx answers that refuse the instruction itself: re-sending the same request cannot succeed.
+# 401 and 403 are not here: they say our credentials are wrong, which an operator fixes, so the
+# item retries (bounded by the ledger's retry ceiling) instead of failing a good payment.
+FAILED_STATUSES: Final = frozenset({400, 404, 405, 410, 413, 415, 422})
+REFERENCE_FIELD: Final = "reference"  # the rail's reference in a JSON answer body
+ERROR_FIELD: Final = "error"  # a short error code the rail may give with a refusal
+_SAFE_CODE: Final = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+_MAX_REFERENCE: Final = 255
+# 4xx answers that mean "not now": the same request may succeed later.
+_RETRYABLE_4XX: Final[dict[int, tuple[str, str]]] = {
+    401: ("RAIL_AUTH_REJECTED", "rail refused our credentials"),
+    403: ("RAIL_AUTH_REJECTED", "rail refused our credentials"),
+    408: ("RAIL_TIMEOUT", "rail timed out the request"),
+    409: ("RAIL_CONFLICT", "rail is still processing this key"),
+    425: ("RAIL_THROTTLED", "rail asked to retry later"),
+    429: ("RAIL_THROTTLED", "rail asked to slow down"),
+}
+_ANSWER_STATES: Final = frozenset(
+    {AttemptState.DISPATCHED, AttemptState.RETRYABLE, AttemptState.FAILED}
+)
+
+
+def _answer_state(_: object, __: attrs.Attribute[AttemptState], value: AttemptState) -> None:
+    if value not in _ANSWER_STATES:
+        msg = f"a rail answers DISPATCHED, RETRYABLE or FAILED, not {value}"
+        raise ValueError(msg)
+
+
+@attrs.frozen(kw_only=True)
+class RailAnswer:
+    """What one send came to; error_message is short and never holds a secret or payload."""
+
+    state: AttemptState = attrs.field(validator=_answer_state)
+    rail_reference: str | None = None
+    rail_code: str | None = None  # the HTTP status, as text, when the rail answered
+    error_code: str | None = None
+    error_message: str | None = None
+    latency_ms: int = 0
+    retry_after_seconds: float | None = None  # the rail's own Retry-After, when it gave one
+
+
+class Rail(Protocol):
+    """Sends one leased item to a payment rail; synchronous, called from a worker thread."""
+
+    def send(self, item: ClaimedItem) -> RailAnswer:
+        """Dispatch the item with its idempotency key; network failures are answers, not raises."""
+        ...
+
+
+class HttpRail:
+    """A rail over HTTP: POSTs the payload as JSON with the item's Idempotency-Key."""
+
+    def __init__(self, endpoint: RailEndpoint, client: httpx.Client | None = None) -> None:
+        self.endpoint = endpoint
+        self._client = httpx.Client() if client is None else client
+        self._owns_client = client is None
+
+    def send(self, item: ClaimedItem) -> RailAnswer:
+        """POST the item once and classify the answer (see the package README for the table)."""
+        started = time.monotonic()
+        try:
+            response = self._client.post(
+                self.endpoint.url,
+                content=canonical_json(item.payload),
+                headers=self._headers(item),
+                timeout=self.endpoint.timeout_seconds,
+            )
+        except httpx.TimeoutException:
+            return _retryable("RAIL_TIMEOUT", "no answer within the rail's timeout", started)
+        except httpx.TransportError as error:
+            # The exception's text can carry the URL (and credentials in it): name its type only.
+            message = f"connection failed: {type(error).__name__}"
+            return _retryable("RAIL_CONNECTION_ERROR", message, started)
+        except httpx.RequestError as error:
+            message = f"unusable answer: {type(error).__name__}"
+            return _retryable("RAIL_PROTOCOL_ERROR", message, started)
+        return classify(response, _elapsed_ms(started))
+
+    def close(self) -> None:
+        """Close the HTTP client if this rail created it."""
+        if self._owns_client:
+            self._client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _headers(self, item: ClaimedItem) -> dict[str, str]:
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": item.idempotency_key,
+            "X-Outbox-Id": str(item.outbox_id),
+            "X-Instruction-Id": item.instruction_id,
+        }
+        if self.endpoint.auth_header and self.endpoint.auth_secret:
+            headers[self.endpoint.auth_header] = self.endpoint.auth_secret.reveal()
+        return headers
+
+
+def canonical_json(payload: Mapping[str, object]) -> bytes:
+    """The payload as compact JSON with sorted keys: the same item always sends the same bytes."""
+    text = json.dumps(dict(payload), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text.encode()
+
+
+def classify(response: httpx.Response, latency_ms: int) -> RailAnswer:
+    """Turn the rail's HTTP answer into DISPATCHED, RETRYABLE or FAILED."""
+    status = response.status_code
+    body = _json_object(response)
+    reference = _text(body.get(REFERENCE_FIELD), _MAX_REFERENCE)
+    answer = RailAnswer(state=AttemptState.RETRYABLE, rail_code=str(status), latency_ms=latency_ms)
+    if 200 <= status < 300 or (status == httpx.codes.CONFLICT and reference):  # noqa: PLR2004
+        # A 409 carrying a reference is the rail replaying its first answer for this key.
+        return attrs.evolve(answer, state=AttemptState.DISPATCHED, rail_reference=reference)
+    rail_error = _text(body.get(ERROR_FIELD), 64, pattern=_SAFE_CODE)
+    detail = f"HTTP {status}" + (f" ({rail_error})" if rail_error else "")
+    if status in FAILED_STATUSES:
+        return attrs.evolve(
+            answer,
+            state=AttemptState.FAILED,
+            error_code="RAIL_REJECTED",
+            error_message=f"rail refused the instruction: {detail}",
+        )
+    error_code, what = _retryable_kind(status)
+    return attrs.evolve(
+        answer,
+        error_code=error_code,
+        error_message=f"{what}: {detail}",
+        retry_after_seconds=retry_after(response.headers.get("Retry-After")),
+    )
+
+
+def _retryable_kind(status: int) -> tuple[str, str]:
+    if status >= httpx.codes.INTERNAL_SERVER_ERROR:
+        return "RAIL_UNAVAILABLE", "rail unavailable"
+    return _RETRYABLE_4XX.get(status, ("RAIL_UNEXPECTED_STATUS", "unexpected rail answer"))
+
+
+def retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delay-seconds or an HTTP-date), or None."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # an HTTP-date is GMT by definition
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _json_object(response: httpx.Response) -> dict[str, object]:
+    try:
+        body = response.json()
+    except ValueError:  # not JSON, or not UTF-8
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _text(value: object, limit: int, pattern: re.Pattern[str] | None = None) -> str | None:
+    """A rail-supplied string if it is short (and matches pattern); anything else is dropped."""
+    if not isinstance(value, str) or not value or len(value) > limit:
+        return None
+    if pattern is not None and not pattern.fullmatch(value):
+        return None
+    return value
+
+
+def _elapsed_ms(started: float) -> int:
+    return math.ceil((time.monotonic() - started) * 1000)
+
+
+def _retryable(error_code: str, message: str, started: float) -> RailAnswer:
+    return RailAnswer(
+        state=AttemptState.RETRYABLE,
+        error_code=error_code,
+        error_message=message,
+        latency_ms=_elapsed_ms(started),
+    )
