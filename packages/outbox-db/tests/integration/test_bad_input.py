@@ -22,7 +22,7 @@ from outbox_db import (
     Outcome,
     Role,
 )
-from outbox_db.testonly import outbox_rows, query_as, query_no_role
+from outbox_db.testonly import expire_lease, outbox_rows, query_as
 from outbox_db.testonly.factories import leased_item, make_request
 
 if TYPE_CHECKING:
@@ -39,11 +39,6 @@ JSON_TRUE: Final = Jsonb(True)  # noqa: FBT003 - the JSON value true, not a flag
 ENQUEUE_AS_EXECUTOR: LiteralString = (
     "SELECT * FROM public.enqueue_payment_outbox(%s, %s, %s, %s, %s::jsonb)"
 )
-EXPIRE_LEASE: LiteralString = """
-UPDATE public.payment_outbox_pending
-SET lease_expires_at = now() - interval '1 minute'
-WHERE outbox_id = %s
-"""
 
 
 @attrs.frozen
@@ -78,7 +73,7 @@ class Scene:
 def scene(outbox_database: Database, outbox_store: OutboxStore) -> Scene:
     """A live lease, an expired lease awaiting repair, and a due unleased item."""
     expired = leased_item(outbox_store, "worker-expired")
-    query_no_role(outbox_database.url, EXPIRE_LEASE, [expired.outbox_id])
+    expire_lease(outbox_database.url, expired.outbox_id)
     held = leased_item(outbox_store, HELD_BY)
     outbox_store.enqueue(make_request())
     return Scene(url=outbox_database.url, store=outbox_store, held=held)

@@ -17,7 +17,7 @@ from outbox_db import (
     OutboxError,
     Outcome,
 )
-from outbox_db.testonly import query_no_role
+from outbox_db.testonly import expire_lease, query_no_role
 from outbox_db.testonly.factories import leased_item, make_request
 
 if TYPE_CHECKING:
@@ -27,16 +27,6 @@ if TYPE_CHECKING:
     from outbox_db.testonly.pytest_plugin import Database
 
 LEASE_CHECK = "payment_outbox_pending_lease_consistent"
-
-
-def expire_lease(url: str, outbox_id: UUID) -> None:
-    """Move the lease's expiry into the past, as the owner: time travel without sleeping."""
-    query_no_role(
-        url,
-        "UPDATE public.payment_outbox_pending"
-        " SET lease_expires_at = now() - interval '1 second' WHERE outbox_id = %s",
-        [outbox_id],
-    )
 
 
 def attempts_of(url: str, outbox_id: UUID) -> list[tuple[object, ...]]:

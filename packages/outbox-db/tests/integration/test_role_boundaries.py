@@ -23,7 +23,7 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 from outbox_db import AttemptState, LeaseLost, Outcome, PermissionDenied, Role
-from outbox_db.testonly import outbox_rows, query_as, query_no_role
+from outbox_db.testonly import expire_lease, outbox_rows, query_as, query_no_role
 from outbox_db.testonly.factories import leased_item, make_request
 
 if TYPE_CHECKING:
@@ -294,12 +294,7 @@ def seeded(outbox_database: Database, outbox_store: OutboxStore) -> list[Row]:
     outbox_store.complete("worker-1", Outcome(lease=completed.lease, state=AttemptState.DISPATCHED))
     outbox_store.enqueue(make_request())
     (expired,) = outbox_store.claim("worker-1", batch_size=1, lease_seconds=30)
-    query_no_role(
-        outbox_database.url,
-        "UPDATE public.payment_outbox_pending"
-        " SET lease_expires_at = now() - interval '1 second' WHERE outbox_id = %s",
-        [expired.outbox_id],
-    )
+    expire_lease(outbox_database.url, expired.outbox_id)
     outbox_store.enqueue(make_request())
     rows = outbox_rows(outbox_database.url, versions=True)
     assert tables_in(rows) == set(WRITES), "every table must hold a row a write could change"
@@ -542,12 +537,7 @@ def test_executor_does_its_job_through_the_functions(
     )
     assert (done.attempt_no, done.state) == (1, AttemptState.DISPATCHED)
     assert outbox_store.release("worker-1", [claimed[second.outbox_id].lease]) == [second.outbox_id]
-    query_no_role(
-        outbox_database.url,
-        "UPDATE public.payment_outbox_pending"
-        " SET lease_expires_at = now() - interval '1 second' WHERE outbox_id = %s",
-        [third.outbox_id],
-    )
+    expire_lease(outbox_database.url, third.outbox_id)
     repaired = outbox_store.repair("repair-1", batch_size=10)
     assert [(r.outbox_id, r.new_state) for r in repaired] == [
         (third.outbox_id, AttemptState.ZOMBIE_REQUEUE)

@@ -11,6 +11,7 @@ from outbox_db.errors import translate
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
+    from uuid import UUID
 
     from outbox_db.records import Role
 
@@ -39,6 +40,17 @@ ORDER BY 1, 3, 2
 def outbox_rows(url: str, *, versions: bool = False) -> list[tuple[Any, ...]]:
     """Every row of the four outbox tables, in a stable order, to compare before and after."""
     return _run(url, None, _OUTBOX_ROWS, {"versions": versions})
+
+
+def expire_lease(url: str, outbox_id: UUID) -> None:
+    """Move one lease's expiry into the past, as the owner: time travel without sleeping."""
+    _run(url, None, _EXPIRE_LEASE, [outbox_id])
+
+
+_EXPIRE_LEASE: LiteralString = """
+UPDATE public.payment_outbox_pending SET lease_expires_at = now() - interval '1 second'
+WHERE outbox_id = %s
+"""
 
 
 def query_no_role(
