@@ -1,5 +1,8 @@
 """outbox-relayer: dispatches leased outbox items to payment rails, and simulates a rail."""
 
+from outbox_relayer.backoff import Backoff
+from outbox_relayer.config import ConfigError, RelayerConfig
+from outbox_relayer.lease_repair import LeaseRepairer, RepairCycle
 from outbox_relayer.rail_config import RailConfigError, RailEndpoint, Secret, load_rails
 from outbox_relayer.rails import FAILED_STATUSES, HttpRail, Rail, RailAnswer
 from outbox_relayer.railsim import (
@@ -9,19 +12,36 @@ from outbox_relayer.railsim import (
     SimulatorStats,
     read_request_log,
 )
+from outbox_relayer.signals import (
+    CycleSignals,
+    Metrics,
+    Signals,
+    configure_logging,
+    start_metrics_server,
+)
 
 __all__ = [
     "FAILED_STATUSES",
+    "Backoff",
+    "ConfigError",
+    "CycleSignals",
     "Faults",
     "HttpRail",
+    "LeaseRepairer",
     "LoggedRequest",
+    "Metrics",
     "Rail",
     "RailAnswer",
     "RailConfigError",
     "RailEndpoint",
     "RailSimulator",
+    "RelayerConfig",
+    "RepairCycle",
     "Secret",
+    "Signals",
     "SimulatorStats",
+    "configure_logging",
     "load_rails",
     "read_request_log",
+    "start_metrics_server",
 ]

@@ -1,0 +1,219 @@
+"""The relayer's settings: read once from the environment and CLI flags, validated at start-up.
+
+There is no retry-ceiling setting: how many attempts an item gets is the database's
+`payment_outbox_settings.max_attempts`, so every relayer and repairer applies the same limit.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Self
+
+import attrs
+
+from outbox_relayer.backoff import (
+    DEFAULT_RETRY_BASE_SECONDS,
+    DEFAULT_RETRY_CAP_SECONDS,
+    MAX_RETRY_DELAY_SECONDS,
+    Backoff,
+)
+from outbox_relayer.rail_config import Secret
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+__all__ = ["ConfigError", "RelayerConfig", "default_worker_id"]
+
+MAX_BATCH_SIZE: Final = 1000  # claim_outbox_batch and repair_expired_leases refuse more
+MAX_LEASE_SECONDS: Final = 3600  # ... and a longer lease
+MAX_IDENTIFIER_LENGTH: Final = 255  # worker_id, as the database checks identifiers
+_DATABASE_URL_SCHEMES: Final = ("postgresql://", "postgres://")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or out of range; the message names the key, never a secret."""
+
+
+def default_worker_id() -> str:
+    """hostname-pid: unique per process, and says where a lease holder runs."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _number(key: str, kind: type[int | float], low: float, high: float) -> Callable[..., None]:
+    """An attrs validator: `kind` within [low, high], else a ConfigError naming the key."""
+    what = "an integer" if kind is int else "a number"
+    message = f"{key} must be {what} in {low:g}..{high:g}"
+
+    def check(_: object, __: attrs.Attribute[Any], value: object) -> None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(message)
+        if (kind is int and not isinstance(value, int)) or not low <= value <= high:
+            raise ConfigError(message)
+
+    return check
+
+
+def _optional_port(_: object, __: attrs.Attribute[int | None], value: int | None) -> None:
+    if value is not None:
+        _number("OUTBOX_METRICS_PORT", int, 1, 65535)(_, __, value)
+
+
+def _identifier(_: object, __: attrs.Attribute[str], value: object) -> None:
+    if (
+        not isinstance(value, str)
+        or not value.strip()
+        or len(value) > MAX_IDENTIFIER_LENGTH
+        or any(not c.isprintable() for c in value)
+    ):
+        msg = "OUTBOX_WORKER_ID must be 1..255 printable characters, not blank"
+        raise ConfigError(msg)
+
+
+def _database_url(_: object, __: attrs.Attribute[Secret], value: object) -> None:
+    text = value.reveal().strip() if isinstance(value, Secret) else ""
+    if not text:
+        msg = "DATABASE_URL is required"
+        raise ConfigError(msg)
+    if "://" in text and not text.startswith(_DATABASE_URL_SCHEMES):
+        # Only the accepted forms are named: the value may hold a password.
+        msg = "DATABASE_URL must be a postgresql:// URL or a libpq key=value string"
+        raise ConfigError(msg)
+
+
+def _cap_at_least_base(instance: RelayerConfig, _: attrs.Attribute[int], value: int) -> None:
+    if value < instance.retry_base_seconds:
+        msg = "OUTBOX_RETRY_CAP_SECONDS must be at least OUTBOX_RETRY_BASE_SECONDS"
+        raise ConfigError(msg)
+
+
+def _to_secret(value: str | Secret) -> Secret:
+    return value if isinstance(value, Secret) else Secret(value)
+
+
+def _to_path(value: str | Path | None) -> Path | None:
+    return None if value is None else Path(value)
+
+
+def _env(key: str, parse: Callable[[str], object] = str) -> dict[str, object]:
+    return {"env": key, "parse": parse}
+
+
+@attrs.frozen(kw_only=True)
+class RelayerConfig:
+    """Every setting of a relayer process; `from_env` is the usual way to build one.
+
+    Environment keys (the README lists defaults and ranges): LEASE_SECONDS,
+    LEASE_REPAIR_BATCH_SIZE, OUTBOX_BATCH_SIZE, OUTBOX_CONCURRENCY, OUTBOX_POLL_INTERVAL_SECONDS,
+    OUTBOX_REPAIR_INTERVAL_SECONDS, OUTBOX_RETRY_BASE_SECONDS, OUTBOX_RETRY_CAP_SECONDS,
+    OUTBOX_SHUTDOWN_GRACE_SECONDS, OUTBOX_RAILS_FILE, OUTBOX_WORKER_ID, DATABASE_URL,
+    OUTBOX_METRICS_PORT.
+    """
+
+    database_url: Secret = attrs.field(
+        converter=_to_secret, validator=_database_url, metadata=_env("DATABASE_URL")
+    )
+    lease_seconds: int = attrs.field(
+        default=30,
+        validator=_number("LEASE_SECONDS", int, 1, MAX_LEASE_SECONDS),
+        metadata=_env("LEASE_SECONDS", int),
+    )
+    lease_repair_batch_size: int = attrs.field(
+        default=100,
+        validator=_number("LEASE_REPAIR_BATCH_SIZE", int, 1, MAX_BATCH_SIZE),
+        metadata=_env("LEASE_REPAIR_BATCH_SIZE", int),
+    )
+    batch_size: int = attrs.field(
+        default=100,
+        validator=_number("OUTBOX_BATCH_SIZE", int, 1, MAX_BATCH_SIZE),
+        metadata=_env("OUTBOX_BATCH_SIZE", int),
+    )
+    concurrency: int = attrs.field(
+        default=16,
+        validator=_number("OUTBOX_CONCURRENCY", int, 1, 256),
+        metadata=_env("OUTBOX_CONCURRENCY", int),
+    )
+    poll_interval_seconds: float = attrs.field(
+        default=1.0,
+        validator=_number("OUTBOX_POLL_INTERVAL_SECONDS", float, 0.01, 300),
+        metadata=_env("OUTBOX_POLL_INTERVAL_SECONDS", float),
+    )
+    repair_interval_seconds: float = attrs.field(
+        default=5.0,
+        validator=_number("OUTBOX_REPAIR_INTERVAL_SECONDS", float, 0.1, MAX_LEASE_SECONDS),
+        metadata=_env("OUTBOX_REPAIR_INTERVAL_SECONDS", float),
+    )
+    retry_base_seconds: int = attrs.field(
+        default=DEFAULT_RETRY_BASE_SECONDS,
+        validator=_number("OUTBOX_RETRY_BASE_SECONDS", int, 1, MAX_RETRY_DELAY_SECONDS),
+        metadata=_env("OUTBOX_RETRY_BASE_SECONDS", int),
+    )
+    retry_cap_seconds: int = attrs.field(
+        default=DEFAULT_RETRY_CAP_SECONDS,
+        validator=[
+            _number("OUTBOX_RETRY_CAP_SECONDS", int, 1, MAX_RETRY_DELAY_SECONDS),
+            _cap_at_least_base,
+        ],
+        metadata=_env("OUTBOX_RETRY_CAP_SECONDS", int),
+    )
+    shutdown_grace_seconds: float = attrs.field(
+        default=10.0,
+        validator=_number("OUTBOX_SHUTDOWN_GRACE_SECONDS", float, 0, MAX_LEASE_SECONDS),
+        metadata=_env("OUTBOX_SHUTDOWN_GRACE_SECONDS", float),
+    )
+    rails_file: Path | None = attrs.field(
+        default=None, converter=_to_path, metadata=_env("OUTBOX_RAILS_FILE")
+    )
+    worker_id: str = attrs.field(
+        factory=default_worker_id, validator=_identifier, metadata=_env("OUTBOX_WORKER_ID")
+    )
+    metrics_port: int | None = attrs.field(
+        default=None, validator=_optional_port, metadata=_env("OUTBOX_METRICS_PORT", int)
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: object) -> Self:
+        """Settings from `environ`, with CLI flags (by field name) winning; None means unset.
+
+        An empty environment value counts as unset. Raises ConfigError naming the first bad key.
+        """
+        fields = attrs.fields_dict(cls)
+        if unknown := sorted(set(overrides) - set(fields)):
+            msg = f"unknown setting: {unknown[0]}"
+            raise TypeError(msg)
+        values: dict[str, object] = {}
+        for name, field in fields.items():
+            value = overrides.get(name)
+            if value is None:
+                value = _parsed(field, environ)
+            if value is not None:
+                values[name] = value
+        if "database_url" not in values:
+            msg = "DATABASE_URL is required"
+            raise ConfigError(msg)
+        return cls(**values)  # type: ignore[arg-type]
+
+    def backoff(self, rng: random.Random | None = None) -> Backoff:
+        """The retry backoff these settings describe."""
+        return Backoff(
+            base_seconds=self.retry_base_seconds,
+            cap_seconds=self.retry_cap_seconds,
+            rng=random.Random() if rng is None else rng,  # noqa: S311 - jitter, not secrecy
+        )
+
+
+def _parsed(field: attrs.Attribute[Any], environ: Mapping[str, str]) -> object:
+    """The field's environment value, parsed; None when unset or empty."""
+    key: str = field.metadata["env"]
+    text = environ.get(key, "").strip()
+    if not text:
+        return None
+    parse: Callable[[str], object] = field.metadata["parse"]
+    try:
+        value = parse(text)
+    except ValueError:
+        value = math.nan  # not a number: fails the field's range check, which names the range
+    return value

@@ -1,0 +1,65 @@
+"""Lease repair: records the expired leases of crashed or stalled workers and requeues their items.
+
+`run_once()` is the whole job and what tests call: it repairs in batches of
+`LEASE_REPAIR_BATCH_SIZE` until a batch comes back short, and returns what it did. `run()`
+adds only timing (a jittered pause so several repairers do not move in step) and shutdown.
+Several repairers may run at once: the database hands each expired lease to one of them
+(SKIP LOCKED), and a repaired lease is gone, so nothing is repaired twice.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING
+
+import attrs
+
+from outbox_db import AttemptState
+
+if TYPE_CHECKING:
+    import threading
+
+    from outbox_db import OutboxStore
+    from outbox_relayer.signals import Signals
+
+__all__ = ["LeaseRepairer", "RepairCycle"]
+
+
+@attrs.frozen
+class RepairCycle:
+    """What one cycle did: leases requeued, items that reached the retry ceiling, batches run."""
+
+    requeued: int
+    failed: int
+    batches: int
+
+
+@attrs.define
+class LeaseRepairer:
+    """Runs repair_expired_leases for one worker id, reporting each repair as a signal."""
+
+    store: OutboxStore
+    signals: Signals
+    worker_id: str
+    batch_size: int
+    lease_seconds: int  # the configured lease length, carried into the repair logs
+    rng: random.Random = attrs.field(factory=random.Random)
+
+    def run_once(self) -> RepairCycle:
+        """Repair every lease expired now, one batch after another; return the counts."""
+        requeued = failed = batches = 0
+        while True:
+            repaired = self.store.repair(self.worker_id, batch_size=self.batch_size)
+            batches += 1
+            self.signals.repair_requeued(repaired, self.lease_seconds)
+            failed += sum(r.new_state is AttemptState.FAILED for r in repaired)
+            requeued += sum(r.new_state is AttemptState.ZOMBIE_REQUEUE for r in repaired)
+            if len(repaired) < self.batch_size:
+                return RepairCycle(requeued=requeued, failed=failed, batches=batches)
+
+    def run(self, stop: threading.Event, interval_seconds: float) -> None:
+        """Repair every `interval_seconds` (jittered by up to a fifth) until `stop` is set."""
+        while not stop.is_set():
+            self.run_once()
+            self.signals.flush("lease_repair")
+            stop.wait(interval_seconds * self.rng.uniform(0.8, 1.2))
