@@ -102,6 +102,22 @@ def _env(key: str, parse: Callable[[str], object] = str) -> dict[str, object]:
     return {"env": key, "parse": parse}
 
 
+def _numeric(
+    key: str,
+    kind: type[int | float],
+    default: float,
+    low: float,
+    high: float,
+    *checks: Callable[..., None],
+) -> Any:  # noqa: ANN401 - attrs.field's own return type
+    """A numeric setting read from `key`, parsed as `kind`, within [low, high]."""
+    return attrs.field(
+        default=default,
+        validator=[_number(key, kind, low, high), *checks],
+        metadata=_env(key, kind),
+    )
+
+
 @attrs.frozen(kw_only=True)
 class RelayerConfig:
     """Every setting of a relayer process; `from_env` is the usual way to build one.
@@ -116,53 +132,27 @@ class RelayerConfig:
     database_url: Secret = attrs.field(
         converter=_to_secret, validator=_database_url, metadata=_env("DATABASE_URL")
     )
-    lease_seconds: int = attrs.field(
-        default=30,
-        validator=_number("LEASE_SECONDS", int, 1, MAX_LEASE_SECONDS),
-        metadata=_env("LEASE_SECONDS", int),
+    lease_seconds: int = _numeric("LEASE_SECONDS", int, 30, 1, MAX_LEASE_SECONDS)
+    lease_repair_batch_size: int = _numeric("LEASE_REPAIR_BATCH_SIZE", int, 100, 1, MAX_BATCH_SIZE)
+    batch_size: int = _numeric("OUTBOX_BATCH_SIZE", int, 100, 1, MAX_BATCH_SIZE)
+    concurrency: int = _numeric("OUTBOX_CONCURRENCY", int, 16, 1, 256)
+    poll_interval_seconds: float = _numeric("OUTBOX_POLL_INTERVAL_SECONDS", float, 1.0, 0.01, 300)
+    repair_interval_seconds: float = _numeric(
+        "OUTBOX_REPAIR_INTERVAL_SECONDS", float, 5.0, 0.1, MAX_LEASE_SECONDS
     )
-    lease_repair_batch_size: int = attrs.field(
-        default=100,
-        validator=_number("LEASE_REPAIR_BATCH_SIZE", int, 1, MAX_BATCH_SIZE),
-        metadata=_env("LEASE_REPAIR_BATCH_SIZE", int),
+    retry_base_seconds: int = _numeric(
+        "OUTBOX_RETRY_BASE_SECONDS", int, DEFAULT_RETRY_BASE_SECONDS, 1, MAX_RETRY_DELAY_SECONDS
     )
-    batch_size: int = attrs.field(
-        default=100,
-        validator=_number("OUTBOX_BATCH_SIZE", int, 1, MAX_BATCH_SIZE),
-        metadata=_env("OUTBOX_BATCH_SIZE", int),
+    retry_cap_seconds: int = _numeric(
+        "OUTBOX_RETRY_CAP_SECONDS",
+        int,
+        DEFAULT_RETRY_CAP_SECONDS,
+        1,
+        MAX_RETRY_DELAY_SECONDS,
+        _cap_at_least_base,
     )
-    concurrency: int = attrs.field(
-        default=16,
-        validator=_number("OUTBOX_CONCURRENCY", int, 1, 256),
-        metadata=_env("OUTBOX_CONCURRENCY", int),
-    )
-    poll_interval_seconds: float = attrs.field(
-        default=1.0,
-        validator=_number("OUTBOX_POLL_INTERVAL_SECONDS", float, 0.01, 300),
-        metadata=_env("OUTBOX_POLL_INTERVAL_SECONDS", float),
-    )
-    repair_interval_seconds: float = attrs.field(
-        default=5.0,
-        validator=_number("OUTBOX_REPAIR_INTERVAL_SECONDS", float, 0.1, MAX_LEASE_SECONDS),
-        metadata=_env("OUTBOX_REPAIR_INTERVAL_SECONDS", float),
-    )
-    retry_base_seconds: int = attrs.field(
-        default=DEFAULT_RETRY_BASE_SECONDS,
-        validator=_number("OUTBOX_RETRY_BASE_SECONDS", int, 1, MAX_RETRY_DELAY_SECONDS),
-        metadata=_env("OUTBOX_RETRY_BASE_SECONDS", int),
-    )
-    retry_cap_seconds: int = attrs.field(
-        default=DEFAULT_RETRY_CAP_SECONDS,
-        validator=[
-            _number("OUTBOX_RETRY_CAP_SECONDS", int, 1, MAX_RETRY_DELAY_SECONDS),
-            _cap_at_least_base,
-        ],
-        metadata=_env("OUTBOX_RETRY_CAP_SECONDS", int),
-    )
-    shutdown_grace_seconds: float = attrs.field(
-        default=10.0,
-        validator=_number("OUTBOX_SHUTDOWN_GRACE_SECONDS", float, 0, MAX_LEASE_SECONDS),
-        metadata=_env("OUTBOX_SHUTDOWN_GRACE_SECONDS", float),
+    shutdown_grace_seconds: float = _numeric(
+        "OUTBOX_SHUTDOWN_GRACE_SECONDS", float, 10.0, 0, MAX_LEASE_SECONDS
     )
     rails_file: Path | None = attrs.field(
         default=None, converter=_to_path, metadata=_env("OUTBOX_RAILS_FILE")
