@@ -29,7 +29,7 @@ from outbox_db.records import (
     RepairedLease,
     Role,
 )
-from outbox_db.store import OutboxStore, OutboxTransaction
+from outbox_db.store import EnqueueWakeups, OutboxStore, OutboxTransaction
 
 __all__ = [
     "AppendOnlyViolation",
@@ -41,6 +41,7 @@ __all__ = [
     "EmbeddedServerError",
     "EnqueueRequest",
     "EnqueueResult",
+    "EnqueueWakeups",
     "IdempotencyConflict",
     "InvalidCompletionState",
     "InvalidInput",

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from types import TracebackType
     from uuid import UUID
 
-__all__ = ["OutboxStore", "OutboxTransaction"]
+__all__ = ["EnqueueWakeups", "OutboxStore", "OutboxTransaction"]
 
 T = TypeVar("T")
 APPLICATION_NAME: Final = "outbox-db"
@@ -46,6 +46,11 @@ class _LeaseExpiry:
 @attrs.frozen
 class _Released:
     outbox_id: UUID
+
+
+@attrs.frozen
+class _ExpiredLeases:
+    expired_lease_count: int
 
 
 class OutboxTransaction:
@@ -190,6 +195,15 @@ class OutboxStore:
         params = {"worker_id": worker_id, "batch_size": batch_size}
         return self._fetch("repair", params, RepairedLease)
 
+    def expired_lease_count(self) -> int:
+        """Expired leases waiting for repair, counted from the pending table alone (cheap)."""
+        return self._fetch("expired_lease_count", {}, _ExpiredLeases)[0].expired_lease_count
+
+    def wakeups(self) -> EnqueueWakeups:
+        """A listener for enqueue notifications, on a connection of its own (not the pool's)."""
+        conninfo = self._pool.conninfo
+        return EnqueueWakeups(conninfo() if callable(conninfo) else conninfo)
+
     def status(self) -> list[QueueStatus]:
         """outbox_status_view: the total row (rail_type None) first, then one per rail."""
         return self._fetch("status", {}, QueueStatus)
@@ -210,6 +224,63 @@ class OutboxStore:
         if self._role is not None:
             role = sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(self._role.value))
             connection.execute(role)
+
+
+class EnqueueWakeups:
+    """LISTENs on its own connection for the notification every enqueue sends at commit.
+
+    A notification says only "there is new work": the caller claims to find out what. The
+    connection is opened on first use; when it breaks, the call raises DatabaseUnavailable
+    and the next call reconnects, so a caller that polls on failure never waits forever.
+    """
+
+    def __init__(self, conninfo: str) -> None:
+        self._conninfo = conninfo
+        self._connection: psycopg.Connection[Any] | None = None
+
+    def wait(self, timeout_seconds: float) -> bool:
+        """Block until a notification arrives (True) or `timeout_seconds` pass (False)."""
+        return self._receive(timeout_seconds, stop_after=1) > 0
+
+    def drain(self) -> int:
+        """Consume notifications that already arrived, without blocking; returns how many."""
+        return self._receive(0.0, stop_after=None)
+
+    def close(self) -> None:
+        """Close the listening connection, if open."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _receive(self, timeout_seconds: float, stop_after: int | None) -> int:
+        try:
+            connection = self._listening()
+            return sum(
+                1 for _ in connection.notifies(timeout=timeout_seconds, stop_after=stop_after)
+            )
+        except psycopg.Error as error:
+            self.close()
+            raise translate(error) from error
+
+    def _listening(self) -> psycopg.Connection[Any]:
+        if self._connection is None or self._connection.closed:
+            connection = psycopg.connect(
+                self._conninfo, autocommit=True, application_name=f"{APPLICATION_NAME}-listen"
+            )
+            connection.execute(QUERIES["listen_enqueued"])
+            self._connection = connection
+        return self._connection
 
 
 # complete_outbox_attempts takes one array per outcome field: (parameter, field).

@@ -91,6 +91,7 @@ CALLS: Final[dict[str, LiteralString]] = {
     "release_outbox_leases": "SELECT * FROM public.release_outbox_leases('worker-forged',"
     " ARRAY[pg_catalog.gen_random_uuid()], ARRAY[pg_catalog.gen_random_uuid()])",
     "repair_expired_leases": "SELECT * FROM public.repair_expired_leases(1000, 'worker-forged')",
+    "outbox_expired_lease_count": "SELECT public.outbox_expired_lease_count()",
 }
 # Internal validators the functions above call as their owner; nobody else may call them.
 HELPER_CALLS: Final[dict[str, LiteralString]] = {

@@ -76,3 +76,10 @@ ON CONFLICT (filename) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = 
 
 -- name: server_version
 SELECT current_setting('server_version') AS server_version;
+
+-- name: expired_lease_count
+SELECT public.outbox_expired_lease_count() AS expired_lease_count;
+
+-- name: listen_enqueued
+-- Channel notified by every insert into payment_outbox_pending (0005).
+LISTEN outbox_items_enqueued;
