@@ -1,16 +1,28 @@
-"""`outbox-relayer`: the relayer's command line (for now, the rail simulator)."""
+"""`outbox-relayer`: run a relayer, run lease repair, or simulate a rail."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import json
+import os
 import signal
+import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
+import attrs
 import click
 
+from outbox_db import OutboxError
+from outbox_relayer import process
+from outbox_relayer.config import ConfigError, RelayerConfig
+from outbox_relayer.rail_config import RailConfigError
 from outbox_relayer.railsim import Faults, RailSimulator
+from outbox_relayer.signals import MetricsUnavailableError, configure_logging
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
     from types import FrameType
 
 rate = click.FloatRange(0.0, 1.0)
@@ -29,6 +41,154 @@ def _raise_stop(_signum: int, _frame: FrameType | None) -> NoReturn:
 @click.version_option(package_name="outbox-relayer")
 def main() -> None:
     """Dispatch outbox items to payment rails."""
+
+
+def _settings_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Flags shared by `run` and `repair`; each overrides its environment key when given."""
+    options = [
+        click.option("--database-url", help="PostgreSQL URL (env DATABASE_URL)."),
+        click.option("--worker-id", help="Lease holder's name (env OUTBOX_WORKER_ID)."),
+        click.option("--lease-seconds", type=int, help="Lease length (env LEASE_SECONDS)."),
+        click.option(
+            "--lease-repair-batch-size",
+            type=int,
+            help="Leases repaired per statement (env LEASE_REPAIR_BATCH_SIZE).",
+        ),
+        click.option(
+            "--log-format",
+            type=click.Choice(["auto", "json", "console"]),
+            default="auto",
+            show_default=True,
+            help="auto: JSON unless stdout is a terminal.",
+        ),
+    ]
+    return functools.reduce(lambda wrapped, option: option(wrapped), reversed(options), command)
+
+
+@main.command()
+@_settings_options
+@click.option("--rails-file", type=click.Path(path_type=Path), help="env OUTBOX_RAILS_FILE.")
+@click.option(
+    "--rail",
+    "rail_targets",
+    multiple=True,
+    metavar="TYPE=URL",
+    help="Send rail_type TYPE to URL (repeatable; over the rails file). URL 'noop' answers "
+    "DISPATCHED without sending: for measuring the relayer alone.",
+)
+@click.option("--relay/--no-relay", default=True, show_default=True, help="Dispatch items.")
+@click.option("--repair/--no-repair", default=True, show_default=True, help="Repair leases.")
+@click.option("--batch-size", type=int, help="Items per claim (env OUTBOX_BATCH_SIZE).")
+@click.option("--concurrency", type=int, help="Parallel sends (env OUTBOX_CONCURRENCY).")
+@click.option(
+    "--poll-interval",
+    "poll_interval_seconds",
+    type=float,
+    help="Seconds between claims when idle and not notified (env OUTBOX_POLL_INTERVAL_SECONDS).",
+)
+@click.option(
+    "--repair-interval",
+    "repair_interval_seconds",
+    type=float,
+    help="Seconds between repair cycles (env OUTBOX_REPAIR_INTERVAL_SECONDS).",
+)
+@click.option(
+    "--shutdown-grace",
+    "shutdown_grace_seconds",
+    type=float,
+    help="Seconds running sends get to finish on SIGTERM (env OUTBOX_SHUTDOWN_GRACE_SECONDS).",
+)
+@click.option(
+    "--metrics-port", type=int, help="Serve Prometheus /metrics (env OUTBOX_METRICS_PORT)."
+)
+def run(
+    *,
+    log_format: str,
+    rail_targets: tuple[str, ...],
+    relay: bool,
+    repair: bool,
+    **flags: Any,  # noqa: ANN401 - RelayerConfig fields, validated there
+) -> None:
+    """Relay and repair until SIGTERM or Ctrl-C, then shut down gracefully and exit 0.
+
+    Settings come from the environment (see the package README) with these flags winning.
+    On a stop, unstarted leases are released and running sends get the shutdown grace.
+    """
+    if not (relay or repair):
+        msg = "--no-relay and --no-repair together leave nothing to run"
+        raise click.UsageError(msg)
+    targets = _rail_targets(rail_targets)
+    config = _config(log_format, flags)
+    with _stop_on_signals() as stop, _clear_errors():
+        process.serve(config, stop, relay=relay, repair=repair, rail_targets=targets)
+
+
+@main.command()
+@_settings_options
+@click.option("--once", is_flag=True, help="One cycle, print what it did as JSON, and exit.")
+@click.option(
+    "--repair-interval",
+    "repair_interval_seconds",
+    type=float,
+    help="Seconds between cycles (env OUTBOX_REPAIR_INTERVAL_SECONDS).",
+)
+def repair(*, log_format: str, once: bool, **flags: Any) -> None:  # noqa: ANN401
+    """Repair expired leases: record each one and requeue its item (or fail it at the ceiling).
+
+    Without --once, repeats every repair interval until SIGTERM or Ctrl-C.
+    """
+    config = _config(log_format, flags)
+    with _clear_errors():
+        if once:
+            click.echo(json.dumps(attrs.asdict(process.repair_once(config))))
+            return
+        with _stop_on_signals() as stop:
+            process.serve(config, stop, relay=False, repair=True)
+
+
+def _rail_targets(values: tuple[str, ...]) -> dict[str, str]:
+    targets: dict[str, str] = {}
+    for value in values:
+        rail_type, _, target = value.partition("=")
+        if not rail_type.strip() or not target.strip():
+            msg = f"--rail takes TYPE=URL or TYPE=noop, got {value.split('=')[0]!r}=..."
+            raise click.BadParameter(msg, param_hint="--rail")
+        targets[rail_type.strip()] = target.strip()
+    return targets
+
+
+def _config(log_format: str, flags: dict[str, Any]) -> RelayerConfig:
+    configure_logging(json=None if log_format == "auto" else log_format == "json")
+    with _clear_errors():
+        return RelayerConfig.from_env(os.environ, **flags)
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """An event that SIGTERM and SIGINT set; the loops notice it and shut down."""
+    stop = threading.Event()
+
+    def request_stop(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def _clear_errors() -> Iterator[None]:
+    """Refusals a user can fix become one clear line and exit 1, not a traceback."""
+    try:
+        yield
+    except (ConfigError, RailConfigError, MetricsUnavailableError) as error:
+        msg = f"invalid configuration: {error}"
+        raise click.UsageError(msg) from None
+    except OutboxError as error:
+        raise click.ClickException(str(error)) from None
 
 
 @main.command(name="rail-sim")

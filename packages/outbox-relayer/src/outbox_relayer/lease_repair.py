@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from outbox_db import AttemptState
+from outbox_db import AttemptState, DatabaseUnavailable, RetryableConflict
+from outbox_relayer.backoff import DatabaseRetry
 
 if TYPE_CHECKING:
     import threading
@@ -46,7 +47,8 @@ class LeaseRepairer:
     rng: random.Random = attrs.field(factory=random.Random)
 
     def run_once(self) -> RepairCycle:
-        """Repair every lease expired now, one batch after another; return the counts."""
+        """Read the expired-lease gauge, then repair every lease expired now, batch by batch."""
+        self.signals.expired_leases(self.store.expired_lease_count())
         requeued = failed = batches = 0
         while True:
             repaired = self.store.repair(self.worker_id, batch_size=self.batch_size)
@@ -58,8 +60,18 @@ class LeaseRepairer:
                 return RepairCycle(requeued=requeued, failed=failed, batches=batches)
 
     def run(self, stop: threading.Event, interval_seconds: float) -> None:
-        """Repair every `interval_seconds` (jittered by up to a fifth) until `stop` is set."""
+        """Repair every `interval_seconds` (jittered by up to a fifth) until `stop` is set.
+
+        A lost database pauses the loop with backoff; it never ends it.
+        """
+        retry = DatabaseRetry(loop="lease_repair")
         while not stop.is_set():
-            self.run_once()
-            self.signals.flush("lease_repair")
+            try:
+                self.run_once()
+                retry.succeeded()
+            except (DatabaseUnavailable, RetryableConflict) as error:
+                retry.failed(error, stop)
+                continue
+            finally:
+                self.signals.flush("lease_repair")
             stop.wait(interval_seconds * self.rng.uniform(0.8, 1.2))

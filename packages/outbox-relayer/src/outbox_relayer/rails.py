@@ -21,7 +21,15 @@ if TYPE_CHECKING:
 
     from outbox_relayer.rail_config import RailEndpoint
 
-__all__ = ["FAILED_STATUSES", "HttpRail", "Rail", "RailAnswer", "canonical_json", "classify"]
+__all__ = [
+    "FAILED_STATUSES",
+    "HttpRail",
+    "NoopRail",
+    "Rail",
+    "RailAnswer",
+    "canonical_json",
+    "classify",
+]
 
 # 4xx answers that refuse the instruction itself: re-sending the same request cannot succeed.
 # 401 and 403 are not here: they say our credentials are wrong, which an operator fixes, so the
@@ -70,6 +78,17 @@ class Rail(Protocol):
     def send(self, item: ClaimedItem) -> RailAnswer:
         """Dispatch the item with its idempotency key; network failures are answers, not raises."""
         ...
+
+
+class NoopRail:
+    """Answers DISPATCHED at once and sends nothing: measures the relayer and database alone.
+
+    Configured as `--rail TYPE=noop`; never point a real rail_type at it.
+    """
+
+    def send(self, item: ClaimedItem) -> RailAnswer:
+        """DISPATCHED, with a reference derived from the item."""
+        return RailAnswer(state=AttemptState.DISPATCHED, rail_reference=f"noop-{item.outbox_id}")
 
 
 class HttpRail:

@@ -28,7 +28,8 @@ from outbox_db.store import OutboxStore
 if TYPE_CHECKING:
     from collections.abc import Generator, Iterator
 
-DB_FIXTURE: Final = "outbox_database"
+# A test that uses either of these is DB-backed (counted by --outbox-require-db).
+DB_FIXTURES: Final = frozenset({"outbox_database", "outbox_shared_database"})
 _passed_db_tests = pytest.StashKey[int]()
 _names = itertools.count(1)
 
@@ -102,7 +103,11 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Count each DB-backed test whose call phase passed."""
     report: pytest.TestReport = yield
-    if call.when == "call" and report.passed and DB_FIXTURE in getattr(item, "fixturenames", ()):
+    if (
+        call.when == "call"
+        and report.passed
+        and DB_FIXTURES & set(getattr(item, "fixturenames", ()))
+    ):
         item.config.stash[_passed_db_tests] += 1
     return report
 
@@ -144,6 +149,17 @@ def outbox_database(outbox_server: Server, outbox_template: str) -> Iterator[Dat
     name = f"outbox_test_{os.getpid()}_{next(_names)}"
     with outbox_server.janitor(name, template_dbname=outbox_template):
         yield Database(name=name, url=outbox_server.database_url(name))
+
+
+@pytest.fixture(scope="session")
+def outbox_shared_database(outbox_server: Server) -> Database:
+    """The server's own database (DATABASE_URL's), migrated; what a test leaves there stays.
+
+    Tests using it must scope their assertions to the rows they created (unique ids per run).
+    """
+    migrate(outbox_server.url)
+    name = str(conninfo_to_dict(outbox_server.url).get("dbname") or "postgres")
+    return Database(name=name, url=outbox_server.url)
 
 
 @pytest.fixture

@@ -1,0 +1,366 @@
+"""The relayer: leases due items, sends them to their rails concurrently, records the outcomes.
+
+One thread (the caller of `run`) makes every database call: claim, renew, complete, release.
+A pool of `concurrency` threads runs the rails' blocking sends. Each turn of the loop records
+the answers that came back (one batch completion for all of them), renews the leases of
+dispatches that have outlived half their lease, and claims more while there is room.
+
+Nothing is lost on the way: an answer whose completion failed because the database was
+unreachable stays held and is recorded when it returns (or, if the lease ran out meanwhile,
+counted as a lost lease: lease repair requeues the item and the rail's idempotency key absorbs
+the re-send). A completion refused because the lease was lost is counted and dropped, and
+the loop carries on.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from typing import TYPE_CHECKING, Final
+
+import attrs
+import structlog
+
+from outbox_db import (
+    AttemptState,
+    DatabaseUnavailable,
+    LeaseLost,
+    Outcome,
+    RetryableConflict,
+    TerminalAlreadyRecorded,
+)
+from outbox_relayer.backoff import DatabaseRetry
+from outbox_relayer.rails import RailAnswer
+
+if TYPE_CHECKING:
+    import threading
+    from collections.abc import Callable, Mapping, Sequence
+    from uuid import UUID
+
+    from outbox_db import ClaimedItem, EnqueueWakeups, OutboxStore
+    from outbox_relayer.backoff import Backoff
+    from outbox_relayer.rails import Rail
+    from outbox_relayer.signals import Signals
+
+__all__ = ["RENEW_AFTER_FRACTION", "Relayer", "RelayerSettings"]
+
+# A dispatch still running after this share of its lease renews the lease.
+RENEW_AFTER_FRACTION: Final = 0.5
+# Answers wait at most this long for others to share their batch completion.
+RECORD_LINGER_SECONDS: Final = 0.05
+# Longest single wait, so a stop request is noticed promptly.
+MAX_WAIT_SECONDS: Final = 0.25
+_CYCLE: Final = "relay"
+_log = structlog.get_logger("outbox_relayer.relayer")
+
+
+@attrs.frozen(kw_only=True)
+class RelayerSettings:
+    """The relayer loop's share of RelayerConfig (see config.py for keys and ranges)."""
+
+    worker_id: str
+    batch_size: int = 100
+    concurrency: int = 16
+    lease_seconds: int = 30
+    poll_interval_seconds: float = 1.0
+    shutdown_grace_seconds: float = 10.0
+
+
+@attrs.define
+class _Held:
+    """A lease this worker holds: its item, its dispatch, and when the lease was last set."""
+
+    item: ClaimedItem
+    dispatch: concurrent.futures.Future[RailAnswer]
+    leased_at: float
+    outcome: Outcome | None = None  # set once, when the answer arrives
+    answered_at: float = 0.0
+
+
+class Relayer:
+    """Dispatches this worker's leased items; `run` until stopped, or `step` for one turn."""
+
+    def __init__(  # noqa: PLR0913 - the loop's collaborators, each injected for tests
+        self,
+        store: OutboxStore,
+        *,
+        rails: Mapping[str, Rail],
+        signals: Signals,
+        settings: RelayerSettings,
+        backoff: Backoff,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.rails = rails
+        self.signals = signals
+        self.settings = settings
+        self.backoff = backoff
+        self._clock = clock
+        self._held: dict[UUID, _Held] = {}
+        self._more_due = True  # the last claim came back full, or none was made yet
+        self._next_poll = 0.0
+        self._dispatchers = concurrent.futures.ThreadPoolExecutor(
+            max_workers=settings.concurrency, thread_name_prefix="outbox-dispatch"
+        )
+
+    @property
+    def held(self) -> int:
+        """Leases this worker holds now: dispatching, or answered and not yet recorded."""
+        return len(self._held)
+
+    def run(self, stop: threading.Event) -> None:
+        """Relay until `stop` is set, then shut down gracefully (see `shut_down`)."""
+        retry = DatabaseRetry(loop=_CYCLE)
+        with self.store.wakeups() as wakeups:
+            while not stop.is_set():
+                try:
+                    self.step(wakeups)
+                    retry.succeeded()
+                except (DatabaseUnavailable, RetryableConflict) as error:
+                    retry.failed(error, stop)
+                    continue
+                self._wait(wakeups, stop)
+        self.shut_down()
+
+    def step(self, wakeups: EnqueueWakeups | None = None) -> int:
+        """One turn: record the answers in, renew old leases, claim if there is room.
+
+        Returns how many items it claimed. Without `wakeups`, claims whenever there is room.
+        """
+        self._collect_answers()
+        self._record(force=False)
+        self._renew_old_leases()
+        claimed = 0
+        while self.held < self.settings.concurrency and self._should_claim(wakeups):
+            batch = self._claim()
+            claimed += batch
+            if batch < self.settings.batch_size:
+                break
+        return claimed
+
+    def drain(self, *, idle_turns: int = 2) -> None:
+        """Relay until nothing is held and `idle_turns` claims in a row found nothing (tests)."""
+        idle = 0
+        while idle < idle_turns:
+            self._more_due = True
+            idle = idle + 1 if self.step() == 0 and not self._held else 0
+            if self._held:
+                self._wait_for_answers(MAX_WAIT_SECONDS)
+        self._record(force=True)
+
+    def shut_down(self) -> None:
+        """Stop dispatching, and account for every held lease.
+
+        Unstarted leases are given back; running sends get the grace period to finish and are
+        recorded; a send still running after it keeps its lease, which expires into repair.
+        """
+        unstarted = [held for held in self._held.values() if held.dispatch.cancel()]
+        self._release([held.item for held in unstarted])
+        running = [held.dispatch for held in self._held.values() if not held.dispatch.done()]
+        concurrent.futures.wait(running, timeout=self.settings.shutdown_grace_seconds)
+        self._collect_answers()
+        try:
+            self._record(force=True)
+        except (DatabaseUnavailable, RetryableConflict) as error:
+            _log.warning("shutdown_record_failed", error=str(error), outcomes=len(self._held))
+        abandoned = sum(not held.dispatch.done() for held in self._held.values())
+        if abandoned:
+            _log.warning(
+                "shutdown_dispatches_still_running",
+                count=abandoned,
+                grace_seconds=self.settings.shutdown_grace_seconds,
+                note="their leases expire and lease repair requeues the items",
+            )
+        self._dispatchers.shutdown(wait=False, cancel_futures=True)
+        self.signals.flush(_CYCLE)
+        _log.info(
+            "relayer_stopped",
+            worker_id=self.settings.worker_id,
+            released=len(unstarted),
+            abandoned=abandoned,
+        )
+
+    # --- claiming and dispatching ------------------------------------------------------------
+
+    def _should_claim(self, wakeups: EnqueueWakeups | None) -> bool:
+        """Claim when the last claim was full, an enqueue was announced, or the poll is due."""
+        if wakeups is None or self._more_due:
+            return True
+        return wakeups.drain() > 0 or self._clock() >= self._next_poll
+
+    def _claim(self) -> int:
+        items = self.store.claim(
+            self.settings.worker_id,
+            batch_size=self.settings.batch_size,
+            lease_seconds=self.settings.lease_seconds,
+        )
+        now = self._clock()
+        self._more_due = len(items) == self.settings.batch_size
+        if not self._more_due:
+            self._next_poll = now + self.settings.poll_interval_seconds
+        for item in items:
+            dispatch = self._dispatchers.submit(self._send, item)
+            self._held[item.outbox_id] = _Held(item=item, dispatch=dispatch, leased_at=now)
+        return len(items)
+
+    def _send(self, item: ClaimedItem) -> RailAnswer:
+        """Runs on a dispatch thread; whatever happens comes back as an answer, never a raise."""
+        rail = self.rails.get(item.rail_type)
+        if rail is None:
+            return RailAnswer(
+                state=AttemptState.RETRYABLE,
+                error_code="RAIL_NOT_CONFIGURED",
+                error_message="no rail is configured for this rail_type",
+            )
+        started = time.monotonic()
+        try:
+            return rail.send(item)
+        except Exception as error:  # noqa: BLE001 - a rail client's bug must not kill the worker
+            _log.exception(
+                "rail_client_failed", rail_type=item.rail_type, error=type(error).__name__
+            )
+            return RailAnswer(
+                state=AttemptState.RETRYABLE,
+                error_code="RAIL_CLIENT_ERROR",
+                error_message=f"rail client raised {type(error).__name__}",
+                latency_ms=round((time.monotonic() - started) * 1000),
+            )
+
+    def _collect_answers(self) -> None:
+        """Turn each newly finished dispatch into its outcome (the retry delay drawn once)."""
+        now = self._clock()
+        for held in self._held.values():
+            if held.outcome is None and held.dispatch.done() and not held.dispatch.cancelled():
+                answer = held.dispatch.result()
+                held.outcome = self._outcome(held.item, answer)
+                held.answered_at = now
+                self.signals.dispatch(held.item.rail_type, answer.state, answer.latency_ms)
+
+    def _outcome(self, item: ClaimedItem, answer: RailAnswer) -> Outcome:
+        retry_delay = None
+        if answer.state is AttemptState.RETRYABLE:
+            retry_delay = self.backoff.delay_seconds(
+                item.attempt_count + 1, answer.retry_after_seconds
+            )
+        return Outcome(
+            lease=item.lease,
+            state=answer.state,
+            rail_reference=answer.rail_reference,
+            rail_code=answer.rail_code,
+            error_code=answer.error_code,
+            error_message=answer.error_message,
+            latency_ms=answer.latency_ms,
+            retry_delay_seconds=retry_delay,
+        )
+
+    # --- recording -----------------------------------------------------------------------------
+
+    def _record(self, *, force: bool) -> None:
+        """Complete the answered items in one batch, once enough are in or they waited enough."""
+        answered = [held for held in self._held.values() if held.outcome is not None]
+        if not answered:
+            return
+        everything_in = len(answered) == len(self._held)
+        waited = self._clock() - min(held.answered_at for held in answered)
+        full = len(answered) >= self.settings.batch_size
+        if not (force or everything_in or full or waited >= RECORD_LINGER_SECONDS):
+            return
+        outcomes = [held.outcome for held in answered if held.outcome is not None]
+        for outbox_id, recorded in self._complete(outcomes):
+            del self._held[outbox_id]
+            if not recorded:
+                self.signals.lease_lost(outbox_id)
+        self.signals.flush(_CYCLE)
+
+    def _complete(self, outcomes: Sequence[Outcome]) -> list[tuple[UUID, bool]]:
+        """(outbox_id, recorded) for each outcome.
+
+        A terminal-guard refusal fails the whole batch statement, so then each outcome is
+        recorded alone and only the refused one is affected.
+        """
+        worker_id = self.settings.worker_id
+        try:
+            results = self.store.complete_batch(worker_id, outcomes)
+        except TerminalAlreadyRecorded:
+            return [self._complete_one(outcome) for outcome in outcomes]
+        return [(result.outbox_id, result.lease_held) for result in results]
+
+    def _complete_one(self, outcome: Outcome) -> tuple[UUID, bool]:
+        outbox_id = outcome.lease.outbox_id
+        try:
+            self.store.complete(self.settings.worker_id, outcome)
+        except LeaseLost:
+            return outbox_id, False
+        except TerminalAlreadyRecorded:
+            # The item already has its terminal attempt: nothing more to record, and not a
+            # lost lease. The signal says a second terminal was refused by the index.
+            self.signals.terminal_guard_hit(outbox_id)
+        return outbox_id, True
+
+    # --- leases ----------------------------------------------------------------------------------
+
+    def _renew_old_leases(self) -> None:
+        """Renew the lease of every dispatch that has run past half of it."""
+        now = self._clock()
+        horizon = self.settings.lease_seconds * RENEW_AFTER_FRACTION
+        for held in [h for h in self._held.values() if now - h.leased_at >= horizon]:
+            try:
+                self.store.renew(
+                    self.settings.worker_id,
+                    held.item.lease,
+                    lease_seconds=self.settings.lease_seconds,
+                )
+            except LeaseLost:
+                # Someone else holds the item now: drop this dispatch's outcome.
+                held.dispatch.cancel()
+                del self._held[held.item.outbox_id]
+                self.signals.lease_lost(held.item.outbox_id)
+                continue
+            held.leased_at = now
+
+    def _release(self, items: Sequence[ClaimedItem]) -> None:
+        if not items:
+            return
+        for item in items:
+            del self._held[item.outbox_id]
+        try:
+            self.store.release(self.settings.worker_id, [item.lease for item in items])
+        except (DatabaseUnavailable, RetryableConflict) as error:
+            _log.warning(
+                "release_failed",
+                error=str(error),
+                count=len(items),
+                note="the leases expire and lease repair requeues the items",
+            )
+
+    # --- waiting -------------------------------------------------------------------------------
+
+    def _wait(self, wakeups: EnqueueWakeups, stop: threading.Event) -> None:
+        """Wait for answers while dispatching; when idle, for an enqueue or the next poll."""
+        if self._held:
+            self._wait_for_answers(self._answer_timeout())
+            return
+        if self._more_due:
+            return
+        remaining = self._next_poll - self._clock()
+        try:
+            # Short slices: a blocked LISTEN would not notice a stop request.
+            while remaining > 0 and not stop.is_set():
+                if wakeups.wait(min(remaining, MAX_WAIT_SECONDS)):
+                    self._more_due = True
+                    return
+                remaining = self._next_poll - self._clock()
+        except DatabaseUnavailable:
+            return  # the next claim finds out whether the database is back
+
+    def _answer_timeout(self) -> float:
+        if any(held.outcome is not None for held in self._held.values()):
+            return RECORD_LINGER_SECONDS
+        return MAX_WAIT_SECONDS
+
+    def _wait_for_answers(self, timeout: float) -> None:
+        pending = [held.dispatch for held in self._held.values() if not held.dispatch.done()]
+        if pending:
+            concurrent.futures.wait(
+                pending, timeout=timeout, return_when=concurrent.futures.FIRST_COMPLETED
+            )
