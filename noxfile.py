@@ -180,4 +180,5 @@ def demo(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks, outside the gate: figures next to a raw-SQL lower bound (`-- --quick` smoke)."""
     install(session, "test")
-    session.run("python", "packages/outbox-db/benchmarks/enqueue_throughput.py", *session.posargs)
+    for benchmark in ("enqueue_throughput", "relayer_drain"):
+        session.run("python", "-m", f"benchmarks.{benchmark}", *session.posargs)

@@ -1,10 +1,10 @@
-"""outbox-relayer: dispatches leased outbox items to payment rails, and simulates a rail."""
+"""outbox-relayer: dispatches leased outbox items to payment rails, repairs expired leases."""
 
 from outbox_relayer.backoff import Backoff
 from outbox_relayer.config import ConfigError, RelayerConfig
 from outbox_relayer.lease_repair import LeaseRepairer, RepairCycle
 from outbox_relayer.rail_config import RailConfigError, RailEndpoint, Secret, load_rails
-from outbox_relayer.rails import FAILED_STATUSES, HttpRail, Rail, RailAnswer
+from outbox_relayer.rails import FAILED_STATUSES, HttpRail, NoopRail, Rail, RailAnswer
 from outbox_relayer.railsim import (
     Faults,
     LoggedRequest,
@@ -12,6 +12,7 @@ from outbox_relayer.railsim import (
     SimulatorStats,
     read_request_log,
 )
+from outbox_relayer.relayer import Relayer, RelayerSettings
 from outbox_relayer.signals import (
     CycleSignals,
     Metrics,
@@ -30,12 +31,15 @@ __all__ = [
     "LeaseRepairer",
     "LoggedRequest",
     "Metrics",
+    "NoopRail",
     "Rail",
     "RailAnswer",
     "RailConfigError",
     "RailEndpoint",
     "RailSimulator",
+    "Relayer",
     "RelayerConfig",
+    "RelayerSettings",
     "RepairCycle",
     "Secret",
     "Signals",

@@ -1,8 +1,9 @@
 """The relayer: leases due items, sends them to their rails concurrently, records the outcomes.
 
 One thread (the caller of `run`) makes every database call: claim, renew, complete, release.
-A pool of `concurrency` threads runs the rails' blocking sends. Each turn of the loop records
-the answers that came back (one batch completion for all of them), renews the leases of
+A pool of `concurrency` threads runs the rails' blocking sends and hands each answer back
+through a queue, so a turn costs what arrived, not what is in flight. Each turn records the
+answers that came back (one batch completion for all of them), renews the leases of
 dispatches that have outlived half their lease, and claims more while there is room.
 
 Nothing is lost on the way: an answer whose completion failed because the database was
@@ -15,6 +16,7 @@ the loop carries on.
 from __future__ import annotations
 
 import concurrent.futures
+import queue
 import time
 from typing import TYPE_CHECKING, Final
 
@@ -50,6 +52,8 @@ RENEW_AFTER_FRACTION: Final = 0.5
 RECORD_LINGER_SECONDS: Final = 0.05
 # Longest single wait, so a stop request is noticed promptly.
 MAX_WAIT_SECONDS: Final = 0.25
+# Leases are checked for renewal at most this often (and at least four times per horizon).
+RENEWAL_CHECK_SECONDS: Final = 1.0
 _CYCLE: Final = "relay"
 _log = structlog.get_logger("outbox_relayer.relayer")
 
@@ -97,6 +101,9 @@ class Relayer:
         self.backoff = backoff
         self._clock = clock
         self._held: dict[UUID, _Held] = {}
+        self._answered: dict[UUID, _Held] = {}  # held and answered, oldest answer first
+        self._answers: queue.SimpleQueue[tuple[UUID, RailAnswer]] = queue.SimpleQueue()
+        self._next_renewal_check = 0.0
         self._more_due = True  # the last claim came back full, or none was made yet
         self._next_poll = 0.0
         self._dispatchers = concurrent.futures.ThreadPoolExecutor(
@@ -145,7 +152,7 @@ class Relayer:
             self._more_due = True
             idle = idle + 1 if self.step() == 0 and not self._held else 0
             if self._held:
-                self._wait_for_answers(MAX_WAIT_SECONDS)
+                self._collect_answers(timeout=MAX_WAIT_SECONDS)
         self._record(force=True)
 
     def shut_down(self) -> None:
@@ -199,12 +206,18 @@ class Relayer:
         if not self._more_due:
             self._next_poll = now + self.settings.poll_interval_seconds
         for item in items:
-            dispatch = self._dispatchers.submit(self._send, item)
+            dispatch = self._dispatchers.submit(self._dispatch, item)
             self._held[item.outbox_id] = _Held(item=item, dispatch=dispatch, leased_at=now)
         return len(items)
 
+    def _dispatch(self, item: ClaimedItem) -> RailAnswer:
+        """Runs on a dispatch thread: send, then hand the answer to the relay loop."""
+        answer = self._send(item)
+        self._answers.put((item.outbox_id, answer))
+        return answer
+
     def _send(self, item: ClaimedItem) -> RailAnswer:
-        """Runs on a dispatch thread; whatever happens comes back as an answer, never a raise."""
+        """Whatever happens comes back as an answer, never a raise."""
         rail = self.rails.get(item.rail_type)
         if rail is None:
             return RailAnswer(
@@ -226,15 +239,31 @@ class Relayer:
                 latency_ms=round((time.monotonic() - started) * 1000),
             )
 
-    def _collect_answers(self) -> None:
-        """Turn each newly finished dispatch into its outcome (the retry delay drawn once)."""
+    def _collect_answers(self, timeout: float = 0.0) -> None:
+        """Turn the answers that arrived (waiting up to `timeout` for the first) into outcomes.
+
+        The retry delay is drawn here, once per answer. An answer for a lease lost meanwhile
+        is dropped.
+        """
+        arrived: list[tuple[UUID, RailAnswer]] = []
+        try:
+            arrived.append(
+                self._answers.get(timeout=timeout) if timeout else self._answers.get_nowait()
+            )
+            while True:
+                arrived.append(self._answers.get_nowait())
+        except queue.Empty:
+            if not arrived:
+                return
         now = self._clock()
-        for held in self._held.values():
-            if held.outcome is None and held.dispatch.done() and not held.dispatch.cancelled():
-                answer = held.dispatch.result()
-                held.outcome = self._outcome(held.item, answer)
-                held.answered_at = now
-                self.signals.dispatch(held.item.rail_type, answer.state, answer.latency_ms)
+        for outbox_id, answer in arrived:
+            held = self._held.get(outbox_id)
+            if held is None:
+                continue
+            held.outcome = self._outcome(held.item, answer)
+            held.answered_at = now
+            self._answered[outbox_id] = held
+            self.signals.dispatch(held.item.rail_type, answer.state, answer.latency_ms)
 
     def _outcome(self, item: ClaimedItem, answer: RailAnswer) -> Outcome:
         retry_delay = None
@@ -256,20 +285,22 @@ class Relayer:
     # --- recording -----------------------------------------------------------------------------
 
     def _record(self, *, force: bool) -> None:
-        """Complete the answered items in one batch, once enough are in or they waited enough."""
-        answered = [held for held in self._held.values() if held.outcome is not None]
-        if not answered:
+        """Complete the answered items in batches, once enough are in or they waited enough."""
+        if not self._answered:
             return
-        everything_in = len(answered) == len(self._held)
-        waited = self._clock() - min(held.answered_at for held in answered)
-        full = len(answered) >= self.settings.batch_size
+        everything_in = len(self._answered) == len(self._held)
+        waited = self._clock() - next(iter(self._answered.values())).answered_at
+        full = len(self._answered) >= self.settings.batch_size
         if not (force or everything_in or full or waited >= RECORD_LINGER_SECONDS):
             return
-        outcomes = [held.outcome for held in answered if held.outcome is not None]
-        for outbox_id, recorded in self._complete(outcomes):
-            del self._held[outbox_id]
-            if not recorded:
-                self.signals.lease_lost(outbox_id)
+        while self._answered:
+            chunk = list(self._answered.values())[: self.settings.batch_size]
+            outcomes = [held.outcome for held in chunk if held.outcome is not None]
+            for outbox_id, recorded in self._complete(outcomes):
+                self._answered.pop(outbox_id, None)
+                self._held.pop(outbox_id, None)
+                if not recorded:
+                    self.signals.lease_lost(outbox_id)
         self.signals.flush(_CYCLE)
 
     def _complete(self, outcomes: Sequence[Outcome]) -> list[tuple[UUID, bool]]:
@@ -300,9 +331,12 @@ class Relayer:
     # --- leases ----------------------------------------------------------------------------------
 
     def _renew_old_leases(self) -> None:
-        """Renew the lease of every dispatch that has run past half of it."""
+        """Renew the lease of every item held past half of it (checked about once a second)."""
         now = self._clock()
         horizon = self.settings.lease_seconds * RENEW_AFTER_FRACTION
+        if now < self._next_renewal_check:
+            return
+        self._next_renewal_check = now + min(RENEWAL_CHECK_SECONDS, horizon / 4)
         for held in [h for h in self._held.values() if now - h.leased_at >= horizon]:
             try:
                 self.store.renew(
@@ -313,7 +347,8 @@ class Relayer:
             except LeaseLost:
                 # Someone else holds the item now: drop this dispatch's outcome.
                 held.dispatch.cancel()
-                del self._held[held.item.outbox_id]
+                self._held.pop(held.item.outbox_id)
+                self._answered.pop(held.item.outbox_id, None)
                 self.signals.lease_lost(held.item.outbox_id)
                 continue
             held.leased_at = now
@@ -338,7 +373,7 @@ class Relayer:
     def _wait(self, wakeups: EnqueueWakeups, stop: threading.Event) -> None:
         """Wait for answers while dispatching; when idle, for an enqueue or the next poll."""
         if self._held:
-            self._wait_for_answers(self._answer_timeout())
+            self._collect_answers(RECORD_LINGER_SECONDS if self._answered else MAX_WAIT_SECONDS)
             return
         if self._more_due:
             return
@@ -352,15 +387,3 @@ class Relayer:
                 remaining = self._next_poll - self._clock()
         except DatabaseUnavailable:
             return  # the next claim finds out whether the database is back
-
-    def _answer_timeout(self) -> float:
-        if any(held.outcome is not None for held in self._held.values()):
-            return RECORD_LINGER_SECONDS
-        return MAX_WAIT_SECONDS
-
-    def _wait_for_answers(self, timeout: float) -> None:
-        pending = [held.dispatch for held in self._held.values() if not held.dispatch.done()]
-        if pending:
-            concurrent.futures.wait(
-                pending, timeout=timeout, return_when=concurrent.futures.FIRST_COMPLETED
-            )

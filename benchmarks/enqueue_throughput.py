@@ -6,7 +6,7 @@ lookup and gapless per-participant sequence). The lower bound does the same phys
 by hand in the same number of transactions: bump the participant's sequence row and insert
 the pending row, without the function, its checks or the idempotency lookup. Each figure
 runs several times on a fresh clone of a migrated template; median and spread are printed
-and written as JSON lines under reports/bench/.
+and written as JSON lines to reports/bench/enqueue.jsonl.
 
 The server must be durable (fsync and synchronous_commit on): the default embedded server
 is started that way; with DATABASE_URL the script reports the server's settings.
@@ -14,29 +14,32 @@ is started that way; with DATABASE_URL the script reports the server's settings.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import multiprocessing
-import statistics
 import time
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 import click
 import psycopg
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
 
-from outbox_db import EnqueueRequest, OutboxStore, embedded, migrate
+from benchmarks.common import (
+    LOWER_BOUND,
+    Figure,
+    clone,
+    durability,
+    migrated_template,
+    report,
+    server,
+)
+from outbox_db import EnqueueRequest, OutboxStore
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from multiprocessing.synchronize import Barrier
 
 PARTICIPANTS: Final = 1_000
 CLIENTS: Final = 4
-REPORTS: Final = Path("reports/bench")
+FIGURE: Final = f"enqueue_single_txn_{CLIENTS}_clients_{PARTICIPANTS}_participants"
 
 RAW_SEQUENCE: Final = """
     INSERT INTO public.participant_outbox_sequences AS s (participant_id, next_sequence_id)
@@ -113,38 +116,6 @@ def measure(url: str, client_main: Callable[[str, int, int, Barrier], None], ite
     return per_client * CLIENTS / elapsed
 
 
-def clone(admin_url: str, template: str, name: str) -> str:
-    """A fresh database cloned from the migrated template."""
-    with psycopg.connect(admin_url, autocommit=True) as connection:
-        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-        connection.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(name), sql.Identifier(template)
-            )
-        )
-    return make_conninfo(admin_url, dbname=name)
-
-
-def durability(url: str) -> dict[str, Any]:
-    """The settings that decide whether per-commit figures are honest."""
-    with psycopg.connect(url) as connection:
-        rows = connection.execute(
-            "SELECT name, setting FROM pg_settings"
-            " WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', 'server_version')"
-        ).fetchall()
-    return dict(rows)
-
-
-@contextlib.contextmanager
-def server(url: str | None) -> Iterator[str]:
-    """DATABASE_URL's server, or a durable embedded one."""
-    if url:
-        yield url
-        return
-    with embedded.embedded_server(durable=True) as running:
-        yield running.url
-
-
 @click.command()
 @click.option(
     "--url", envvar="DATABASE_URL", help="Server to use (default: a durable embedded one)."
@@ -158,50 +129,16 @@ def main(url: str | None, items: int, runs: int, *, quick: bool) -> None:
         items, runs = items // 10, 1
     with server(url) as admin_url:
         settings = durability(admin_url)
-        click.echo(f"server: {json.dumps(settings, sort_keys=True)}")
-        template = "outbox_bench_template"
-        migrate(clone(admin_url, "template1", template))
-        figures = {}
-        for label, client_main in (
-            ("raw_sql_lower_bound", raw_sql),
-            ("enqueue_function", via_function),
-        ):
+        migrated_template(admin_url)
+        figures = []
+        for label, client_main in ((LOWER_BOUND, raw_sql), ("enqueue_function", via_function)):
             rates = []
             for run in range(runs):
-                rate = measure(clone(admin_url, template, "outbox_bench"), client_main, items)
+                rate = measure(clone(admin_url), client_main, items)
                 click.echo(f"{label} run {run + 1}/{runs}: {rate:,.0f} items/s")
                 rates.append(rate)
-            figures[label] = rates
-        report(figures, items=items, settings=settings)
-
-
-def report(figures: dict[str, list[float]], *, items: int, settings: dict[str, Any]) -> None:
-    """A table on stdout and one JSON line per figure in reports/bench/enqueue.jsonl."""
-    bound = statistics.median(figures["raw_sql_lower_bound"])
-    REPORTS.mkdir(parents=True, exist_ok=True)
-    lines = []
-    click.echo(f"\n{'figure':<22}{'median items/s':>16}{'spread':>18}{'vs bound':>10}")
-    for label, rates in figures.items():
-        median = statistics.median(rates)
-        spread = f"{min(rates):,.0f}-{max(rates):,.0f}"
-        click.echo(f"{label:<22}{median:>16,.0f}{spread:>18}{median / bound:>10.2f}")
-        lines.append(
-            json.dumps(
-                {
-                    "figure": f"enqueue_single_txn_{CLIENTS}_clients_{PARTICIPANTS}_participants",
-                    "variant": label,
-                    "items": items,
-                    "median_items_per_s": round(median, 1),
-                    "runs": [round(rate, 1) for rate in rates],
-                    "ratio_to_lower_bound": round(median / bound, 3),
-                    "server": settings,
-                },
-                sort_keys=True,
-            )
-        )
-    (REPORTS / "enqueue.jsonl").write_text("\n".join(lines) + "\n")
-    for line in lines:
-        click.echo(line)
+            figures.append(Figure(FIGURE, label, rates, {"items": items}))
+        report("enqueue", figures, settings=settings)
 
 
 if __name__ == "__main__":
