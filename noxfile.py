@@ -2,13 +2,15 @@
 
 Every session installs the packages under packages/ (editable, so tests can reach the
 test-only helpers in the source tree) plus the pinned tool groups of the root pyproject.
-DB-backed sessions use DATABASE_URL, or start one embedded PostgreSQL for the session and
-stop it afterwards. GitHub Actions calls these same sessions.
+DB-backed sessions use DATABASE_URL, or start one embedded PostgreSQL and stop it afterwards;
+the gate starts one server for the whole run and hands its URL to every step that needs it.
+GitHub Actions calls these same sessions.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import tempfile
 import time
@@ -57,6 +59,9 @@ def database(session: nox.Session) -> Iterator[str]:
         session.run("outbox-db", "embedded", "down", "--dir", str(directory))
 
 
+JUNIT = Path("reports/junit")
+
+
 def run_lint(session: nox.Session) -> None:
     """Lint and format check (ruff), mypy strict, and the import contracts."""
     session.run("ruff", "check", ".")
@@ -78,34 +83,30 @@ def run_guardrails(session: nox.Session) -> None:
     )
 
 
-def run_unit(session: nox.Session) -> None:
-    """Tests that need no database."""
+def run_pytest(session: nox.Session, tier: str, *args: str, env: dict[str, str]) -> None:
+    """One tier's tests under coverage, with a JUnit XML report for the evidence bundle."""
     session.run(
         "coverage",
         "run",
-        "--data-file=.coverage.unit",
+        f"--data-file=.coverage.{tier}",
         "-m",
         "pytest",
-        *tests_of("unit"),
+        f"--junitxml={JUNIT / f'{tier}.xml'}",
+        *args,
+        *tests_of(tier),
         *session.posargs,
-        env=TEST_ENV,
+        env=TEST_ENV | env,
     )
 
 
-def run_integration(session: nox.Session) -> None:
+def run_unit(session: nox.Session) -> None:
+    """Tests that need no database."""
+    run_pytest(session, "unit", env={})
+
+
+def run_integration(session: nox.Session, url: str) -> None:
     """DB-backed proofs; fails, never skips, when no DB-backed test passed."""
-    with database(session) as url:
-        session.run(
-            "coverage",
-            "run",
-            "--data-file=.coverage.integration",
-            "-m",
-            "pytest",
-            "--outbox-require-db",
-            *tests_of("integration"),
-            *session.posargs,
-            env=TEST_ENV | {"DATABASE_URL": url},
-        )
+    run_pytest(session, "integration", "--outbox-require-db", env={"DATABASE_URL": url})
 
 
 @nox.session
@@ -133,14 +134,25 @@ def unit(session: nox.Session) -> None:
 def integration(session: nox.Session) -> None:
     """Step 3: DB-backed proofs on DATABASE_URL or an embedded PostgreSQL."""
     install(session, "test")
-    run_integration(session)
+    with database(session) as url:
+        run_integration(session, url)
 
 
-STEPS: list[tuple[str, Callable[[nox.Session], None]]] = [
-    ("lint", run_lint),
-    ("guardrails", run_guardrails),
-    ("unit", run_unit),
-    ("integration", run_integration),
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """A gate step; `run(session)`, or `run(session, url)` when it needs the database."""
+
+    name: str
+    run: Callable[..., None]
+    needs_database: bool = False
+
+
+# The gate's steps in order; the database steps share the one server the gate starts.
+STEPS = [
+    Step("lint", run_lint),
+    Step("guardrails", run_guardrails),
+    Step("unit", run_unit),
+    Step("integration", run_integration, needs_database=True),
 ]
 
 
@@ -149,14 +161,20 @@ def gate(session: nox.Session) -> None:
     """The ordered gate: every step runs; the gate fails if any step failed."""
     install(session, "lint")
     results: list[tuple[str, str, float]] = []
-    for name, step in STEPS:
-        started = time.monotonic()
-        try:
-            step(session)
-        except nox.command.CommandFailed:
-            results.append((name, "FAIL", time.monotonic() - started))
-        else:
-            results.append((name, "pass", time.monotonic() - started))
+    with contextlib.ExitStack() as server:
+        url: str | None = None
+        for step in STEPS:
+            started = time.monotonic()
+            try:
+                if step.needs_database:
+                    url = url or server.enter_context(database(session))
+                    step.run(session, url)
+                else:
+                    step.run(session)
+            except nox.command.CommandFailed:
+                results.append((step.name, "FAIL", time.monotonic() - started))
+            else:
+                results.append((step.name, "pass", time.monotonic() - started))
     summary = "\n".join(
         f"  {name:<12} {outcome:<5} {seconds:7.1f}s" for name, outcome, seconds in results
     )
@@ -181,4 +199,4 @@ def bench(session: nox.Session) -> None:
     """Benchmarks, outside the gate: figures next to a raw-SQL lower bound (`-- --quick` smoke)."""
     install(session, "test")
     for benchmark in ("enqueue_throughput", "relayer_drain"):
-        session.run("python", "-m", f"benchmarks.{benchmark}", *session.posargs)
+        session.run("python", f"packages/outbox-db/benchmarks/{benchmark}.py", *session.posargs)

@@ -2,6 +2,7 @@
 
 from outbox_db.errors import (
     AppendOnlyViolation,
+    ConnectionRejected,
     ConstraintViolation,
     DatabaseUnavailable,
     EmbeddedServerError,
@@ -36,6 +37,7 @@ __all__ = [
     "AttemptState",
     "ClaimedItem",
     "CompletionResult",
+    "ConnectionRejected",
     "ConstraintViolation",
     "DatabaseUnavailable",
     "EmbeddedServerError",

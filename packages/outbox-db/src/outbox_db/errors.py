@@ -13,6 +13,7 @@ import psycopg
 
 __all__ = [
     "AppendOnlyViolation",
+    "ConnectionRejected",
     "ConstraintViolation",
     "DatabaseUnavailable",
     "EmbeddedServerError",
@@ -116,6 +117,15 @@ class DatabaseUnavailable(OutboxDatabaseError):
     summary = "database unavailable"
 
 
+class ConnectionRejected(OutboxDatabaseError):
+    """The server refused us (no such database or role, bad password) or the URL is malformed.
+
+    Retrying cannot help: an operator must fix the configuration.
+    """
+
+    summary = "database connection rejected"
+
+
 _BY_SQLSTATE: Final[dict[str, type[OutboxDatabaseError]]] = {
     "22023": InvalidInput,
     "P7001": IdempotencyConflict,
@@ -128,6 +138,15 @@ _BY_SQLSTATE: Final[dict[str, type[OutboxDatabaseError]]] = {
 # Our own functions raise these with value-free messages; anything else gets the summary.
 _OWN_MESSAGES: Final = frozenset({"22023", "P7001", "P7002", "P7003"})
 _UNAVAILABLE_PREFIXES: Final = ("08", "57P")
+# A server's FATAL refusal at connect time that passes by itself; any other is a rejection.
+_TRANSIENT_REFUSALS: Final = (
+    "starting up",
+    "shutting down",
+    "in recovery",
+    "too many clients",
+    "connection slots are reserved",
+    "terminating connection",
+)
 
 
 def translate(error: psycopg.Error) -> OutboxDatabaseError:
@@ -137,7 +156,7 @@ def translate(error: psycopg.Error) -> OutboxDatabaseError:
     kind = _classify(error, sqlstate, constraint)
     own = sqlstate in _OWN_MESSAGES and diag.column_name is not None
     detail = diag.message_primary if own or kind is AppendOnlyViolation else None
-    if kind is DatabaseUnavailable and sqlstate is None:
+    if kind in (DatabaseUnavailable, ConnectionRejected) and sqlstate is None:
         # libpq's connection failures name host and reason, never a password or a query.
         detail = str(error).strip().splitlines()[0] if str(error).strip() else None
     message = f"{kind.summary}: {detail}" if detail else kind.summary
@@ -157,8 +176,24 @@ def _classify(
         return AppendOnlyViolation
     if sqlstate is not None and sqlstate.startswith("23"):
         return ConstraintViolation
-    if isinstance(error, psycopg.OperationalError) and (
-        sqlstate is None or sqlstate.startswith(_UNAVAILABLE_PREFIXES)
-    ):
+    if isinstance(error, psycopg.OperationalError):
+        return _connection_failure(error, sqlstate)
+    return OutboxDatabaseError
+
+
+def _connection_failure(
+    error: psycopg.OperationalError, sqlstate: str | None
+) -> type[OutboxDatabaseError]:
+    if sqlstate is None:
+        return ConnectionRejected if _rejected(str(error)) else DatabaseUnavailable
+    if sqlstate.startswith(_UNAVAILABLE_PREFIXES):
         return DatabaseUnavailable
     return OutboxDatabaseError
+
+
+def _rejected(libpq_message: str) -> bool:
+    """Whether libpq's connection failure says the configuration is wrong, not the network."""
+    if "connection option" in libpq_message or "invalid dsn" in libpq_message:
+        return True
+    _, fatal, refusal = libpq_message.partition("FATAL:")
+    return bool(fatal) and not any(reason in refusal for reason in _TRANSIENT_REFUSALS)

@@ -45,8 +45,9 @@ _IN_DB_RANGE: Final = [attrs.validators.gt(0), attrs.validators.le(MAX_RETRY_DEL
 class Backoff:
     """AWS "full jitter": a delay drawn uniformly from [0, min(cap, base * 2**(attempt-1))].
 
-    Computed once per failure by the worker and stored as the attempt's `retry_delay_seconds`
-    (whole seconds, 0..604800). The number of attempts is not bounded here: the retry ceiling
+    Computed once per failure by the worker and passed with the outcome as
+    `retry_delay_seconds` (whole seconds, 0..604800); the database sets the item's
+    next_attempt_at from it. The number of attempts is not bounded here: the retry ceiling
     is the database's `payment_outbox_settings.max_attempts`.
     """
 

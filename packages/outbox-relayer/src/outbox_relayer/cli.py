@@ -7,9 +7,10 @@ import functools
 import json
 import os
 import signal
+import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TextIO
 
 import attrs
 import click
@@ -17,6 +18,7 @@ import click
 from outbox_db import OutboxError
 from outbox_relayer import process
 from outbox_relayer.config import ConfigError, RelayerConfig
+from outbox_relayer.process import NOOP_TARGET
 from outbox_relayer.rail_config import RailConfigError
 from outbox_relayer.railsim import Faults, RailSimulator
 from outbox_relayer.signals import MetricsUnavailableError, configure_logging
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from types import FrameType
 
+_URL_SCHEMES: Final = ("http://", "https://")
 rate = click.FloatRange(0.0, 1.0)
 milliseconds = click.FloatRange(min=0.0)
 
@@ -137,7 +140,8 @@ def repair(*, log_format: str, once: bool, **flags: Any) -> None:  # noqa: ANN40
 
     Without --once, repeats every repair interval until SIGTERM or Ctrl-C.
     """
-    config = _config(log_format, flags)
+    # With --once stdout carries only the result; the logs go to stderr.
+    config = _config(log_format, flags, stream=sys.stderr if once else None)
     with _clear_errors():
         if once:
             click.echo(json.dumps(attrs.asdict(process.repair_once(config))))
@@ -149,16 +153,19 @@ def repair(*, log_format: str, once: bool, **flags: Any) -> None:  # noqa: ANN40
 def _rail_targets(values: tuple[str, ...]) -> dict[str, str]:
     targets: dict[str, str] = {}
     for value in values:
-        rail_type, _, target = value.partition("=")
-        if not rail_type.strip() or not target.strip():
-            msg = f"--rail takes TYPE=URL or TYPE=noop, got {value.split('=')[0]!r}=..."
+        rail_type, _, target = (part.strip() for part in value.partition("="))
+        if not rail_type or not (target == NOOP_TARGET or target.startswith(_URL_SCHEMES)):
+            # Only the type is echoed: a URL may carry credentials.
+            msg = f"--rail takes TYPE=http(s)://... or TYPE=noop (rail type {rail_type!r})"
             raise click.BadParameter(msg, param_hint="--rail")
-        targets[rail_type.strip()] = target.strip()
+        targets[rail_type] = target
     return targets
 
 
-def _config(log_format: str, flags: dict[str, Any]) -> RelayerConfig:
-    configure_logging(json=None if log_format == "auto" else log_format == "json")
+def _config(
+    log_format: str, flags: dict[str, Any], *, stream: TextIO | None = None
+) -> RelayerConfig:
+    configure_logging(json=None if log_format == "auto" else log_format == "json", stream=stream)
     with _clear_errors():
         return RelayerConfig.from_env(os.environ, **flags)
 

@@ -13,8 +13,14 @@ import random
 from typing import TYPE_CHECKING
 
 import attrs
+import structlog
 
-from outbox_db import AttemptState, DatabaseUnavailable, RetryableConflict
+from outbox_db import (
+    AttemptState,
+    DatabaseUnavailable,
+    RetryableConflict,
+    TerminalAlreadyRecorded,
+)
 from outbox_relayer.backoff import DatabaseRetry
 
 if TYPE_CHECKING:
@@ -24,6 +30,8 @@ if TYPE_CHECKING:
     from outbox_relayer.signals import Signals
 
 __all__ = ["LeaseRepairer", "RepairCycle"]
+
+_log = structlog.get_logger("outbox_relayer.lease_repair")
 
 
 @attrs.frozen
@@ -72,6 +80,10 @@ class LeaseRepairer:
             except (DatabaseUnavailable, RetryableConflict) as error:
                 retry.failed(error, stop)
                 continue
+            except TerminalAlreadyRecorded as error:
+                # Only a terminal attempt written outside the functions gets here: an expired
+                # lease whose item already ended. Repair cannot record it; an operator must.
+                _log.warning("lease_repair_blocked", error=str(error), index=error.constraint)
             finally:
                 self.signals.flush("lease_repair")
             stop.wait(interval_seconds * self.rng.uniform(0.8, 1.2))

@@ -52,6 +52,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(413, {"error": "PAYLOAD_TOO_LARGE"})
             return
         raw = self.rfile.read(length)
+        if len(raw) < length:
+            # The client went away mid-request (a killed worker): a real rail acts on nothing
+            # it did not fully receive, so neither record nor answer.
+            self.close_connection = True
+            return
         if self.path != PAYMENTS_PATH:
             self._send(404, {"error": "NOT_FOUND"})
             return

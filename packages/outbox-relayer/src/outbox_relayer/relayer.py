@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from uuid import UUID
 
-    from outbox_db import ClaimedItem, EnqueueWakeups, OutboxStore
+    from outbox_db import ClaimedItem, EnqueueWakeups, Lease, OutboxStore
     from outbox_relayer.backoff import Backoff
     from outbox_relayer.rails import Rail
     from outbox_relayer.signals import Signals
@@ -102,7 +102,7 @@ class Relayer:
         self._clock = clock
         self._held: dict[UUID, _Held] = {}
         self._answered: dict[UUID, _Held] = {}  # held and answered, oldest answer first
-        self._answers: queue.SimpleQueue[tuple[UUID, RailAnswer]] = queue.SimpleQueue()
+        self._answers: queue.SimpleQueue[tuple[Lease, RailAnswer]] = queue.SimpleQueue()
         self._next_renewal_check = 0.0
         self._more_due = True  # the last claim came back full, or none was made yet
         self._next_poll = 0.0
@@ -213,7 +213,7 @@ class Relayer:
     def _dispatch(self, item: ClaimedItem) -> RailAnswer:
         """Runs on a dispatch thread: send, then hand the answer to the relay loop."""
         answer = self._send(item)
-        self._answers.put((item.outbox_id, answer))
+        self._answers.put((item.lease, answer))
         return answer
 
     def _send(self, item: ClaimedItem) -> RailAnswer:
@@ -243,9 +243,10 @@ class Relayer:
         """Turn the answers that arrived (waiting up to `timeout` for the first) into outcomes.
 
         The retry delay is drawn here, once per answer. An answer for a lease lost meanwhile
-        is dropped.
+        is dropped, also when this worker holds the item again under a new lease: it belongs
+        to the old one.
         """
-        arrived: list[tuple[UUID, RailAnswer]] = []
+        arrived: list[tuple[Lease, RailAnswer]] = []
         try:
             arrived.append(
                 self._answers.get(timeout=timeout) if timeout else self._answers.get_nowait()
@@ -256,13 +257,13 @@ class Relayer:
             if not arrived:
                 return
         now = self._clock()
-        for outbox_id, answer in arrived:
-            held = self._held.get(outbox_id)
-            if held is None:
+        for lease, answer in arrived:
+            held = self._held.get(lease.outbox_id)
+            if held is None or held.item.lease != lease:
                 continue
             held.outcome = self._outcome(held.item, answer)
             held.answered_at = now
-            self._answered[outbox_id] = held
+            self._answered[lease.outbox_id] = held
             self.signals.dispatch(held.item.rail_type, answer.state, answer.latency_ms)
 
     def _outcome(self, item: ClaimedItem, answer: RailAnswer) -> Outcome:
@@ -337,6 +338,7 @@ class Relayer:
         if now < self._next_renewal_check:
             return
         self._next_renewal_check = now + min(RENEWAL_CHECK_SECONDS, horizon / 4)
+        lost = 0
         for held in [h for h in self._held.values() if now - h.leased_at >= horizon]:
             try:
                 self.store.renew(
@@ -350,8 +352,11 @@ class Relayer:
                 self._held.pop(held.item.outbox_id)
                 self._answered.pop(held.item.outbox_id, None)
                 self.signals.lease_lost(held.item.outbox_id)
+                lost += 1
                 continue
             held.leased_at = now
+        if lost:
+            self.signals.flush(_CYCLE)  # say so now: an idle worker may not record for a while
 
     def _release(self, items: Sequence[ClaimedItem]) -> None:
         if not items:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 from typing import TYPE_CHECKING
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import attrs
 import httpx
@@ -82,6 +83,26 @@ def test_post_without_an_idempotency_key_is_refused(
     response = post(client, simulator, None, {"n": 1})
 
     assert (response.status_code, response.json()) == (400, {"error": "IDEMPOTENCY_KEY_REQUIRED"})
+
+
+def test_a_request_cut_short_is_neither_recorded_nor_answered(
+    client: httpx.Client, simulator: RailSimulator
+) -> None:
+    """A client killed mid-body leaves no outcome behind: its whole re-send is the first."""
+    address = urlsplit(simulator.url)
+    head = (
+        "POST /payments HTTP/1.1\r\nHost: rail\r\nIdempotency-Key: k1\r\n"
+        'Content-Type: application/json\r\nContent-Length: 35\r\n\r\n{"amount"'
+    )
+    with socket.create_connection((address.hostname or "", address.port or 0)) as cut:
+        cut.sendall(head.encode())
+
+    resent = post(client, simulator, "k1", {"amount": "1.00"})
+
+    assert resent.status_code == 201
+    assert [
+        (r.idempotency_key, r.status, r.absorbed) for r in read_request_log(simulator.log_path)
+    ] == [("k1", 201, False)]
 
 
 def test_reused_key_with_another_payload_is_refused_and_keeps_the_first_outcome(

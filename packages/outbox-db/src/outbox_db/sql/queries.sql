@@ -81,5 +81,5 @@ SELECT current_setting('server_version') AS server_version;
 SELECT public.outbox_expired_lease_count() AS expired_lease_count;
 
 -- name: listen_enqueued
--- Channel notified by every insert into payment_outbox_pending (0005).
+-- The channel every new pending item is announced on at commit (0005).
 LISTEN outbox_items_enqueued;

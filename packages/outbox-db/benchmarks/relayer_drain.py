@@ -32,7 +32,7 @@ import click
 import psycopg
 from psycopg.types.json import Jsonb
 
-from benchmarks.common import (
+from bench_common import (
     LOWER_BOUND,
     Figure,
     clone,

@@ -1,0 +1,827 @@
+"""Proofs: the relayer worker against a real database and the rail simulator over real HTTP.
+
+Every outcome is read back from the database as the owner (the ledger and the pending table),
+and every dispatch goes through `HttpRail` to a `RailSimulator` on loopback, whose request log
+says what the rail really received. Leases lapse by backdating (`expire_lease`), never by
+sleeping; the retry schedule is pulled forward as the owner; a relayer that must see time pass
+gets a clock the test advances. No assertion is about wall-clock duration: waits poll state
+with generous deadlines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import random
+import threading
+import time
+from typing import TYPE_CHECKING, Any, LiteralString
+
+import pytest
+from structlog.testing import capture_logs
+
+from outbox_db import (
+    AttemptState,
+    Lease,
+    LeaseLost,
+    OutboxStore,
+    Outcome,
+    Role,
+    TerminalAlreadyRecorded,
+)
+from outbox_db.testonly import expire_lease, query_no_role
+from outbox_db.testonly.factories import leased_item, make_request
+from outbox_relayer import (
+    Backoff,
+    CycleSignals,
+    Faults,
+    HttpRail,
+    LeaseRepairer,
+    RailEndpoint,
+    RailSimulator,
+    RepairCycle,
+    Signals,
+    read_request_log,
+)
+from outbox_relayer.rails import canonical_json
+from outbox_relayer.relayer import Relayer, RelayerSettings
+from outbox_relayer.signals import LEASE_LOST_EVENT, TERMINAL_GUARD_EVENT, TERMINAL_INDEX
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+    from pathlib import Path
+    from uuid import UUID
+
+    from outbox_db.testonly.pytest_plugin import Database
+    from outbox_relayer import Rail
+
+RAIL = "rtp"
+# Long enough that only a real failure runs into it; polling returns as soon as state is there.
+DEADLINE_SECONDS = 15.0
+
+# Every attempt, oldest first per item.
+LEDGER: LiteralString = """
+SELECT outbox_id, attempt_no, state::text, rail_reference, rail_code, error_code, worker_id
+FROM public.payment_outbox_attempts ORDER BY outbox_id, attempt_no
+"""
+ATTEMPT_COUNT: LiteralString = "SELECT count(*) FROM public.payment_outbox_attempts"
+TERMINAL_COUNT: LiteralString = (
+    "SELECT count(*) FROM public.payment_outbox_attempts WHERE state IN ('DISPATCHED', 'FAILED')"
+)
+PENDING: LiteralString = """
+SELECT outbox_id, attempt_count, claimed_by FROM public.payment_outbox_pending ORDER BY outbox_id
+"""
+LEASED_COUNT: LiteralString = (
+    "SELECT count(*) FROM public.payment_outbox_pending WHERE claimed_by IS NOT NULL"
+)
+LEASE_OF: LiteralString = """
+SELECT lease_token, lease_expires_at FROM public.payment_outbox_pending WHERE outbox_id = %s
+"""
+# A terminal attempt for a pending item, written as the owner behind the worker's back.
+PLANT_TERMINAL: LiteralString = """
+INSERT INTO public.payment_outbox_attempts (
+    outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
+    payload, attempt_no, state, rail_reference, worker_id)
+SELECT outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
+    payload, attempt_count + 1, 'DISPATCHED', 'planted', 'planter'
+FROM public.payment_outbox_pending WHERE outbox_id = %s
+"""
+# The relayer's connections (pool and LISTEN), cut as a failover or a restart would.
+TERMINATE_RELAYER: LiteralString = """
+SELECT count(*) FILTER (WHERE pg_catalog.pg_terminate_backend(pid))
+FROM pg_catalog.pg_stat_activity
+WHERE datname = current_database() AND application_name LIKE 'outbox-db%'
+  AND pid <> pg_catalog.pg_backend_pid()
+"""
+LISTENING: LiteralString = """
+SELECT count(*) FROM pg_catalog.pg_stat_activity
+WHERE datname = current_database() AND application_name = 'outbox-db-listen'
+  AND state = 'idle' AND query LIKE '%LISTEN outbox_items_enqueued%'
+"""
+
+
+class Simulators:
+    """Rail simulators and the HttpRails that reach them, stopped and closed at teardown."""
+
+    def __init__(self, stack: contextlib.ExitStack, tmp_path: Path) -> None:
+        self._stack = stack
+        self._tmp_path = tmp_path
+        self._started = 0
+
+    def start(self, faults: Faults | None = None) -> RailSimulator:
+        """A simulator on a free loopback port, logging every request to its own file."""
+        self._started += 1
+        log_path = self._tmp_path / f"rail-sim-{self._started}.jsonl"
+        return self._stack.enter_context(RailSimulator(faults=faults, log_path=log_path))
+
+    def rail(self, simulator: RailSimulator, rail_type: str = RAIL) -> HttpRail:
+        """The production HTTP rail pointed at `simulator`."""
+        endpoint = RailEndpoint(
+            rail_type=rail_type, url=simulator.payments_url, timeout_seconds=10.0
+        )
+        return self._stack.enter_context(HttpRail(endpoint))
+
+
+class Relayers:
+    """Relayers on the test's store; each is shut down at teardown, before its rails close."""
+
+    def __init__(self, store: OutboxStore) -> None:
+        self.store = store
+        self._built: list[Relayer] = []
+
+    def build(  # noqa: PLR0913 - the settings a proof varies, each with the production default
+        self,
+        worker_id: str,
+        rails: Mapping[str, Rail],
+        *,
+        signals: Signals | None = None,
+        backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        batch_size: int = 100,
+        concurrency: int = 16,
+        lease_seconds: int = 30,
+        poll_interval_seconds: float = 1.0,
+    ) -> Relayer:
+        """A relayer as `outbox-relayer run` builds it, with the given settings."""
+        settings = RelayerSettings(
+            worker_id=worker_id,
+            batch_size=batch_size,
+            concurrency=concurrency,
+            lease_seconds=lease_seconds,
+            poll_interval_seconds=poll_interval_seconds,
+            shutdown_grace_seconds=5.0,
+        )
+        relayer = Relayer(
+            self.store,
+            rails=rails,
+            signals=Signals() if signals is None else signals,
+            settings=settings,
+            backoff=seeded_backoff(1) if backoff is None else backoff,
+            clock=clock,
+        )
+        self._built.append(relayer)
+        return relayer
+
+    def shut_down_all(self) -> None:
+        """Shut every relayer down (a second shut_down after `run` is harmless)."""
+        for relayer in self._built:
+            relayer.shut_down()
+
+
+class TestClock:
+    """The relayer's monotonic clock plus an offset: the test makes time pass for the worker."""
+
+    __test__ = False  # not a test class
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        """Now, as the worker sees it."""
+        return time.monotonic() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        """Move the worker's time forward by `seconds`, at once."""
+        self.offset += seconds
+
+
+@pytest.fixture
+def simulators(tmp_path: Path) -> Iterator[Simulators]:
+    """Starts simulators for the test; stops them (and closes their rails) afterwards."""
+    with contextlib.ExitStack() as stack:
+        yield Simulators(stack, tmp_path)
+
+
+@pytest.fixture
+def relayers(
+    outbox_store: OutboxStore,
+    simulators: Simulators,  # noqa: ARG001 - requested so that it is torn down after these
+) -> Iterator[Relayers]:
+    """Builds relayers; torn down before `simulators`, so running sends can finish."""
+    built = Relayers(outbox_store)
+    yield built
+    built.shut_down_all()
+
+
+@pytest.fixture
+def second_store(outbox_database: Database) -> Iterator[OutboxStore]:
+    """Another executor store on the same database: connections the worker does not own."""
+    with OutboxStore.connect(outbox_database.url, role=Role.EXECUTOR, max_size=2) as store:
+        yield store
+
+
+@contextlib.contextmanager
+def running(relayer: Relayer) -> Iterator[threading.Event]:
+    """`relayer.run(stop)` on a thread of its own; stopped and joined when the block ends."""
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            relayer.run(stop)
+        except BaseException as error:
+            failures.append(error)
+            raise
+
+    thread = threading.Thread(target=run, name="relayer-under-test")
+    thread.start()
+    try:
+        yield stop
+    finally:
+        stop.set()
+        thread.join(timeout=DEADLINE_SECONDS)
+    assert not thread.is_alive(), "run() did not return after stop was set"
+    assert failures == [], "run() raised"
+
+
+def wait_for(condition: Callable[[], bool], deadline_seconds: float = DEADLINE_SECONDS) -> bool:
+    """Whether `condition` became true before the deadline (polling state, not sleeping it out)."""
+    ends = time.monotonic() + deadline_seconds
+    while time.monotonic() < ends:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def count(url: str, statement: LiteralString, params: list[object] | None = None) -> int:
+    """The single number a count query returns."""
+    ((value,),) = query_no_role(url, statement, params)
+    return int(value)
+
+
+def ledger(url: str) -> list[tuple[Any, ...]]:
+    """(outbox_id, attempt_no, state, rail_reference, rail_code, error_code, worker_id) rows."""
+    return query_no_role(url, LEDGER)
+
+
+def ledger_of(url: str, outbox_id: UUID) -> list[tuple[Any, ...]]:
+    """The ledger rows of one item, without its outbox_id."""
+    return [row[1:] for row in ledger(url) if row[0] == outbox_id]
+
+
+def references_by_key(simulator: RailSimulator) -> dict[str | None, str | None]:
+    """The reference the simulator answered for each idempotency key (the first answer kept)."""
+    return {
+        line.idempotency_key: line.reference
+        for line in read_request_log(simulator.log_path)
+        if not line.absorbed
+    }
+
+
+def events(logs: Sequence[MutableMapping[str, Any]], name: str) -> list[MutableMapping[str, Any]]:
+    """The captured log entries of one event."""
+    return [entry for entry in logs if entry["event"] == name]
+
+
+def seeded_backoff(seed: int, *, base_seconds: float = 1, cap_seconds: float = 300) -> Backoff:
+    """A Backoff whose draws a second one with the same seed reproduces."""
+    return Backoff(
+        base_seconds=base_seconds,
+        cap_seconds=cap_seconds,
+        rng=random.Random(seed),  # noqa: S311 - jitter, not secrecy
+    )
+
+
+def attempts_at_least(url: str, minimum: int) -> Callable[[], bool]:
+    """A condition: the ledger holds at least `minimum` attempts."""
+    return lambda: count(url, ATTEMPT_COUNT) >= minimum
+
+
+# --- 1. dispatch ---------------------------------------------------------------------------------
+
+
+def test_drain_dispatches_every_item_once_with_its_key_and_records_the_rails_reference(
+    outbox_database: Database,
+    outbox_store: OutboxStore,
+    simulators: Simulators,
+    relayers: Relayers,
+) -> None:
+    """200 items of 5 participants: one request each with its key and payload, one DISPATCHED attempt with the rail's reference, nothing pending."""
+    simulator = simulators.start()
+    items = {}
+    for n in range(200):
+        request = make_request(participant_id=f"participant-{n % 5}")
+        items[request.idempotency_key] = (outbox_store.enqueue(request).outbox_id, request)
+    relayer = relayers.build(
+        "relayer-a", {RAIL: simulators.rail(simulator)}, batch_size=50, concurrency=16
+    )
+
+    relayer.drain()
+
+    requests = read_request_log(simulator.log_path)
+    assert sorted(line.idempotency_key or "" for line in requests) == sorted(items)
+    for line in requests:
+        _, request = items[line.idempotency_key or ""]
+        assert line.payload_sha256 == hashlib.sha256(canonical_json(request.payload)).hexdigest()
+        assert (line.status, line.absorbed, line.fault) == (201, False, None)
+    references = references_by_key(simulator)
+    assert sorted(ledger(outbox_database.url)) == sorted(
+        (outbox_id, 1, "DISPATCHED", references[key], "201", None, "relayer-a")
+        for key, (outbox_id, _) in items.items()
+    )
+    assert len(set(references.values())) == 200
+    assert query_no_role(outbox_database.url, PENDING) == []
+    assert relayer.held == 0
+    assert relayer.signals.totals() == CycleSignals(cycle="total")
+
+
+# --- 2. lease loss -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("a_answers", ["after B recorded", "while B holds the lease"])
+def test_an_answer_arriving_after_the_lease_was_lost_is_refused_counted_once_and_the_worker_carries_on(
+    outbox_database: Database,
+    outbox_store: OutboxStore,
+    simulators: Simulators,
+    relayers: Relayers,
+    a_answers: str,
+) -> None:
+    """A's send is in flight when its lease lapses and is repaired; B re-claims and re-sends; A's answer is refused (one lease_lost, one warning); the ledger holds the repair and B's outcome."""
+    simulator = simulators.start(Faults(latency_ms=400))
+    rails = {RAIL: simulators.rail(simulator)}
+    signals = Signals()  # one per process: the relayer's and the repairer's, as `run` builds it
+    worker_a = relayers.build("relayer-a", rails, signals=signals)
+    worker_b = relayers.build("relayer-b", rails)
+    repairer = LeaseRepairer(
+        store=outbox_store, signals=signals, worker_id="repairer", batch_size=10, lease_seconds=30
+    )
+    outbox_id = outbox_store.enqueue(make_request()).outbox_id
+
+    assert worker_a.step() == 1
+    assert wait_for(lambda: simulator.stats().requests == 1), "A's send reached the rail"
+    expire_lease(outbox_database.url, outbox_id)
+    assert repairer.run_once() == RepairCycle(requeued=1, failed=0, batches=1)
+    assert worker_b.step() == 1, "B holds the item under a new lease, its send in flight"
+    if a_answers == "after B recorded":
+        worker_b.drain()
+        assert count(outbox_database.url, TERMINAL_COUNT) == 1
+    before = signals.totals()
+
+    with capture_logs() as logs:
+        worker_a.drain()  # A's answer is collected now, and its completion refused
+
+    assert signals.totals().lease_lost_count - before.lease_lost_count == 1
+    (warning,) = events(logs, LEASE_LOST_EVENT)
+    assert warning["log_level"] == "warning"
+    assert (warning["lease_lost_count"], warning["outbox_ids"]) == (1, [str(outbox_id)])
+    worker_b.drain()
+    (reference,) = references_by_key(simulator).values()
+    assert ledger_of(outbox_database.url, outbox_id) == [
+        (1, "ZOMBIE_REQUEUE", None, None, "LEASE_EXPIRED", "relayer-a"),
+        (2, "DISPATCHED", reference, "201", None, "relayer-b"),
+    ], "the repair and B's outcome; A's is not recorded"
+    assert simulator.stats().absorbed == 1, "the rail absorbed the re-send by its key"
+    assert signals.totals() == CycleSignals(
+        cycle="total", expired_lease_count=1, repair_requeued_count=1, lease_lost_count=1
+    )
+    assert worker_b.signals.totals() == CycleSignals(cycle="total")
+    assert worker_a.held == 0
+
+    later = outbox_store.enqueue(make_request()).outbox_id
+    worker_a.drain()
+    assert [(row[1], row[-1]) for row in ledger_of(outbox_database.url, later)] == [
+        ("DISPATCHED", "relayer-a")
+    ]
+    assert signals.totals().lease_lost_count == 1, "nothing else counted"
+
+
+def test_a_lease_lost_at_renewal_is_counted_once_and_the_late_answer_is_dropped(
+    outbox_database: Database,
+    outbox_store: OutboxStore,
+    simulators: Simulators,
+    relayers: Relayers,
+) -> None:
+    """Renewing a repaired lease gets P7002: counted once there, the dispatch dropped, its late answer neither recorded nor counted again."""
+    simulator = simulators.start(Faults(latency_ms=600))
+    rails = {RAIL: simulators.rail(simulator)}
+    clock = TestClock()
+    worker_a = relayers.build("relayer-a", rails, clock=clock, lease_seconds=30)
+    worker_b = relayers.build("relayer-b", rails)
+    outbox_id = outbox_store.enqueue(make_request()).outbox_id
+    assert worker_a.step() == 1
+    assert wait_for(lambda: simulator.stats().requests == 1)
+    expire_lease(outbox_database.url, outbox_id)
+    outbox_store.repair("repairer", batch_size=10)
+    assert worker_b.step() == 1, "B holds the item now"
+
+    clock.advance(15)  # half the lease: A's next step renews
+    with capture_logs() as logs:
+        assert worker_a.step() == 0
+        assert worker_a.held == 0, "the dispatch whose lease is gone is dropped"
+        assert worker_a.signals.totals().lease_lost_count == 1
+        worker_b.drain()
+        worker_a.drain()  # A's late answer arrives to nothing
+        worker_a.shut_down()
+
+    assert worker_a.signals.totals().lease_lost_count == 1, "counted once per event"
+    assert len(events(logs, LEASE_LOST_EVENT)) == 1, "and logged once"
+    assert [(row[1], row[-1]) for row in ledger_of(outbox_database.url, outbox_id)] == [
+        ("ZOMBIE_REQUEUE", "relayer-a"),
+        ("DISPATCHED", "relayer-b"),
+    ]
+
+
+def test_the_late_answer_of_a_lost_lease_is_not_recorded_against_the_items_next_lease(
+    outbox_database: Database,
+    outbox_store: OutboxStore,
+    simulators: Simulators,
+    relayers: Relayers,
+) -> None:
+    """A loses a lease at renewal and re-claims the item: the first send's late 503 is dropped, the ledger records the second send's 201."""
+    # Seed 1 scripts the rail: the first request is answered 503, the second 201.
+    simulator = simulators.start(Faults(latency_ms=1000, fail_rate=0.5, seed=1))
+    clock = TestClock()
+    worker = relayers.build(
+        "relayer-a",
+        {RAIL: simulators.rail(simulator)},
+        clock=clock,
+        backoff=seeded_backoff(2, base_seconds=60, cap_seconds=60),
+    )
+    outbox_id = outbox_store.enqueue(make_request()).outbox_id
+    assert worker.step() == 1
+    assert wait_for(lambda: simulator.stats().requests == 1), "the first send is in flight"
+    expire_lease(outbox_database.url, outbox_id)
+    outbox_store.repair("repairer", batch_size=10)
+
+    clock.advance(15)  # half the lease: the renewal is refused, and the item is due again
+    assert worker.step() == 1, "re-claimed under a new lease"
+    assert wait_for(lambda: simulator.stats().requests == 2), "the second send is in flight"
+    worker.drain()
+
+    statuses = [line.status for line in read_request_log(simulator.log_path)]
+    assert statuses[:2] == [503, 201], "the seed's script"
+    assert worker.signals.totals().lease_lost_count == 1
+    assert [(row[1], row[3], row[-1]) for row in ledger_of(outbox_database.url, outbox_id)] == [
+        ("ZOMBIE_REQUEUE", None, "relayer-a"),
+        ("DISPATCHED", "201", "relayer-a"),
+    ]
+
+
+# --- 3. concurrent completion --------------------------------------------------------------------
+
+
+def test_two_completions_of_one_lease_racing_record_exactly_one_terminal_attempt(
+    outbox_database: Database, outbox_store: OutboxStore, second_store: OutboxStore
+) -> None:
+    """Two connections complete the same 20 leases at once: one wins each, the other gets P7002, one terminal attempt per item."""
+    for _ in range(20):
+        outbox_store.enqueue(make_request())
+    leases = outbox_store.claim("worker-1", batch_size=20, lease_seconds=30)
+    start = threading.Barrier(2, timeout=DEADLINE_SECONDS)
+    results: list[tuple[UUID, str, str | None]] = []
+
+    def complete_all(store: OutboxStore, name: str) -> None:
+        for item in leases:
+            start.wait()
+            outcome = Outcome(lease=item.lease, state=AttemptState.DISPATCHED, rail_reference=name)
+            try:
+                store.complete("worker-1", outcome)
+            except LeaseLost as lost:
+                results.append((item.outbox_id, name, lost.sqlstate))
+            else:
+                results.append((item.outbox_id, name, None))
+
+    threads = [
+        threading.Thread(target=complete_all, args=(store, name))
+        for store, name in ((outbox_store, "conn-1"), (second_store, "conn-2"))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=DEADLINE_SECONDS)
+
+    assert len(results) == 40
+    winners = {}
+    for item in leases:
+        mine = sorted(
+            (sqlstate or "", name)
+            for outbox_id, name, sqlstate in results
+            if outbox_id == item.outbox_id
+        )
+        assert [sqlstate for sqlstate, _ in mine] == ["", "P7002"], "one wins, one is refused"
+        winners[item.outbox_id] = mine[0][1]
+    assert sorted(ledger(outbox_database.url)) == sorted(
+        (outbox_id, 1, "DISPATCHED", name, None, None, "worker-1")
+        for outbox_id, name in winners.items()
+    )
+    assert query_no_role(outbox_database.url, PENDING) == []
+
+
+def test_a_worker_whose_lease_was_completed_elsewhere_first_records_nothing_for_it(
+    outbox_database: Database,
+    second_store: OutboxStore,
+    outbox_store: OutboxStore,
+    simulators: Simulators,
+    relayers: Relayers,
+) -> None:
+    """While A's three sends are in flight one lease is completed from another connection: A's batch records the other two, and counts exactly one lease_lost."""
+    simulator = simulators.start(Faults(latency_ms=300))
+    # A frozen clock: the three answers are recorded in one batch completion, whenever they come.
+    worker = relayers.build("relayer-a", {RAIL: simulators.rail(simulator)}, clock=lambda: 0.0)
+    ids = [outbox_store.enqueue(make_request()).outbox_id for _ in range(3)]
+    assert worker.step() == 3
+    assert wait_for(lambda: simulator.stats().requests == 3)
+    ((token, _),) = query_no_role(outbox_database.url, LEASE_OF, [ids[0]])
+    elsewhere = Outcome(
+        lease=Lease(outbox_id=ids[0], lease_token=token),
+        state=AttemptState.DISPATCHED,
+        rail_reference="recorded-elsewhere",
+    )
+    second_store.complete("relayer-a", elsewhere)
+
+    with capture_logs() as logs:
+        worker.drain()
+
+    assert worker.signals.totals().lease_lost_count == 1
+    (warning,) = events(logs, LEASE_LOST_EVENT)
+    assert warning["outbox_ids"] == [str(ids[0])]
+    references = references_by_key(simulator)
+    keys = dict(
+        query_no_role(
+            outbox_database.url,
+            "SELECT outbox_id, idempotency_key FROM public.payment_outbox_attempts",
+        )
+    )
+    assert sorted(ledger(outbox_database.url)) == sorted(
+        [(ids[0], 1, "DISPATCHED", "recorded-elsewhere", None, None, "relayer-a")]
+        + [(i, 1, "DISPATCHED", references[keys[i]], "201", None, "relayer-a") for i in ids[1:]]
+    )
+    assert count(outbox_database.url, TERMINAL_COUNT) == 3
+    assert query_no_role(outbox_database.url, PENDING) == []
+
+
+# --- 4. terminal guard ---------------------------------------------------------------------------
+
+
+def test_store_completion_of_an_item_that_already_ended_raises_terminal_already_recorded(
+    outbox_database: Database, outbox_store: OutboxStore
+) -> None:
+    """A leased item whose terminal attempt was planted: complete and complete_batch raise 23505 on the terminal index; nothing is added."""
+    item = leased_item(outbox_store, "worker-1")
+    query_no_role(outbox_database.url, PLANT_TERMINAL, [item.outbox_id])
+    outcome = Outcome(lease=item.lease, state=AttemptState.DISPATCHED, rail_reference="second")
+
+    with pytest.raises(TerminalAlreadyRecorded) as single:
+        outbox_store.complete("worker-1", outcome)
+    with pytest.raises(TerminalAlreadyRecorded) as batch:
+        outbox_store.complete_batch("worker-1", [outcome])
+
+    for refused in (single.value, batch.value):
+        assert refused.sqlstate == "23505"
+        assert refused.constraint == "payment_outbox_attempts_one_terminal_per_outbox"
+    assert ledger_of(outbox_database.url, item.outbox_id) == [
+        (1, "DISPATCHED", "planted", None, None, "planter")
+    ]
+
+
+def test_the_worker_counts_a_terminal_guard_hit_once_and_records_the_rest_of_the_batch(
+    outbox_database: Database,
+    outbox_store: OutboxStore,
+    simulators: Simulators,
+    relayers: Relayers,
+) -> None:
+    """One of four leased items gains a terminal attempt behind the worker's back: one guard hit (counted, logged with the index), the other three recorded one by one."""
+    simulator = simulators.start()
+    # A frozen clock: the four answers are recorded in one batch completion, whenever they come.
+    worker = relayers.build("relayer-a", {RAIL: simulators.rail(simulator)}, clock=lambda: 0.0)
+    ids = [outbox_store.enqueue(make_request()).outbox_id for _ in range(4)]
+    assert worker.step() == 4
+    guarded = ids[1]
+    query_no_role(outbox_database.url, PLANT_TERMINAL, [guarded])
+
+    with capture_logs() as logs:
+        worker.drain()
+
+    assert worker.signals.totals() == CycleSignals(cycle="total", terminal_guard_hit_count=1)
+    (warning,) = events(logs, TERMINAL_GUARD_EVENT)
+    assert warning["log_level"] == "warning"
+    assert warning["index"] == TERMINAL_INDEX == "payment_outbox_attempts_one_terminal_per_outbox"
+    assert (warning["terminal_guard_hit_count"], warning["outbox_ids"]) == (1, [str(guarded)])
+    assert events(logs, LEASE_LOST_EVENT) == []
+    assert ledger_of(outbox_database.url, guarded) == [
+        (1, "DISPATCHED", "planted", None, None, "planter")
+    ]
+    for outbox_id in ids[:1] + ids[2:]:
+        assert [(row[1], row[3], row[-1]) for row in ledger_of(outbox_database.url, outbox_id)] == [
+            ("DISPATCHED", "201", "relayer-a")
+        ]
+    assert count(outbox_database.url, TERMINAL_COUNT) == 4
+    assert worker.held == 0
+
+
+# --- 5. retries ----------------------------------------------------------------------------------
+
+
+def test_rail_failures_are_retried_with_backoff_until_the_ceiling_ends_the_item_failed(
+    outbox_database: Database,
+    outbox_store: OutboxStore,
+    simulators: Simulators,
+    relayers: Relayers,
+) -> None:
+    """503 answers: RETRYABLE RAIL_UNAVAILABLE '503' rescheduled by the backoff's draw (within its ceiling); at max_attempts=3 the item ends FAILED."""
+    simulator = simulators.start(Faults(fail_rate=1.0))
+    seed = 5  # its second-round draws would pass the 90 s cap if the cap were not applied
+    backoff = seeded_backoff(seed, base_seconds=60, cap_seconds=90)
+    replica = seeded_backoff(seed, base_seconds=60, cap_seconds=90)
+    worker = relayers.build("relayer-a", {RAIL: simulators.rail(simulator)}, backoff=backoff)
+    ids = sorted(outbox_store.enqueue(make_request()).outbox_id for _ in range(3))
+    query_no_role(outbox_database.url, "UPDATE public.payment_outbox_settings SET max_attempts = 3")
+    schedule: LiteralString = """
+        SELECT a.outbox_id, a.state::text, a.rail_code, a.error_code, a.worker_id,
+            p.attempt_count, p.claimed_by,
+            EXTRACT(EPOCH FROM p.next_attempt_at - a.completed_at)::float8
+        FROM public.payment_outbox_attempts AS a
+        JOIN public.payment_outbox_pending AS p USING (outbox_id)
+        WHERE a.attempt_no = %s ORDER BY a.outbox_id
+    """
+
+    for attempt in (1, 2):
+        worker.drain()
+        rows = query_no_role(outbox_database.url, schedule, [attempt])
+        assert [row[:7] for row in rows] == [
+            (i, "RETRYABLE", "503", "RAIL_UNAVAILABLE", "relayer-a", attempt, None) for i in ids
+        ]
+        delays = sorted(row[7] for row in rows)
+        assert delays == sorted(float(replica.delay_seconds(attempt)) for _ in ids)
+        ceiling = min(90, 60 * 2 ** (attempt - 1))  # base doubled per failure, capped
+        assert all(0 < delay <= ceiling for delay in delays), "moved on, within the ceiling"
+        # Due now, as the owner: the proof does not wait out the backoff.
+        query_no_role(
+            outbox_database.url, "UPDATE public.payment_outbox_pending SET next_attempt_at = now()"
+        )
+
+    worker.drain()
+
+    ledger_rows = ledger(outbox_database.url)
+    assert [row for row in ledger_rows if row[1] == 3] == [
+        (i, 3, "FAILED", None, "503", "RETRY_CEILING_REACHED", "relayer-a") for i in ids
+    ]
+    assert len(ledger_rows) == 9
+    assert query_no_role(outbox_database.url, PENDING) == []
+    assert simulator.stats().by_status == {"503": 9}
+
+
+def test_an_item_for_a_rail_that_is_not_configured_is_rescheduled_not_sent(
+    outbox_database: Database,
+    outbox_store: OutboxStore,
+    simulators: Simulators,
+    relayers: Relayers,
+) -> None:
+    """rail_type with no rail configured: RETRYABLE with RAIL_NOT_CONFIGURED, lease cleared, nothing sent to any rail."""
+    simulator = simulators.start()
+    backoff = seeded_backoff(3, base_seconds=60, cap_seconds=60)
+    worker = relayers.build("relayer-a", {RAIL: simulators.rail(simulator)}, backoff=backoff)
+    outbox_id = outbox_store.enqueue(make_request(rail_type="sepa")).outbox_id
+
+    worker.drain()
+
+    assert ledger_of(outbox_database.url, outbox_id) == [
+        (1, "RETRYABLE", None, None, "RAIL_NOT_CONFIGURED", "relayer-a")
+    ]
+    assert query_no_role(outbox_database.url, PENDING) == [(outbox_id, 1, None)]
+    rescheduled = "SELECT count(*) FROM public.payment_outbox_pending WHERE next_attempt_at > now()"
+    assert count(outbox_database.url, rescheduled) == 1
+    assert simulator.stats().requests == 0
+
+
+# --- 6. lease renewal ----------------------------------------------------------------------------
+
+
+def test_a_dispatch_outliving_half_its_lease_has_the_lease_renewed_and_its_outcome_recorded(
+    outbox_database: Database,
+    outbox_store: OutboxStore,
+    simulators: Simulators,
+    relayers: Relayers,
+) -> None:
+    """lease_seconds=2 and a send still running when half of it has passed: the step renews (lease_expires_at moves on), then the outcome is recorded, no lease lost."""
+    simulator = simulators.start(Faults(latency_ms=1000))
+    clock = TestClock()
+    worker = relayers.build(
+        "relayer-a", {RAIL: simulators.rail(simulator)}, clock=clock, lease_seconds=2
+    )
+    outbox_id = outbox_store.enqueue(make_request()).outbox_id
+    assert worker.step() == 1
+    ((_, claimed_until),) = query_no_role(outbox_database.url, LEASE_OF, [outbox_id])
+
+    clock.advance(1.0)  # half of the 2-second lease, for the worker
+    worker.step()
+
+    ((_, renewed_until),) = query_no_role(outbox_database.url, LEASE_OF, [outbox_id])
+    assert renewed_until > claimed_until, "the lease was renewed"
+    assert count(outbox_database.url, ATTEMPT_COUNT) == 0, "while the send was still running"
+    assert worker.held == 1
+    worker.drain()
+    (reference,) = references_by_key(simulator).values()
+    assert ledger_of(outbox_database.url, outbox_id) == [
+        (1, "DISPATCHED", reference, "201", None, "relayer-a")
+    ]
+    assert worker.signals.totals() == CycleSignals(cycle="total")
+
+
+# --- 7. graceful stop ----------------------------------------------------------------------------
+
+
+def test_stopping_mid_batch_releases_unstarted_leases_and_records_running_sends(
+    outbox_database: Database,
+    outbox_store: OutboxStore,
+    simulators: Simulators,
+    relayers: Relayers,
+) -> None:
+    """Stop with 10 leased, 2 sending: sent items are recorded within the grace, the others released unattempted; no lease left."""
+    simulator = simulators.start(Faults(latency_ms=400))
+    worker = relayers.build(
+        "relayer-a", {RAIL: simulators.rail(simulator)}, batch_size=10, concurrency=2
+    )
+    ids = {outbox_store.enqueue(make_request()).outbox_id for _ in range(10)}
+
+    with capture_logs() as logs, running(worker) as stop:
+        assert wait_for(lambda: simulator.stats().requests >= 1), "sending has begun"
+        stop.set()
+
+    assert count(outbox_database.url, LEASED_COUNT) == 0
+    references = references_by_key(simulator)
+    recorded = {row[0]: row for row in ledger(outbox_database.url)}
+    keys = dict(
+        query_no_role(
+            outbox_database.url,
+            "SELECT outbox_id, idempotency_key FROM public.payment_outbox_attempts",
+        )
+    )
+    assert len(recorded) == len(references) == simulator.stats().requests
+    for outbox_id, row in recorded.items():
+        assert row[1:] == (1, "DISPATCHED", references[keys[outbox_id]], "201", None, "relayer-a")
+    released = query_no_role(outbox_database.url, PENDING)
+    assert {outbox_id for outbox_id, _, _ in released} == ids - set(recorded)
+    assert all(row[1:] == (0, None) for row in released), "unattempted and unleased"
+    assert 1 <= len(released) < 10, "stopped mid-batch"
+    (stopped,) = events(logs, "relayer_stopped")
+    assert (stopped["released"], stopped["abandoned"]) == (len(released), 0)
+
+
+# --- 8. wake-up ----------------------------------------------------------------------------------
+
+
+def test_an_idle_worker_is_woken_by_an_enqueue_long_before_its_poll(
+    outbox_database: Database,
+    outbox_store: OutboxStore,
+    simulators: Simulators,
+    relayers: Relayers,
+) -> None:
+    """poll_interval 30 s and an empty queue: an enqueue's NOTIFY wakes the LISTENing worker, which dispatches the item."""
+    simulator = simulators.start()
+    worker = relayers.build(
+        "relayer-a", {RAIL: simulators.rail(simulator)}, poll_interval_seconds=30.0
+    )
+
+    with running(worker):
+        assert wait_for(lambda: count(outbox_database.url, LISTENING) == 1), "idle, listening"
+        outbox_id = outbox_store.enqueue(make_request()).outbox_id
+        dispatched = wait_for(
+            lambda: count(outbox_database.url, TERMINAL_COUNT) == 1, deadline_seconds=10
+        )
+
+    assert dispatched, "dispatched well before the 30 s poll"
+    (reference,) = references_by_key(simulator).values()
+    assert ledger_of(outbox_database.url, outbox_id) == [
+        (1, "DISPATCHED", reference, "201", None, "relayer-a")
+    ]
+
+
+# --- 9. database loss ----------------------------------------------------------------------------
+
+
+def test_the_worker_survives_its_connections_being_cut_and_records_every_item_once(
+    outbox_database: Database,
+    outbox_store: OutboxStore,
+    simulators: Simulators,
+    relayers: Relayers,
+) -> None:
+    """300 items, the relayer's backends terminated three times mid-drain: it logs database_unavailable, carries on, and every item ends with one DISPATCHED attempt."""
+    simulator = simulators.start(Faults(latency_ms=20))
+    worker = relayers.build(
+        "relayer-a", {RAIL: simulators.rail(simulator)}, batch_size=50, concurrency=4
+    )
+    for n in range(300):
+        outbox_store.enqueue(make_request(participant_id=f"participant-{n % 7}"))
+    terminated = []
+
+    with capture_logs() as logs, running(worker):
+        for progress in (50, 130, 210):
+            assert wait_for(attempts_at_least(outbox_database.url, progress))
+            terminated.append(count(outbox_database.url, TERMINATE_RELAYER))
+        finished = wait_for(lambda: count(outbox_database.url, TERMINAL_COUNT) == 300, 45)
+
+    assert finished, "every item recorded despite the outages"
+    assert all(cut >= 1 for cut in terminated), terminated
+    unavailable = events(logs, "database_unavailable")
+    assert unavailable, "the outage was noticed"
+    assert all(entry["log_level"] == "warning" for entry in unavailable)
+    per_item = query_no_role(
+        outbox_database.url,
+        "SELECT count(*), count(*) FILTER (WHERE state = 'DISPATCHED'), count(DISTINCT outbox_id) FROM public.payment_outbox_attempts",
+    )
+    assert per_item == [(300, 300, 300)]
+    assert query_no_role(outbox_database.url, PENDING) == []
+    assert count(outbox_database.url, LEASED_COUNT) == 0
+    assert simulator.stats().unique_keys == 300
