@@ -40,13 +40,25 @@ def tests_of(tier: str) -> list[str]:
 def install(session: nox.Session, group: str) -> None:
     """The packages under development, editable, and one pinned tool group."""
     session.install(*nox.project.dependency_groups(PYPROJECT, group))
-    for package in PACKAGES:
-        session.install("-e", package)
+    # One resolution for all of them: a package's dependency on a sibling (outbox-evidence on
+    # outbox-guardrails) must resolve to the sibling, never to an index.
+    session.install(*(arg for package in PACKAGES for arg in ("-e", package)))
 
 
 @contextlib.contextmanager
 def database(session: nox.Session) -> Iterator[str]:
-    """DATABASE_URL if set, else an embedded server for the duration of the block."""
+    """DATABASE_URL if set, else an embedded server for the block; migrated either way.
+
+    Its own database is the shared one: the end-to-end proofs write there and the regression
+    query and the evidence bundle read it (isolated proofs use clones on the same server).
+    """
+    with _server(session) as url:
+        session.run("outbox-db", "migrate", "--url", url, silent=True)
+        yield url
+
+
+@contextlib.contextmanager
+def _server(session: nox.Session) -> Iterator[str]:
     if url := os.environ.get("DATABASE_URL"):
         yield url
         return
@@ -63,11 +75,18 @@ JUNIT = Path("reports/junit")
 
 
 def run_lint(session: nox.Session) -> None:
-    """Lint and format check (ruff), mypy strict, and the import contracts."""
+    """Lint and format check (ruff), mypy strict, the import contracts, the CI workflow."""
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
     session.run("lint-imports")
+    # The workflow against the GitHub-workflow schema check-jsonschema vendors (offline).
+    session.run(
+        "check-jsonschema",
+        "--builtin-schema",
+        "vendor.github-workflows",
+        ".github/workflows/ci-security.yml",
+    )
 
 
 def run_guardrails(session: nox.Session) -> None:
@@ -109,6 +128,30 @@ def run_integration(session: nox.Session, url: str) -> None:
     run_pytest(session, "integration", "--outbox-require-db", env={"DATABASE_URL": url})
 
 
+def run_regression(session: nox.Session, url: str) -> None:
+    """The DISPATCHING count of the database the proofs ran in: it must be 0."""
+    session.run("outbox-db", "regression", "--url", url)
+
+
+def run_evidence(session: nox.Session, url: str) -> None:
+    """Write the evidence bundle from this run's database, reports and proofs; verify it."""
+    try:
+        session.run(
+            "outbox-evidence",
+            "generate",
+            "--url",
+            url,
+            *(f"--junit={JUNIT / f'{tier}.xml'}" for tier in ("unit", "integration")),
+        )
+    finally:
+        session.run("outbox-evidence", "verify")
+
+
+def run_upload(session: nox.Session) -> None:
+    """Pack the bundle reproducibly; GitHub Actions uploads it (and the SARIF) from there."""
+    session.run("outbox-evidence", "pack")
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """Step 0: ruff, mypy strict and import contracts."""
@@ -138,6 +181,29 @@ def integration(session: nox.Session) -> None:
         run_integration(session, url)
 
 
+@nox.session
+def regression(session: nox.Session) -> None:
+    """Step 4: the regression query on DATABASE_URL (or an embedded database, migrated)."""
+    install(session, "test")
+    with database(session) as url:
+        run_regression(session, url)
+
+
+@nox.session
+def evidence(session: nox.Session) -> None:
+    """Step 5: the evidence bundle in reports/outbox-evidence/, then its verification."""
+    install(session, "test")
+    with database(session) as url:
+        run_evidence(session, url)
+
+
+@nox.session
+def upload(session: nox.Session) -> None:
+    """Step 6: reports/outbox-evidence.tar.gz, reproducible from the bundle."""
+    install(session, "test")
+    run_upload(session)
+
+
 @dataclasses.dataclass(frozen=True)
 class Step:
     """A gate step; `run(session)`, or `run(session, url)` when it needs the database."""
@@ -153,6 +219,9 @@ STEPS = [
     Step("guardrails", run_guardrails),
     Step("unit", run_unit),
     Step("integration", run_integration, needs_database=True),
+    Step("regression", run_regression, needs_database=True),
+    Step("evidence", run_evidence, needs_database=True),
+    Step("upload", run_upload),
 ]
 
 
@@ -189,7 +258,6 @@ def demo(session: nox.Session) -> None:
     """The outbox working on an embedded database: migrate, enqueue, claim, complete, status."""
     install(session, "test")
     with database(session) as url:
-        session.run("outbox-db", "migrate", "--url", url)
         session.run("python", "examples/quickstart.py", "--url", url)
         session.run("outbox-db", "status", "--url", url)
 

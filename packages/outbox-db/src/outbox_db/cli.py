@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from outbox_db import embedded
+from outbox_db.audit import CatalogAudit
 from outbox_db.errors import OutboxError
 from outbox_db.migrate import migrate
 from outbox_db.records import QueueStatus, Role
@@ -87,6 +88,26 @@ def status(url: str, *, as_json: bool, watch: float | None) -> None:
 
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends --watch
         _fail_clearly(run)
+
+
+@main.command()
+@url_option
+def regression(url: str) -> None:
+    """The gate's regression query: ledger rows in the retired DISPATCHING state must be 0.
+
+    Prints the query and its count, as symphony_auditor; exits 1 when the count is not 0.
+    """
+
+    def run() -> None:
+        with CatalogAudit.open(url) as audit:
+            result = audit.dispatching_count()
+        click.echo(f"regression query: {result.query}")
+        click.echo(f"regression count: {result.count}")
+        if result.count:
+            msg = f"{result.count} DISPATCHING rows: migrate (0004 requeues them), find the writer"
+            raise click.ClickException(msg)
+
+    _fail_clearly(run)
 
 
 def _print_status(rows: Sequence[QueueStatus], *, as_json: bool) -> None:

@@ -42,3 +42,16 @@ def test_status_table_names_every_figure(outbox_database: Database) -> None:
         assert figure in result.output
     # guardrails: allow OBX007 -- proves the status output never says the retired word
     assert "zombie" not in result.output.lower()
+
+
+def test_regression_passes_on_a_database_the_functions_wrote(
+    outbox_database: Database, outbox_store: OutboxStore
+) -> None:
+    """After enqueue, claim and completion: no DISPATCHING row, count 0, exit 0."""
+    item = leased_item(outbox_store)
+    outbox_store.complete("worker-1", Outcome(lease=item.lease, state=AttemptState.DISPATCHED))
+
+    result = CliRunner().invoke(main, ["regression", "--url", outbox_database.url])
+
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == "regression count: 0"

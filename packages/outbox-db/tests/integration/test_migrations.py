@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, Any, Final, LiteralString, cast
 from uuid import UUID
 
 import pytest
+from click.testing import CliRunner
 
 from outbox_db import ConstraintViolation, MigrationError, MigrationReport, OutboxStore, migrate
+from outbox_db.cli import main
 from outbox_db.migrate import load_migrations
 from outbox_db.testonly import query_no_role
 from outbox_db.testonly.factories import make_request
@@ -431,3 +433,18 @@ def test_migrated_legacy_database_has_the_freshly_migrated_schema(
 
     assert describe(outbox_database.url) == describe(legacy_database)
     assert recorded_checksums(outbox_database.url) == recorded_checksums(legacy_database)
+
+
+def test_regression_query_counts_the_history_a_converged_database_keeps(
+    legacy_database: str,
+) -> None:
+    """`outbox-db regression` on the migrated DISPATCHING-era database: its count, and exit 1."""
+    migrate(legacy_database)
+    kept = len(dispatching(legacy_database))
+
+    result = CliRunner().invoke(main, ["regression", "--url", legacy_database])
+
+    assert kept > 0, "the fixture keeps its historical DISPATCHING rows"
+    assert result.exit_code == 1
+    assert f"regression count: {kept}\n" in result.output
+    assert "WHERE state = 'DISPATCHING'" in result.output

@@ -1,11 +1,18 @@
-"""The SQL catalogue: every statement the package sends is named in sql/queries.sql."""
+"""The SQL catalogues: every statement the package sends is named in one of them."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
 
 from outbox_db._catalogue import QUERIES, load
+from outbox_db.audit import AUDIT_QUERIES
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 SOURCE = Path(__file__).parents[2] / "src" / "outbox_db"
 
@@ -17,16 +24,19 @@ def test_catalogue_splits_named_blocks_and_drops_the_preamble() -> None:
     assert dict(load(text)) == {"one": "SELECT 1;", "two": "SELECT 2;"}
 
 
-def test_every_query_the_code_names_exists() -> None:
-    """A QUERIES["name"] in the source that the catalogue lacks would fail only at run time."""
+@pytest.mark.parametrize(
+    ("variable", "catalogue"), [("QUERIES", QUERIES), ("AUDIT_QUERIES", AUDIT_QUERIES)]
+)
+def test_every_query_the_code_names_exists(variable: str, catalogue: Mapping[str, str]) -> None:
+    """A name used in the source that its catalogue lacks would fail only at run time."""
     used = {
         name
         for path in SOURCE.rglob("*.py")
-        for name in re.findall(r'QUERIES\["(\w+)"\]', path.read_text())
+        for name in re.findall(rf'\b{variable}\["(\w+)"\]', path.read_text())
     }
 
     assert used, "the scan found the package's query uses"
-    assert used <= set(QUERIES)
+    assert used <= set(catalogue)
 
 
 def test_store_queries_call_functions_and_never_write_tables() -> None:

@@ -11,6 +11,7 @@ COMMANDS = [
     [],
     ["migrate"],
     ["status"],
+    ["regression"],
     ["embedded"],
     ["embedded", "up"],
     ["embedded", "url"],

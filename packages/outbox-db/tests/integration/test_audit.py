@@ -1,0 +1,209 @@
+"""Proof: the audit reads report the catalog as it is, as symphony_auditor, one read at a time."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, LiteralString, cast
+
+import pytest
+
+from outbox_db import DatabaseUnavailable, PermissionDenied
+from outbox_db.audit import CatalogAudit, Grant
+from outbox_db.migrate import load_migrations, migrate
+from outbox_db.testonly import query_no_role
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from outbox_db.testonly.pytest_plugin import Database, Server
+
+LEGACY_SQL: Final = Path(__file__).parents[1] / "fixtures" / "legacy_dispatching_era.sql"
+LEGACY_DISPATCHING: Final = 9  # DISPATCHING rows in the fixture (see its header)
+WORKER_FUNCTIONS: Final = frozenset(
+    {
+        "claim_outbox_batch",
+        "complete_outbox_attempt",
+        "complete_outbox_attempts",
+        "enqueue_payment_outbox",
+        "outbox_expired_lease_count",
+        "release_outbox_leases",
+        "renew_outbox_lease",
+        "repair_expired_leases",
+    }
+)
+INTERNAL_FUNCTIONS: Final = frozenset(
+    {
+        "deny_outbox_attempts_mutation",
+        "notify_outbox_items_enqueued",
+        "outbox_require_range",
+        "outbox_require_text",
+    }
+)
+
+
+@pytest.fixture
+def audit(outbox_database: Database) -> Iterator[CatalogAudit]:
+    """An audit snapshot of this test's freshly migrated database."""
+    with CatalogAudit.open(outbox_database.url) as snapshot:
+        yield snapshot
+
+
+def function_name(grant: Grant) -> str:
+    """public.claim_outbox_batch(integer,text,integer) -> claim_outbox_batch."""
+    return grant.object_name.removeprefix("public.").split("(", 1)[0]
+
+
+def test_only_the_executor_and_owner_may_execute_outbox_functions(audit: CatalogAudit) -> None:
+    """EXECUTE: the executor on the worker functions, the owner on all, PUBLIC on none."""
+    executes = {
+        (function_name(g), g.grantee)
+        for g in audit.grants()
+        if g.object_kind == "function" and g.privilege == "EXECUTE"
+    }
+
+    expected = {(name, "outbox_owner") for name in WORKER_FUNCTIONS | INTERNAL_FUNCTIONS}
+    expected |= {(name, "symphony_executor") for name in WORKER_FUNCTIONS}
+    assert expected == executes
+
+
+def test_readers_may_only_select_and_nobody_else_touches_the_tables(audit: CatalogAudit) -> None:
+    """Table and view privileges beyond their owners are SELECT for the readers, nothing else."""
+    granted = {
+        (g.object_name, g.grantee, g.privilege)
+        for g in audit.grants()
+        if g.object_kind in {"table", "view"} and g.grantee not in {"outbox_owner", "postgres"}
+    }
+
+    readers = {"symphony_readonly", "symphony_auditor"}
+    expected = {
+        (f"public.{relation}", reader, "SELECT")
+        for relation in ("payment_outbox_pending", "payment_outbox_attempts", "outbox_status_view")
+        for reader in readers
+    }
+    expected |= {
+        ("public.outbox_status_view", "symphony_executor", "SELECT"),
+        ("public.payment_outbox_settings", "symphony_auditor", "SELECT"),
+        ("public.outbox_schema_migrations", "symphony_auditor", "SELECT"),
+    }
+    assert expected == granted
+
+
+def test_every_outbox_function_is_defined_in_full(audit: CatalogAudit) -> None:
+    """pg_get_functiondef of each, schema-qualified; the worker functions are SECURITY DEFINER."""
+    functions = audit.function_definitions()
+
+    by_name = {f.signature.removeprefix("public.").split("(", 1)[0]: f for f in functions}
+    assert set(by_name) == WORKER_FUNCTIONS | INTERNAL_FUNCTIONS
+    assert all(
+        f.definition.startswith(f"CREATE OR REPLACE FUNCTION {f.signature.split('(')[0]}(")
+        for f in functions
+    )
+    assert all(by_name[name].security_definer for name in WORKER_FUNCTIONS)
+    assert "SET search_path TO 'pg_catalog', 'pg_temp'" in by_name["claim_outbox_batch"].definition
+
+
+def test_lease_ddl_is_the_four_lease_columns_and_their_check(audit: CatalogAudit) -> None:
+    """The lease columns are exactly those the consistency CHECK covers, nullable, in table order."""
+    lease = audit.lease_ddl()
+
+    assert [(c.name, c.data_type, c.not_null) for c in lease.columns] == [
+        ("claimed_by", "text", False),
+        ("lease_token", "uuid", False),
+        ("claimed_at", "timestamp with time zone", False),
+        ("lease_expires_at", "timestamp with time zone", False),
+    ]
+    assert lease.check is not None
+    assert lease.check.name == "payment_outbox_pending_lease_consistent"
+    assert lease.check.definition.startswith(
+        "CHECK ((((claimed_by IS NULL) AND (lease_token IS NULL)"
+    )
+
+
+def test_guards_are_reported_as_the_catalog_defines_them(audit: CatalogAudit) -> None:
+    """The append-only trigger, the terminal partial unique index and the status view."""
+    triggers = {t.name: t.definition for t in audit.trigger_bindings()}
+    indexes = {i.name: i.definition for i in audit.index_definitions()}
+    views = {v.name: v.definition for v in audit.view_definitions()}
+
+    assert triggers["payment_outbox_attempts_append_only"] == (
+        "CREATE TRIGGER payment_outbox_attempts_append_only BEFORE DELETE OR UPDATE OR TRUNCATE"
+        " ON public.payment_outbox_attempts FOR EACH STATEMENT"
+        " EXECUTE FUNCTION public.deny_outbox_attempts_mutation()"
+    )
+    assert indexes["payment_outbox_attempts_one_terminal_per_outbox"].startswith(
+        "CREATE UNIQUE INDEX payment_outbox_attempts_one_terminal_per_outbox"
+        " ON public.payment_outbox_attempts USING btree (outbox_id) WHERE"
+    )
+    assert list(views) == ["public.outbox_status_view"]
+    assert "DISPATCHING" not in views["public.outbox_status_view"]
+
+
+def test_migration_history_matches_what_the_package_ships(audit: CatalogAudit) -> None:
+    """Every shipped file is applied with its shipped SHA-256."""
+    history = audit.migration_history()
+
+    assert [(m.filename, m.applied_checksum, m.status) for m in history] == [
+        (m.name, m.checksum, "ok") for m in sorted(load_migrations(), key=lambda m: m.name)
+    ]
+
+
+def test_regression_query_is_the_gate_s_and_counts_nothing_on_a_fresh_schema(
+    audit: CatalogAudit,
+) -> None:
+    """The query text is reported verbatim; no DISPATCHING row exists after migration."""
+    result = audit.dispatching_count()
+
+    assert result.query == (
+        "SELECT COUNT(*) FROM public.payment_outbox_attempts WHERE state = 'DISPATCHING';"
+    )
+    assert result.count == 0
+
+
+def test_reads_run_as_the_auditor_and_a_refused_read_fails_alone(outbox_database: Database) -> None:
+    """Without its grant on the history the auditor is refused (42501); the other reads still answer."""
+    query_no_role(
+        outbox_database.url,
+        "REVOKE SELECT ON public.outbox_schema_migrations FROM symphony_auditor",
+    )
+
+    with CatalogAudit.open(outbox_database.url) as audit:
+        with pytest.raises(PermissionDenied) as refused:
+            audit.migration_history()
+        grants = audit.grants()
+
+    assert refused.value.sqlstate == "42501"
+    assert ("public.outbox_schema_migrations", "symphony_auditor") not in {
+        (g.object_name, g.grantee) for g in grants
+    }
+
+
+def test_an_unreachable_database_is_reported_as_unavailable(tmp_path: Path) -> None:
+    """A socket directory without a server: DatabaseUnavailable, at once."""
+    url = f"postgresql://postgres@/postgres?host={tmp_path}&port=5432"
+
+    with pytest.raises(DatabaseUnavailable) as refused, CatalogAudit.open(url):
+        pass
+
+    assert refused.value.sqlstate is None
+    assert "No such file or directory" in str(refused.value)
+
+
+@pytest.fixture
+def legacy_database(outbox_server: Server) -> Iterator[str]:
+    """A DISPATCHING-era database, migrated: its historical DISPATCHING rows stay."""
+    name = f"outbox_audit_legacy_{os.getpid()}"
+    with outbox_server.janitor(name):
+        url = outbox_server.database_url(name)
+        # A committed test fixture, reviewed like code: literal by construction.
+        query_no_role(url, cast("LiteralString", LEGACY_SQL.read_text()))  # type: ignore[redundant-cast]
+        migrate(url)
+        yield url
+
+
+def test_regression_query_counts_historical_dispatching_rows(legacy_database: str) -> None:
+    """A converged DISPATCHING-era ledger keeps its history, and the count shows it."""
+    with CatalogAudit.open(legacy_database) as audit:
+        result = audit.dispatching_count()
+
+    assert result.count == LEGACY_DISPATCHING

@@ -1,0 +1,207 @@
+"""The parts the database answers for, read through outbox_db.audit as symphony_auditor."""
+
+from __future__ import annotations
+
+from itertools import groupby
+from typing import TYPE_CHECKING, Final
+
+from outbox_db import OutboxDatabaseError, OutboxError, Role
+from outbox_db.audit import CatalogAudit
+from outbox_evidence.layout import FUNCTIONS, GRANTS, MIGRATIONS, REGRESSION, SCHEMA, Part, verdict
+from outbox_evidence.text import aligned
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from outbox_db.audit import ColumnDefinition, Grant, LeaseDdl, TableObject
+
+__all__ = ["DATABASE_PARTS", "NO_URL", "database_parts", "describe"]
+
+NO_URL: Final = "no database URL (set OUTBOX_EVIDENCE_DB_URL or DATABASE_URL, or pass --url)"
+# The functions DESIGN section 4 and its additions name; a missing one fails 02's verdict.
+EXPECTED_FUNCTIONS: Final = (
+    "claim_outbox_batch",
+    "complete_outbox_attempt",
+    "complete_outbox_attempts",
+    "deny_outbox_attempts_mutation",
+    "enqueue_payment_outbox",
+    "notify_outbox_items_enqueued",
+    "outbox_expired_lease_count",
+    "outbox_require_range",
+    "outbox_require_text",
+    "release_outbox_leases",
+    "renew_outbox_lease",
+    "repair_expired_leases",
+)
+APPEND_ONLY_TRIGGER: Final = "payment_outbox_attempts_append_only"
+TERMINAL_INDEX: Final = "payment_outbox_attempts_one_terminal_per_outbox"
+STATUS_VIEW: Final = "public.outbox_status_view"
+
+
+def database_parts(url: str | None) -> tuple[list[Part], list[str]]:
+    """Every database part, and what went wrong in full (for stderr, not for the files)."""
+    if url is None:
+        return [Part.unavailable(name, NO_URL) for name in DATABASE_PARTS], [NO_URL]
+    diagnostics: list[str] = []
+    try:
+        with CatalogAudit.open(url) as audit:
+            parts = [
+                _read(name, render, audit, diagnostics) for name, render in DATABASE_PARTS.items()
+            ]
+    except OutboxError as error:
+        reason = describe(error)
+        return [Part.unavailable(name, reason) for name in DATABASE_PARTS], [str(error)]
+    return parts, diagnostics
+
+
+def describe(error: OutboxError) -> str:
+    """Why a read failed, safe to keep: no host, socket path or port (those differ per run)."""
+    if isinstance(error, OutboxDatabaseError) and error.sqlstate is None:
+        # libpq's reason is the last clause ("Connection refused"); the rest names the host.
+        return f"{error.summary}: {str(error).splitlines()[0].rsplit(': ', 1)[-1]}"
+    return str(error)
+
+
+def _read(
+    name: str, render: Callable[[CatalogAudit], str], audit: CatalogAudit, diagnostics: list[str]
+) -> Part:
+    try:
+        return Part.of(name, render(audit))
+    except OutboxDatabaseError as error:
+        diagnostics.append(f"{name}: {error}")
+        return Part.unavailable(name, describe(error))
+
+
+def render_grants(audit: CatalogAudit) -> str:
+    """One line per object and grantee, privileges joined; role lines list role members."""
+    lines = [
+        f"{kind} {name} {grantee} {','.join(_privilege(g) for g in grants)}"
+        for (kind, name, grantee), grants in groupby(
+            audit.grants(), key=lambda g: (g.object_kind, g.object_name, g.grantee)
+        )
+    ]
+    legend = [
+        f"read as {Role.AUDITOR}; line: kind object grantee privileges (* = WITH GRANT OPTION).",
+        "PUBLIC is every role. A role line names the role, one of its members, and MEMBER.",
+        "",
+    ]
+    return "\n".join(legend + lines)
+
+
+def _privilege(grant: Grant) -> str:
+    return f"{grant.privilege}*" if grant.grantable else grant.privilege
+
+
+def render_functions(audit: CatalogAudit) -> str:
+    """An index of the functions, then each definition as PostgreSQL prints it."""
+    functions = audit.function_definitions()
+    present = {f.signature.removeprefix("public.").split("(", 1)[0] for f in functions}
+    absent = [f"not in the catalog: {name}" for name in EXPECTED_FUNCTIONS if name not in present]
+    lines = [
+        f"-- {verdict(absent, f'the {len(EXPECTED_FUNCTIONS)} outbox functions are present')}",
+        *(
+            f"-- {f.signature} owner={f.owner}{' SECURITY DEFINER' if f.security_definer else ''}"
+            for f in functions
+        ),
+    ]
+    lines += [f"\n-- {f.signature}\n{f.definition};" for f in functions]
+    return "\n".join(lines)
+
+
+def render_schema(audit: CatalogAudit) -> str:
+    """Lease DDL, constraints, triggers, indexes and views, each as runnable DDL."""
+    lease = audit.lease_ddl()
+    triggers, indexes = audit.trigger_bindings(), audit.index_definitions()
+    views = audit.view_definitions()
+    absent = [
+        f"not in the catalog: {name}"
+        for name, found in (
+            ("lease CHECK", lease.check is not None),
+            (APPEND_ONLY_TRIGGER, any(t.name == APPEND_ONLY_TRIGGER for t in triggers)),
+            (TERMINAL_INDEX, any(i.name == TERMINAL_INDEX for i in indexes)),
+            (STATUS_VIEW, any(v.name == STATUS_VIEW for v in views)),
+        )
+        if not found
+    ]
+    others = [c for c in audit.constraints() if lease.check is None or c.name != lease.check.name]
+    return "\n".join(
+        [
+            f"-- {verdict(absent, 'lease CHECK, append-only trigger, terminal index, view')}",
+            "",
+            "-- The lease: the columns its CHECK covers, and the CHECK.",
+            _lease_statement(lease),
+            "",
+            "-- The other constraints of the outbox tables (NOT VALID: checks new rows only).",
+            *(
+                f"ALTER TABLE {c.table_name} ADD CONSTRAINT {c.name} {c.definition};"
+                for c in others
+            ),
+            "",
+            f"-- Triggers ({APPEND_ONLY_TRIGGER} is the append-only guard).",
+            *_statements(triggers),
+            "",
+            f"-- Indexes ({TERMINAL_INDEX} is the terminal guard).",
+            *_statements(indexes),
+            "",
+            "-- Views.",
+            *(f"CREATE VIEW {v.name} AS\n{v.definition}" for v in views),
+        ]
+    )
+
+
+def _lease_statement(lease: LeaseDdl) -> str:
+    if lease.check is None:
+        return "-- (no lease CHECK in the catalog)"
+    clauses = [f"    ADD COLUMN {_column(column)}" for column in lease.columns]
+    clauses.append(f"    ADD CONSTRAINT {lease.check.name} {lease.check.definition}")
+    return f"ALTER TABLE {lease.check.table_name}\n" + ",\n".join(clauses) + ";"
+
+
+def _column(column: ColumnDefinition) -> str:
+    default = f" DEFAULT {column.default_value}" if column.default_value is not None else ""
+    return f"{column.name} {column.data_type}{' NOT NULL' if column.not_null else ''}{default}"
+
+
+def _statements(objects: Sequence[TableObject]) -> list[str]:
+    return [f"{o.definition};" for o in objects]
+
+
+def render_regression(audit: CatalogAudit) -> str:
+    """The regression query, verbatim, its result, and the verdict (non-zero fails)."""
+    result = audit.dispatching_count()
+    problems = (
+        [f"{result.count} ledger rows in the retired DISPATCHING state"] if result.count else []
+    )
+    return "\n".join(
+        [
+            verdict(problems, "no ledger row in the retired DISPATCHING state"),
+            f"query: {result.query}",
+            f"role: {Role.AUDITOR}",
+            f"result: {result.count}",
+        ]
+    )
+
+
+def render_migrations(audit: CatalogAudit) -> str:
+    """Every schema file applied or shipped, with its status and applied SHA-256."""
+    history = audit.migration_history()
+    problems = [f"{m.filename}: {m.status}" for m in history if m.status != "ok"]
+    rows = [[m.status, m.filename, m.applied_checksum or "-"] for m in history]
+    return "\n".join(
+        [
+            verdict(problems, "every shipped schema file is applied with its shipped checksum"),
+            f"server: PostgreSQL {audit.server_version()}",
+            f"read as {Role.AUDITOR} from public.outbox_schema_migrations",
+            "",
+            *aligned([["status", "file", "applied sha256"], *rows]),
+        ]
+    )
+
+
+DATABASE_PARTS: Final[dict[str, Callable[[CatalogAudit], str]]] = {
+    GRANTS: render_grants,
+    FUNCTIONS: render_functions,
+    SCHEMA: render_schema,
+    REGRESSION: render_regression,
+    MIGRATIONS: render_migrations,
+}

@@ -1,0 +1,126 @@
+"""`outbox-evidence`: generate the audit evidence bundle, and verify one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+import click
+
+from outbox_evidence.archive import pack
+from outbox_evidence.bundle import BundleError, Inputs, build, write
+from outbox_evidence.verify import verify
+
+DEFAULT_OUT: Final = Path("reports/outbox-evidence")
+DEFAULT_ARCHIVE: Final = Path("reports/outbox-evidence.tar.gz")
+DEFAULT_MANIFEST: Final = Path("proofs.toml")
+DEFAULT_GUARDRAILS_JSON: Final = Path("reports/guardrails/guardrails.json")
+PathType: Final = click.Path(path_type=Path)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="outbox-evidence")
+def main() -> None:
+    """A deterministic evidence bundle for the payments outbox that an auditor can re-check."""
+
+
+@main.command()
+@click.option(
+    "--url",
+    envvar=["OUTBOX_EVIDENCE_DB_URL", "DATABASE_URL"],
+    show_envvar=True,
+    help="Database to read the catalog from (as symphony_auditor). Never written anywhere.",
+)
+@click.option(
+    "--out",
+    type=PathType,
+    default=DEFAULT_OUT,
+    show_default=True,
+    help="Bundle directory, replaced on each run.",
+)
+@click.option(
+    "--junit",
+    type=PathType,
+    multiple=True,
+    help="JUnit XML of a test run (repeatable), e.g. reports/junit/integration.xml.",
+)
+@click.option(
+    "--manifest",
+    type=PathType,
+    default=DEFAULT_MANIFEST,
+    show_default=True,
+    help="The invariant-to-proof manifest.",
+)
+@click.option(
+    "--guardrails-json",
+    type=PathType,
+    default=DEFAULT_GUARDRAILS_JSON,
+    show_default=True,
+    help="The guardrails report to include; when absent the check runs now.",
+)
+@click.option(
+    "--root",
+    type=PathType,
+    default=Path(),
+    help="Repository to scan (default: the working directory).",
+)
+def generate(  # noqa: PLR0913, PLR0917 - one parameter per documented option
+    url: str | None,
+    out: Path,
+    junit: tuple[Path, ...],
+    manifest: Path,
+    guardrails_json: Path,
+    root: Path,
+) -> None:
+    """Write the bundle to OUT; exit 1 (after writing what it can) when a part is missing."""
+    inputs = Inputs(
+        root=root.resolve(),
+        url=url,
+        junit=junit,
+        manifest=manifest,
+        guardrails_json=guardrails_json,
+    )
+    bundle = build(inputs)
+    try:
+        write(bundle, out)
+    except (BundleError, OSError) as error:
+        raise click.ClickException(str(error)) from error
+    for diagnostic in bundle.diagnostics:
+        click.echo(f"outbox-evidence: database: {diagnostic}", err=True)
+    for name, reason in bundle.missing:
+        click.echo(f"outbox-evidence: {name}: MISSING: {reason}", err=True)
+    click.echo(f"outbox-evidence: wrote {len(bundle.parts) + 1} files to {out}", err=True)
+    raise SystemExit(1 if bundle.missing else 0)
+
+
+@main.command(name="verify")
+@click.argument("directory", type=PathType, default=DEFAULT_OUT)
+@click.option(
+    "--manifest",
+    type=PathType,
+    default=None,
+    help="Check the proofs against this manifest instead of the bundle's own copy.",
+)
+def verify_command(directory: Path, manifest: Path | None) -> None:
+    """Check DIRECTORY's checksums, files, verdicts and proofs; exit 1 naming what is wrong."""
+    problems = verify(directory, manifest)
+    for problem in problems:
+        click.echo(f"outbox-evidence verify: {problem}", err=True)
+    if problems:
+        click.echo(f"outbox-evidence verify: {directory}: {len(problems)} problems", err=True)
+        raise SystemExit(1)
+    click.echo(f"outbox-evidence verify: {directory}: OK")
+
+
+@main.command(name="pack")
+@click.argument("directory", type=PathType, default=DEFAULT_OUT)
+@click.option(
+    "--out", type=PathType, default=DEFAULT_ARCHIVE, show_default=True, help="Archive to write."
+)
+def pack_command(directory: Path, out: Path) -> None:
+    """Pack DIRECTORY into a reproducible .tar.gz: the same bundle gives the same bytes."""
+    if not (directory / "SHA256SUMS").is_file():
+        msg = f"{directory} is not an evidence bundle (no SHA256SUMS): run generate first"
+        raise click.ClickException(msg)
+    count = pack(directory, out)
+    click.echo(f"outbox-evidence pack: {count} files from {directory} -> {out}")

@@ -1,0 +1,107 @@
+"""The bundle's files: stable names, what each holds, and the markers `verify` looks for."""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Final
+
+import attrs
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+__all__ = [
+    "CHECKSUMS",
+    "FILES",
+    "FUNCTIONS",
+    "GRANTS",
+    "GUARDRAILS",
+    "MANIFEST_COPY",
+    "MIGRATIONS",
+    "MISSING_LINE",
+    "PROOFS",
+    "README",
+    "REGRESSION",
+    "ROLE_USAGE",
+    "SCHEMA",
+    "TEST_RESULTS",
+    "VERDICT_FAIL_LINE",
+    "Part",
+    "verdict",
+]
+
+README: Final = "00_README.txt"
+GRANTS: Final = "01_grants.txt"
+FUNCTIONS: Final = "02_functions.sql"
+SCHEMA: Final = "03_schema.sql"
+PROOFS: Final = "04_proofs.txt"
+TEST_RESULTS: Final = "05_test_results.txt"
+ROLE_USAGE: Final = "06_role_usage.txt"
+GUARDRAILS: Final = "07_guardrails.txt"
+REGRESSION: Final = "08_regression.txt"
+MIGRATIONS: Final = "09_migrations.txt"
+MANIFEST_COPY: Final = "proofs.toml"
+CHECKSUMS: Final = "SHA256SUMS"
+
+# Every file but SHA256SUMS, with what it holds; 00_README.txt repeats this for the reader.
+FILES: Final = {
+    README: "this guide: the files, the invariants and their proofs, the SQLSTATE map",
+    GRANTS: "privileges on the outbox tables, view, functions and schema public, and the "
+    "members of the outbox roles, as the catalog reports them",
+    FUNCTIONS: "the full definition of every outbox function (pg_get_functiondef)",
+    SCHEMA: "DDL of the lease columns and their CHECK, every constraint, the triggers "
+    "(append-only guard), the indexes (terminal guard) and the status view",
+    PROOFS: "each invariant's proofs with their result in this run, expected SQLSTATE and "
+    "pytest command, and the captured output of the lease-repair and concurrency proofs",
+    TEST_RESULTS: "totals of every test run read from the JUnit XML, and each test case "
+    "that failed or was skipped",
+    ROLE_USAGE: "every place in the code that switches role or opens a database connection, "
+    "by package; production code may do so only inside packages/outbox-db",
+    GUARDRAILS: "the static guardrails' findings, their waivers with reasons and the scope file",
+    REGRESSION: "the DISPATCHING regression query, verbatim, and its result",
+    MIGRATIONS: "the applied schema migrations with their SHA-256, next to the shipped ones",
+    MANIFEST_COPY: "the reviewed invariant-to-proof manifest this bundle was built from, verbatim",
+}
+
+VERDICT_PROBLEMS: Final = 5  # the file itself lists them all
+MISSING_LINE: Final = re.compile(r"^(?:-- |# )?MISSING: (?P<reason>.*)$", re.MULTILINE)
+VERDICT_FAIL_LINE: Final = re.compile(r"^(?:-- |# )?verdict: FAIL.*$", re.MULTILINE)
+
+
+def _comment(name: str) -> str:
+    return "-- " if PurePosixPath(name).suffix == ".sql" else "# "
+
+
+def verdict(problems: Iterable[str], passed: str) -> str:
+    """`verdict: PASS (passed)`, or `verdict: FAIL (problem; problem; ... and N more)`."""
+    listed = list(problems)
+    if not listed:
+        return f"verdict: PASS ({passed})"
+    shown = listed[:VERDICT_PROBLEMS]
+    more = [f"and {len(listed) - len(shown)} more"] if len(listed) > len(shown) else []
+    return f"verdict: FAIL ({'; '.join([*shown, *more])})"
+
+
+@attrs.frozen
+class Part:
+    """One file of the bundle, and why some of it could not be produced, if so."""
+
+    name: str
+    content: str
+    missing: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, name: str, body: str, missing: Iterable[str] = ()) -> Part:
+        """A file with its header line, a MISSING line per missing piece, then `body`."""
+        reasons = tuple(missing)
+        prefix = _comment(name)
+        lines = [f"{prefix}{name}: {FILES[name]}"]
+        lines += [f"{prefix}MISSING: {reason}" for reason in reasons]
+        text = "\n".join(lines) + "\n" + (f"\n{body.rstrip()}\n" if body.strip() else "")
+        return cls(name=name, content=text, missing=reasons)
+
+    @classmethod
+    def unavailable(cls, name: str, reason: str) -> Part:
+        """A file that could not be produced at all: its header and why."""
+        return cls.of(name, "", [reason])

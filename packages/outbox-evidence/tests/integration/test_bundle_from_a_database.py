@@ -1,0 +1,155 @@
+"""Proof: the bundle from a real database is deterministic, complete and verifiable."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, LiteralString, cast
+
+import pytest
+from click.testing import CliRunner, Result
+
+from outbox_db.embedded import embedded_server
+from outbox_db.migrate import migrate
+from outbox_db.testonly import query_no_role
+from outbox_evidence.cli import main
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from outbox_db.testonly.pytest_plugin import Database, Server
+
+ROOT: Final = Path(__file__).parents[4]
+LEGACY_SQL: Final = ROOT / "packages/outbox-db/tests/fixtures/legacy_dispatching_era.sql"
+PROOF: Final = (
+    "packages/outbox-db/tests/integration/test_append_only.py::test_owner_cannot_mutate_the_ledger"
+)
+MANIFEST: Final = f"""
+[sqlstates]
+P0001 = "UPDATE/DELETE/TRUNCATE on the append-only ledger"
+
+[[invariant]]
+id = "append-only-ledger"
+title = "The ledger is append-only"
+sqlstate = "P0001"
+proofs = ["{PROOF}"]
+"""
+JUNIT: Final = """<?xml version="1.0" encoding="utf-8"?><testsuites name="pytest tests">
+<testsuite name="pytest" tests="1"><testcase
+ classname="packages.outbox-db.tests.integration.test_append_only"
+ name="test_owner_cannot_mutate_the_ledger[update]" time="0.3"/></testsuite></testsuites>
+"""
+GUARDRAILS: Final = {
+    "tool": "outbox-guardrails",
+    "version": "0.1.0",
+    "enforce_no_db_query": True,
+    "summary": {"error": 0, "exempt": 0, "waived": 0, "warning": 0, "waivers": 0},
+    "findings": [],
+    "waivers": [],
+    "scope": [],
+}
+
+
+@pytest.fixture
+def inputs(tmp_path: Path) -> list[str]:
+    """Options of `generate` for a small, clean checkout: manifest, JUnit report, guardrails JSON."""
+    checkout = tmp_path / "checkout"
+    (checkout / "src").mkdir(parents=True)
+    (checkout / "src" / "app.py").write_text("ANSWER = 42\n")
+    (checkout / "proofs.toml").write_text(MANIFEST)
+    (checkout / "unit.xml").write_text(JUNIT)
+    (checkout / "guardrails.json").write_text(json.dumps(GUARDRAILS))
+    return [
+        *("--root", str(checkout), "--manifest", str(checkout / "proofs.toml")),
+        *("--junit", str(checkout / "unit.xml")),
+        *("--guardrails-json", str(checkout / "guardrails.json")),
+    ]
+
+
+def generate(url: str, out: Path, inputs: list[str]) -> Result:
+    """`outbox-evidence generate` against `url` into `out`."""
+    return CliRunner().invoke(main, ["generate", "--url", url, "--out", str(out), *inputs])
+
+
+def test_two_servers_with_one_schema_give_byte_identical_bundles(
+    tmp_path: Path, inputs: list[str]
+) -> None:
+    """Separate clusters, separate sockets, same schema and inputs: the same bytes, complete."""
+    results: list[Result] = []
+    for name in ("first", "second"):
+        with embedded_server(durable=False) as server:
+            migrate(server.url)
+            results.append(generate(server.url, tmp_path / name, inputs))
+
+    assert [r.exit_code for r in results] == [0, 0], [r.stderr for r in results]
+    first = {p.name: p.read_bytes() for p in (tmp_path / "first").iterdir()}
+    second = {p.name: p.read_bytes() for p in (tmp_path / "second").iterdir()}
+    assert first == second
+    assert [name for name, data in first.items() if b"/tmp/" in data] == []
+
+
+def test_a_server_without_the_outbox_roles_is_named_as_the_reason(
+    tmp_path: Path, inputs: list[str]
+) -> None:
+    """Never migrated: no symphony_auditor to act as; each database part says so; exit 1."""
+    with embedded_server(durable=False) as server:
+        result = generate(server.url, tmp_path / "bundle", inputs)
+
+    assert result.exit_code == 1
+    grants = (tmp_path / "bundle" / "01_grants.txt").read_text().splitlines()
+    assert grants[1] == (
+        "# MISSING: cannot act as symphony_auditor: is the database migrated, and the login"
+        " role a member of symphony_auditor? [SQLSTATE 22023]"
+    )
+    assert "Traceback" not in result.output
+
+
+def test_a_bundle_from_a_migrated_database_is_complete_and_verifies(
+    outbox_database: Database, tmp_path: Path, inputs: list[str]
+) -> None:
+    """Every part present, every verdict PASS, the proof PASSED: verify exits 0."""
+    out = tmp_path / "bundle"
+
+    generated = generate(outbox_database.url, out, inputs)
+    verified = CliRunner().invoke(main, ["verify", str(out)])
+
+    assert generated.exit_code == 0, generated.stderr
+    assert (verified.exit_code, verified.stdout) == (0, f"outbox-evidence verify: {out}: OK\n")
+    grants = (out / "01_grants.txt").read_text().splitlines()
+    assert (
+        "function public.enqueue_payment_outbox(text,text,text,text,jsonb) symphony_executor EXECUTE"
+        in grants
+    )
+    assert "result: 0" in (out / "08_regression.txt").read_text().splitlines()
+
+
+@pytest.fixture
+def legacy_database(outbox_server: Server) -> Iterator[str]:
+    """A DISPATCHING-era database, migrated: nine historical DISPATCHING rows stay."""
+    name = f"outbox_evidence_legacy_{os.getpid()}"
+    with outbox_server.janitor(name):
+        url = outbox_server.database_url(name)
+        # A committed test fixture, reviewed like code: literal by construction.
+        query_no_role(url, cast("LiteralString", LEGACY_SQL.read_text()))  # type: ignore[redundant-cast]
+        migrate(url)
+        yield url
+
+
+def test_historical_dispatching_rows_fail_the_regression_verdict_and_verify(
+    legacy_database: str, tmp_path: Path, inputs: list[str]
+) -> None:
+    """The regression count is evidence, not a gate of generate: the file and verify say FAIL."""
+    out = tmp_path / "bundle"
+
+    generated = generate(legacy_database, out, inputs)
+    verified = CliRunner().invoke(main, ["verify", str(out)])
+
+    assert generated.exit_code == 0, generated.stderr
+    regression = (out / "08_regression.txt").read_text().splitlines()
+    assert "result: 9" in regression
+    assert verified.exit_code == 1
+    assert (
+        "outbox-evidence verify: 08_regression.txt: verdict: FAIL"
+        " (9 ledger rows in the retired DISPATCHING state)"
+    ) in verified.stderr.splitlines()

@@ -1,0 +1,103 @@
+"""The GitHub Actions workflow runs the gate's sessions in the gate's order and keeps the evidence.
+
+The schema check (check-jsonschema's vendored GitHub-workflow schema) runs in the lint step;
+this test reads what the schema cannot: which sessions, in which order, and what is kept.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Any, Final
+
+import pytest
+import yaml
+
+ROOT: Final = Path(__file__).parents[4]
+WORKFLOW: Final = ROOT / ".github" / "workflows" / "ci-security.yml"
+ALWAYS: Final = "always()"
+
+
+def gate_order() -> list[str]:
+    """The step names of noxfile.py's STEPS, read from its syntax tree (nox need not be installed)."""
+    tree = ast.parse((ROOT / "noxfile.py").read_text())
+    (steps,) = [
+        node.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "STEPS" for t in node.targets)
+    ]
+    assert isinstance(steps, ast.List)
+    names = []
+    for call in steps.elts:
+        assert isinstance(call, ast.Call)
+        first = call.args[0]
+        assert isinstance(first, ast.Constant)
+        names.append(str(first.value))
+    return names
+
+
+@pytest.fixture(scope="module")
+def steps() -> list[dict[str, Any]]:
+    """The gate job's steps."""
+    document = yaml.safe_load(WORKFLOW.read_text())
+    job: dict[str, Any] = document["jobs"]["gate"]
+    assert "postgres" in job["services"], "the proofs need a PostgreSQL service"
+    assert job["env"]["DATABASE_URL"].startswith("postgresql://")
+    return list(job["steps"])
+
+
+def named(steps: list[dict[str, Any]], uses: str) -> dict[str, Any]:
+    """The one step that uses the action `uses` (any version)."""
+    (step,) = [s for s in steps if str(s.get("uses", "")).startswith(f"{uses}@")]
+    return step
+
+
+def test_the_workflow_runs_the_gate_sessions_in_the_gate_order(steps: list[dict[str, Any]]) -> None:
+    """One `nox -s <step>` per gate step, in STEPS order, and nothing else run through nox."""
+    sessions = [
+        str(step["run"]).removeprefix("nox -s ").strip()
+        for step in steps
+        if str(step.get("run", "")).startswith("nox -s ")
+    ]
+
+    assert sessions == gate_order()
+    assert sessions[-2:] == ["evidence", "upload"]
+
+
+def test_evidence_and_upload_run_even_after_a_failure(steps: list[dict[str, Any]]) -> None:
+    """The evidence, packing and artifact steps carry `if: always()`."""
+    kept = {str(step.get("run")): step.get("if") for step in steps}
+
+    assert kept["nox -s evidence"] == ALWAYS
+    assert kept["nox -s upload"] == ALWAYS
+    assert named(steps, "actions/upload-artifact")["if"] == ALWAYS
+
+
+def test_the_artifact_is_the_bundle_kept_14_days(steps: list[dict[str, Any]]) -> None:
+    """Artifact `outbox-evidence`, the archive and the directory, 14 days, an error if absent."""
+    artifact = named(steps, "actions/upload-artifact")["with"]
+
+    assert artifact["name"] == "outbox-evidence"
+    assert artifact["retention-days"] == 14
+    assert "reports/outbox-evidence.tar.gz" in artifact["path"]
+    assert artifact["if-no-files-found"] == "error"
+
+
+def test_the_guardrails_sarif_goes_to_code_scanning(steps: list[dict[str, Any]]) -> None:
+    """The SARIF the guardrails step writes is uploaded, whatever happened."""
+    sarif = named(steps, "github/codeql-action/upload-sarif")
+
+    assert sarif["if"] == ALWAYS
+    assert sarif["with"]["sarif_file"] == "reports/guardrails/guardrails.sarif"
+
+
+def test_a_tagged_release_keeps_the_bundle_and_its_checksum(steps: list[dict[str, Any]]) -> None:
+    """On a tag the archive and its SHA-256 are attached to the release (an audit outlives 14 days)."""
+    release = named(steps, "softprops/action-gh-release")
+
+    assert "refs/tags/" in release["if"]
+    files = release["with"]["files"].split()
+    assert files == ["reports/outbox-evidence.tar.gz", "reports/outbox-evidence.tar.gz.sha256"]
+    (checksum,) = [s for s in steps if "sha256sum" in str(s.get("run", ""))]
+    assert checksum["if"] == release["if"]
