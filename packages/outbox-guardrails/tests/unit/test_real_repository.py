@@ -31,9 +31,9 @@ def plants() -> list[Any]:
     ]
 
 
-def errors(root: Path) -> list[tuple[str, str, int]]:
-    """(rule, path, line) of every finding that fails the run."""
-    report = check(root, enforce=True)
+def errors(root: Path, only: tuple[str, ...] = ()) -> list[tuple[str, str, int]]:
+    """(rule, path, line) of every finding that fails the run (of the paths `only`, if given)."""
+    report = check(root, enforce=True, only=only)
     return [
         (o.finding.rule_id, o.finding.path, o.finding.line)
         for o in report.outcomes
@@ -77,13 +77,18 @@ def test_the_repository_is_clean_when_enforced() -> None:
 def test_a_planted_violation_fails_and_its_removal_passes(
     repository_copy: Path, rule_id: str, plant: dict[str, str]
 ) -> None:
-    """Planting the rule's violation in a copy of the repository fails the check; removing it passes."""
+    """Planting the rule's violation in a copy of the repository fails the check; removing it passes.
+
+    Only the planted path is checked, with the copy's real scope file and layout around it:
+    the whole tree's cleanliness is the test above.
+    """
     target = repository_copy / plant["path"]
+    only = (plant["path"],)
     existed = target.read_text() if target.exists() else None
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(plant["source"])
     try:
-        planted = errors(repository_copy)
+        planted = errors(repository_copy, only)
     finally:
         if existed is None:
             target.unlink()
@@ -92,4 +97,4 @@ def test_a_planted_violation_fails_and_its_removal_passes(
 
     assert planted, f"{rule_id} did not catch {plant['path']}"
     assert {rule for rule, _, _ in planted} == {rule_id}
-    assert errors(repository_copy) == []
+    assert errors(repository_copy, only) == []
