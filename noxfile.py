@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -202,6 +203,34 @@ def upload(session: nox.Session) -> None:
     """Step 6: reports/outbox-evidence.tar.gz, reproducible from the bundle."""
     install(session, "test")
     run_upload(session)
+
+
+SABOTAGES = ROOT / "packages" / "outbox-db" / "tests" / "sabotage"
+CONTROLS = Path("reports/proof-controls")
+
+
+@nox.session
+def proof_controls(session: nox.Session) -> None:
+    """Each sabotage migration removes one invariant; the proofs it names must then fail.
+
+    One JUnit XML per sabotage lands in reports/proof-controls/ (the evidence bundle turns
+    them into its table); the session fails if a sabotage left all its proofs passing.
+    """
+    install(session, "test")
+    shutil.rmtree(CONTROLS, ignore_errors=True)
+    with database(session) as url:
+        for sabotage in sorted(SABOTAGES.glob("*.sql")):
+            session.run(
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                f"--junitxml={CONTROLS / f'{sabotage.stem}.xml'}",
+                *tests_of("integration"),
+                env=TEST_ENV | {"DATABASE_URL": url, "OUTBOX_SABOTAGE": str(sabotage)},
+                success_codes=[0, 1],  # failing is the point; the summary judges
+            )
+    session.run("outbox-evidence", "controls", str(CONTROLS))
 
 
 @dataclasses.dataclass(frozen=True)

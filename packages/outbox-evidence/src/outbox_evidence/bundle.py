@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from outbox_evidence.catalog import database_parts
+from outbox_evidence.controls import controls_part
 from outbox_evidence.junit import load_junit
 from outbox_evidence.layout import CHECKSUMS, MANIFEST_COPY, PROOFS, README, Part
 from outbox_evidence.manifest import ManifestError, load_manifest
@@ -40,6 +41,7 @@ class Inputs:
     junit: tuple[Path, ...]  # JUnit XML reports of the test run
     manifest: Path  # proofs.toml
     guardrails_json: Path  # the gate's guardrails report; absent: the check runs now
+    proof_controls: Path  # JUnit XML of the proof controls, one per sabotage; absent: not run
 
 
 @attrs.frozen
@@ -66,6 +68,7 @@ def build(inputs: Inputs) -> Bundle:
         results_part(reports),
         role_usage_part(inputs.root),
         guardrails_part(inputs.guardrails_json, inputs.root),
+        controls_part(inputs.proof_controls),
         _manifest_copy(inputs.manifest),
     ]
     parts.append(readme_part(manifest, problem, parts))

@@ -9,6 +9,7 @@ import click
 
 from outbox_evidence.archive import pack
 from outbox_evidence.bundle import BundleError, Inputs, build, write
+from outbox_evidence.controls import DEFAULT_CONTROLS, render_controls
 from outbox_evidence.verify import verify
 
 DEFAULT_OUT: Final = Path("reports/outbox-evidence")
@@ -59,6 +60,13 @@ def main() -> None:
     help="The guardrails report to include; when absent the check runs now.",
 )
 @click.option(
+    "--proof-controls",
+    type=PathType,
+    default=Path(DEFAULT_CONTROLS),
+    show_default=True,
+    help="JUnit XML of `nox -s proof_controls`, one per sabotage; absent: listed as not run.",
+)
+@click.option(
     "--root",
     type=PathType,
     default=Path(),
@@ -70,6 +78,7 @@ def generate(  # noqa: PLR0913, PLR0917 - one parameter per documented option
     junit: tuple[Path, ...],
     manifest: Path,
     guardrails_json: Path,
+    proof_controls: Path,
     root: Path,
 ) -> None:
     """Write the bundle to OUT; exit 1 (after writing what it can) when a part is missing."""
@@ -79,6 +88,7 @@ def generate(  # noqa: PLR0913, PLR0917 - one parameter per documented option
         junit=junit,
         manifest=manifest,
         guardrails_json=guardrails_json,
+        proof_controls=proof_controls,
     )
     bundle = build(inputs)
     try:
@@ -124,3 +134,13 @@ def pack_command(directory: Path, out: Path) -> None:
         raise click.ClickException(msg)
     count = pack(directory, out)
     click.echo(f"outbox-evidence pack: {count} files from {directory} -> {out}")
+
+
+@main.command(name="controls")
+@click.argument("reports", type=PathType, default=Path(DEFAULT_CONTROLS))
+def controls_command(reports: Path) -> None:
+    """Summarise the proof controls' JUnit XML in REPORTS; exit 1 if a sabotage went unnoticed."""
+    text, blind = render_controls(reports)
+    click.echo(text)
+    if blind or not reports.is_dir():
+        raise SystemExit(1)

@@ -57,6 +57,7 @@ class JunitReport:
     source: str  # the file as the bundle names it
     cases: tuple[TestCase, ...] = ()
     error: str | None = None
+    properties: tuple[tuple[str, str], ...] = ()  # the suite's recorded properties, sorted
 
 
 @attrs.frozen
@@ -101,7 +102,13 @@ def load_junit(path: Path) -> JunitReport:
         return JunitReport(source=source, error="not found")
     except (OSError, ET.ParseError) as error:
         return JunitReport(source=source, error=f"unreadable: {reason(error)}")
-    return JunitReport(source=source, cases=tuple(sorted(_case(e) for e in root.iter("testcase"))))
+    return JunitReport(
+        source=source,
+        cases=tuple(sorted(_case(e) for e in root.iter("testcase"))),
+        properties=tuple(
+            sorted((p.get("name", ""), p.get("value", "")) for p in root.iter("property"))
+        ),
+    )
 
 
 def _case(element: ET.Element) -> TestCase:

@@ -21,6 +21,7 @@ __all__ = [
     "MIGRATIONS",
     "MISSING_LINE",
     "PROOFS",
+    "PROOF_CONTROLS",
     "README",
     "REGRESSION",
     "ROLE_USAGE",
@@ -41,6 +42,7 @@ ROLE_USAGE: Final = "06_role_usage.txt"
 GUARDRAILS: Final = "07_guardrails.txt"
 REGRESSION: Final = "08_regression.txt"
 MIGRATIONS: Final = "09_migrations.txt"
+PROOF_CONTROLS: Final = "10_proof_controls.txt"
 MANIFEST_COPY: Final = "proofs.toml"
 CHECKSUMS: Final = "SHA256SUMS"
 
@@ -61,6 +63,8 @@ FILES: Final = {
     GUARDRAILS: "the static guardrails' findings, their waivers with reasons and the scope file",
     REGRESSION: "the DISPATCHING regression query, verbatim, and its result",
     MIGRATIONS: "the applied schema migrations with their SHA-256, next to the shipped ones",
+    PROOF_CONTROLS: "each sabotage migration (an invariant removed) and the proofs that then "
+    "failed: evidence that every proof can fail (`nox -s proof_controls`)",
     MANIFEST_COPY: "the reviewed invariant-to-proof manifest this bundle was built from, verbatim",
 }
 

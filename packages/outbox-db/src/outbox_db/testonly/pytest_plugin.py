@@ -11,7 +11,8 @@ from __future__ import annotations
 import itertools
 import os
 import subprocess
-from typing import TYPE_CHECKING, Final
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, LiteralString, cast
 
 import attrs
 import psycopg
@@ -26,9 +27,11 @@ from outbox_db.records import Role
 from outbox_db.store import OutboxStore
 
 if TYPE_CHECKING:
-    from collections.abc import Generator, Iterator
+    from collections.abc import Callable, Generator, Iterator
 
 # A test that uses either of these is DB-backed (counted by --outbox-require-db).
+# Proof controls: a sabotage migration applied to the template, so the proofs must fail.
+SABOTAGE_ENV: Final = "OUTBOX_SABOTAGE"
 DB_FIXTURES: Final = frozenset({"outbox_database", "outbox_shared_database"})
 _passed_db_tests = pytest.StashKey[int]()
 _names = itertools.count(1)
@@ -78,6 +81,61 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     """Start counting passed DB-backed tests."""
     config.stash[_passed_db_tests] = 0
+
+
+@attrs.frozen
+class Sabotage:
+    """A proof control's sabotage file: what it removes and which proofs must then fail."""
+
+    path: Path
+    invariant: str
+    proofs: tuple[str, ...]  # pytest node ids or prefixes, relative to the repository root
+
+    @classmethod
+    def read(cls, path: Path) -> Sabotage:
+        """Parse the `-- invariant:` and `-- proofs:` header lines."""
+        fields = [
+            line.removeprefix("-- ").partition(": ")
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if line.startswith(("-- invariant: ", "-- proofs: "))
+        ]
+        invariant = next((value for key, _, value in fields if key == "invariant"), "")
+        proofs = tuple(value for key, _, value in fields if key == "proofs")
+        if not invariant or not proofs:
+            msg = f"{path}: a sabotage names its invariant and at least one proof"
+            raise pytest.UsageError(msg)
+        return cls(path=path, invariant=invariant, proofs=proofs)
+
+
+def _sabotage_in_force() -> Sabotage | None:
+    path = os.environ.get(SABOTAGE_ENV)
+    return Sabotage.read(Path(path)) if path else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under a sabotage, run only the proofs it names (the rest would prove nothing here)."""
+    sabotage = _sabotage_in_force()
+    if sabotage is None:
+        return
+    root = config.rootpath
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        node_id = "::".join([item.path.relative_to(root).as_posix(), *item.nodeid.split("::")[1:]])
+        named = any(
+            node_id == p or node_id.startswith((f"{p}::", f"{p}[")) for p in sabotage.proofs
+        )
+        (kept if named else dropped).append(item)
+    config.hook.pytest_deselected(items=dropped)
+    items[:] = kept
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sabotage_properties(record_testsuite_property: Callable[[str, object], None]) -> None:
+    """Name the sabotage and its invariant in the JUnit XML, for the evidence bundle."""
+    if sabotage := _sabotage_in_force():
+        record_testsuite_property("sabotage", sabotage.path.stem)
+        record_testsuite_property("invariant", sabotage.invariant)
 
 
 def pytest_report_header(config: pytest.Config) -> str:  # noqa: ARG001 - hook signature
@@ -140,7 +198,17 @@ def outbox_template(outbox_server: Server) -> Iterator[str]:
     janitor.drop()
     with janitor:
         migrate(outbox_server.database_url(name))
+        if sabotage := _sabotage_in_force():
+            _sabotage(outbox_server.database_url(name), sabotage.path)
         yield name
+
+
+def _sabotage(url: str, sabotage: Path) -> None:
+    """Apply a proof control's sabotage migration (see tests/sabotage) to the template."""
+    # A committed sabotage file chosen by the proof_controls session: literal by construction.
+    statement = cast("LiteralString", sabotage.read_text(encoding="utf-8"))  # type: ignore[redundant-cast]
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(statement)
 
 
 @pytest.fixture
