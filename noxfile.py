@@ -73,6 +73,7 @@ def _server(session: nox.Session) -> Iterator[str]:
 
 
 JUNIT = Path("reports/junit")
+GATE_PROOFS_ENV = "OUTBOX_GATE_PROOFS"
 
 
 def run_lint(session: nox.Session) -> None:
@@ -113,10 +114,19 @@ def run_pytest(session: nox.Session, tier: str, *args: str, env: dict[str, str])
         "pytest",
         f"--junitxml={JUNIT / f'{tier}.xml'}",
         *args,
-        *tests_of(tier),
+        *_selection(tier),
         *session.posargs,
         env=TEST_ENV | env,
     )
+
+
+def _selection(tier: str) -> list[str]:
+    """The tier's test folders, or, for integration, the proofs OUTBOX_GATE_PROOFS names.
+
+    The drills use the latter to keep a whole gate run short.
+    """
+    chosen = os.environ.get(GATE_PROOFS_ENV, "").split()
+    return chosen if tier == "integration" and chosen else tests_of(tier)
 
 
 def run_unit(session: nox.Session) -> None:
@@ -231,6 +241,100 @@ def proof_controls(session: nox.Session) -> None:
                 success_codes=[0, 1],  # failing is the point; the summary judges
             )
     session.run("outbox-evidence", "controls", str(CONTROLS))
+
+
+DRILLS = ROOT / "packages/outbox-db/tests/drills"
+DRILL_PROOFS = "packages/outbox-db/tests/integration/test_append_only.py"
+FAILING_PROOF = "packages/outbox-db/tests/integration/test_drill_failing.py"
+
+
+@dataclasses.dataclass(frozen=True)
+class Drill:
+    """A planted failure: files to plant (target: plant), a legacy database, the failing step."""
+
+    name: str
+    failing_step: str
+    plants: dict[str, str] = dataclasses.field(default_factory=dict)
+    legacy_database: bool = False
+
+
+GATE_DRILLS = [
+    Drill(
+        "guardrail_finding",
+        "guardrails",
+        {"packages/outbox-relayer/src/outbox_relayer/drill_planted.py": "guardrail_finding.py.txt"},
+    ),
+    Drill("dispatching_era_database", "regression", legacy_database=True),
+    Drill("failing_proof", "integration", {FAILING_PROOF: "failing_proof.py.txt"}),
+]
+
+
+@nox.session
+def gate_drills(session: nox.Session) -> None:
+    """The gate fails, and still leaves a complete bundle, on each of three planted failures.
+
+    Each drill runs `nox -s gate` in a scratch copy of the tree with the integration step
+    limited to a few proofs (packages/outbox-db/tests/drills/README.md lists the drills).
+    """
+    install(session, "lint")
+    for drill in GATE_DRILLS:
+        with tempfile.TemporaryDirectory(prefix=f"outbox-drill-{drill.name}-") as scratch:
+            copy = _scratch_copy(session, Path(scratch) / "tree")
+            for target, plant in drill.plants.items():
+                shutil.copyfile(DRILLS / plant, copy / target)
+            proofs = " ".join([DRILL_PROOFS, *(t for t in drill.plants if "/tests/" in t)])
+            with _drill_database(session, Path(scratch) / "db", drill) as url, session.chdir(copy):
+                output = session.run(
+                    "nox",
+                    "-s",
+                    "gate",
+                    external=True,
+                    silent=True,
+                    success_codes=[1],
+                    env={"DATABASE_URL": url, GATE_PROOFS_ENV: proofs},
+                )
+            _judge_drill(session, drill, str(output), copy)
+
+
+def _scratch_copy(session: nox.Session, copy: Path) -> Path:
+    """The files git sees (committed or not, never ignored), copied to `copy`."""
+    listed = session.run(
+        *("git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"),
+        external=True,
+        silent=True,
+    )
+    for name in filter(None, str(listed).split("\0")):
+        source = ROOT / name
+        if source.is_file():
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, copy / name, follow_symlinks=False)
+    return copy
+
+
+@contextlib.contextmanager
+def _drill_database(session: nox.Session, directory: Path, drill: Drill) -> Iterator[str]:
+    """A drill's own embedded server; its database is the DISPATCHING-era one if asked."""
+    up = ("outbox-db", "embedded", "up", "--fast", "--dir", str(directory))
+    url = str(session.run(*up, silent=True)).strip()
+    try:
+        if drill.legacy_database:
+            legacy = ROOT / "packages/outbox-db/tests/fixtures/legacy_dispatching_era.sql"
+            session.run("python", str(DRILLS / "load_sql.py"), url, str(legacy), env=TEST_ENV)
+        yield url
+    finally:
+        session.run("outbox-db", "embedded", "down", "--dir", str(directory))
+
+
+def _judge_drill(session: nox.Session, drill: Drill, output: str, copy: Path) -> None:
+    """The drill's step failed in the gate's summary, and the bundle is complete."""
+    if f"{drill.failing_step:<12} FAIL" not in output:
+        session.error(f"drill {drill.name}: {drill.failing_step} did not fail:\n{output[-3000:]}")
+    bundle = copy / "reports" / "outbox-evidence"
+    verify = ("outbox-evidence", "verify", str(bundle))
+    verified = str(session.run(*verify, silent=True, success_codes=[0, 1]))
+    if "missing file" in verified or not bundle.with_suffix(".tar.gz").is_file():
+        session.error(f"drill {drill.name}: the bundle is incomplete:\n{verified}")
+    session.log(f"drill {drill.name}: the gate failed at {drill.failing_step}, bundle complete")
 
 
 @dataclasses.dataclass(frozen=True)

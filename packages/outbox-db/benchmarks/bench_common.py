@@ -92,13 +92,14 @@ def report(report_name: str, figures: list[Figure], *, settings: dict[str, Any])
     bounds = {f.name: f.median for f in figures if f.variant == LOWER_BOUND}
     REPORTS.mkdir(parents=True, exist_ok=True)
     lines = []
-    click.echo(f"\n{'figure':<44}{'variant':<22}{'median/s':>10}{'spread':>16}{'vs bound':>9}")
+    width = max(len(figure.name) for figure in figures) + 2
+    click.echo(f"\n{'figure':<{width}}{'variant':<22}{'median/s':>10}{'spread':>16}{'vs bound':>9}")
     for figure in figures:
         bound = bounds.get(figure.name)
         ratio = figure.median / bound if bound else None
         spread = f"{min(figure.rates):,.0f}-{max(figure.rates):,.0f}"
         click.echo(
-            f"{figure.name:<44}{figure.variant:<22}{figure.median:>10,.0f}{spread:>16}"
+            f"{figure.name:<{width}}{figure.variant:<22}{figure.median:>10,.0f}{spread:>16}"
             f"{'' if ratio is None else f'{ratio:.2f}':>9}"
         )
         record = {
