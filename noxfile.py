@@ -62,9 +62,16 @@ def database(session: nox.Session) -> Iterator[str]:
 def _server(session: nox.Session) -> Iterator[str]:
     if url := os.environ.get("DATABASE_URL"):
         yield url
-        return
+    else:
+        with embedded(session) as url:
+            yield url
+
+
+@contextlib.contextmanager
+def embedded(session: nox.Session) -> Iterator[str]:
+    """A throwaway embedded server for the block (fsync off: tests trade durability for speed)."""
+    # A directory of its own: the server's unprivileged user must be able to reach it.
     directory = Path(tempfile.mkdtemp(prefix="outbox-nox-"))
-    # Tests may trade durability for speed; benchmarks never do.
     url = session.run("outbox-db", "embedded", "up", "--fast", "--dir", str(directory), silent=True)
     try:
         yield str(url).strip()
@@ -283,7 +290,7 @@ def gate_drills(session: nox.Session) -> None:
             for target, plant in drill.plants.items():
                 shutil.copyfile(DRILLS / plant, copy / target)
             proofs = " ".join([DRILL_PROOFS, *(t for t in drill.plants if "/tests/" in t)])
-            with _drill_database(session, Path(scratch) / "db", drill) as url, session.chdir(copy):
+            with _drill_database(session, drill) as url, session.chdir(copy):
                 output = session.run(
                     "nox",
                     "-s",
@@ -297,32 +304,35 @@ def gate_drills(session: nox.Session) -> None:
 
 
 def _scratch_copy(session: nox.Session, copy: Path) -> Path:
-    """The files git sees (committed or not, never ignored), copied to `copy`."""
+    """The working tree as git sees it (committed or not, never ignored), as a new checkout."""
     listed = session.run(
         *("git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"),
         external=True,
         silent=True,
     )
     for name in filter(None, str(listed).split("\0")):
-        source = ROOT / name
-        if source.is_file():
-            (copy / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, copy / name, follow_symlinks=False)
+        source, target = ROOT / name, copy / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_symlink():  # outbox-db's schema link, kept a link
+            target.symlink_to(source.readlink())
+        elif source.is_file():
+            shutil.copy2(source, target)
+    # A checkout of its own: the tree's tools and tests ask git what belongs to it.
+    git = ("git", "-C", str(copy), "-c", "user.name=drill", "-c", "user.email=drill@localhost")
+    session.run(*git, "init", "--quiet", external=True)
+    session.run(*git, "add", "--all", external=True)
+    session.run(*git, "commit", "--quiet", "--message", "gate drill", external=True)
     return copy
 
 
 @contextlib.contextmanager
-def _drill_database(session: nox.Session, directory: Path, drill: Drill) -> Iterator[str]:
+def _drill_database(session: nox.Session, drill: Drill) -> Iterator[str]:
     """A drill's own embedded server; its database is the DISPATCHING-era one if asked."""
-    up = ("outbox-db", "embedded", "up", "--fast", "--dir", str(directory))
-    url = str(session.run(*up, silent=True)).strip()
-    try:
+    with embedded(session) as url:
         if drill.legacy_database:
             legacy = ROOT / "packages/outbox-db/tests/fixtures/legacy_dispatching_era.sql"
             session.run("python", str(DRILLS / "load_sql.py"), url, str(legacy), env=TEST_ENV)
         yield url
-    finally:
-        session.run("outbox-db", "embedded", "down", "--dir", str(directory))
 
 
 def _judge_drill(session: nox.Session, drill: Drill, output: str, copy: Path) -> None:
@@ -333,7 +343,7 @@ def _judge_drill(session: nox.Session, drill: Drill, output: str, copy: Path) ->
     verify = ("outbox-evidence", "verify", str(bundle))
     verified = str(session.run(*verify, silent=True, success_codes=[0, 1]))
     if "missing file" in verified or not bundle.with_suffix(".tar.gz").is_file():
-        session.error(f"drill {drill.name}: the bundle is incomplete:\n{verified}")
+        session.error(f"drill {drill.name}: incomplete bundle:\n{verified}\n{output[-3000:]}")
     session.log(f"drill {drill.name}: the gate failed at {drill.failing_step}, bundle complete")
 
 
