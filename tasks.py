@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from invoke.collection import Collection
@@ -36,4 +37,23 @@ def migrate(c: Context, url: str = "") -> None:
     c.run(f"outbox-db migrate --url '{target}'")
 
 
-namespace = Collection(Collection("db", up, url, down, migrate))
+@task(
+    help={
+        "url": "database URL (default: $OUTBOX_EVIDENCE_DB_URL, $DATABASE_URL, else the embedded"
+        " server's)"
+    }
+)
+def evidence(c: Context, url: str = "") -> None:
+    """Write reports/outbox-evidence/ from the last test reports, then verify it."""
+    target = (
+        url
+        or os.environ.get("OUTBOX_EVIDENCE_DB_URL")
+        or os.environ.get("DATABASE_URL")
+        or c.run("outbox-db embedded url", hide=True).stdout.strip()
+    )
+    junit = " ".join(f"--junit reports/junit/{tier}.xml" for tier in ("unit", "integration"))
+    c.run(f"outbox-evidence generate --url '{target}' {junit}", warn=True)
+    c.run("outbox-evidence verify")
+
+
+namespace = Collection(evidence, Collection("db", up, url, down, migrate))
