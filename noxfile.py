@@ -170,6 +170,13 @@ def run_upload(session: nox.Session) -> None:
     session.run("outbox-evidence", "pack")
 
 
+def run_on_database(session: nox.Session, step: Callable[[nox.Session, str], None]) -> None:
+    """A database step as a session of its own: on DATABASE_URL or an embedded server."""
+    install(session, "test")
+    with database(session) as url:
+        step(session, url)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """Step 0: ruff, mypy strict and import contracts."""
@@ -194,25 +201,19 @@ def unit(session: nox.Session) -> None:
 @nox.session
 def integration(session: nox.Session) -> None:
     """Step 3: DB-backed proofs on DATABASE_URL or an embedded PostgreSQL."""
-    install(session, "test")
-    with database(session) as url:
-        run_integration(session, url)
+    run_on_database(session, run_integration)
 
 
 @nox.session
 def regression(session: nox.Session) -> None:
     """Step 4: the regression query on DATABASE_URL (or an embedded database, migrated)."""
-    install(session, "test")
-    with database(session) as url:
-        run_regression(session, url)
+    run_on_database(session, run_regression)
 
 
 @nox.session
 def evidence(session: nox.Session) -> None:
     """Step 5: the evidence bundle in reports/outbox-evidence/, then its verification."""
-    install(session, "test")
-    with database(session) as url:
-        run_evidence(session, url)
+    run_on_database(session, run_evidence)
 
 
 @nox.session

@@ -9,6 +9,7 @@ reports/bench/<name>.jsonl as one JSON line per figure.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import statistics
 from pathlib import Path
@@ -23,7 +24,7 @@ from psycopg.conninfo import make_conninfo
 from outbox_db import embedded, migrate
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 REPORTS: Final = Path("reports/bench")
 TEMPLATE: Final = "outbox_bench_template"
@@ -43,6 +44,37 @@ class Figure:
     def median(self) -> float:
         """The median rate."""
         return statistics.median(self.rates)
+
+
+def bench_options(
+    default_items: int,
+) -> Callable[[Callable[[str | None, int, int], None]], Callable[..., None]]:
+    """The options every benchmark takes; `--quick` becomes one run at a tenth of the size."""
+
+    def decorate(measure_all: Callable[[str | None, int, int], None]) -> Callable[..., None]:
+        @click.option(
+            "--url", envvar="DATABASE_URL", help="Server to use (default: a durable embedded one)."
+        )
+        @click.option("--items", default=default_items, show_default=True, help="Items per run.")
+        @click.option("--runs", default=3, show_default=True, help="Runs per figure (median).")
+        @click.option("--quick", is_flag=True, help="One run at a tenth of the size (CI smoke).")
+        @functools.wraps(measure_all)
+        def command(url: str | None, items: int, runs: int, *, quick: bool) -> None:
+            measure_all(url, items // 10 if quick else items, 1 if quick else runs)
+
+        return command
+
+    return decorate
+
+
+def repeat(label: str, runs: int, measure: Callable[..., float], *args: object) -> list[float]:
+    """`measure(*args)` run `runs` times, each rate printed as it comes; the rates."""
+    rates = []
+    for run in range(runs):
+        rate = measure(*args)
+        click.echo(f"{label} run {run + 1}/{runs}: {rate:,.0f} items/s")
+        rates.append(rate)
+    return rates
 
 
 @contextlib.contextmanager

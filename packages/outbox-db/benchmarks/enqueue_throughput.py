@@ -25,9 +25,11 @@ from psycopg.types.json import Jsonb
 from bench_common import (
     LOWER_BOUND,
     Figure,
+    bench_options,
     clone,
     durability,
     migrated_template,
+    repeat,
     report,
     server,
 )
@@ -95,8 +97,11 @@ def raw_sql(url: str, client: int, items: int, barrier: Barrier) -> None:
                 connection.execute(RAW_PENDING, params)
 
 
-def measure(url: str, client_main: Callable[[str, int, int, Barrier], None], items: int) -> float:
-    """Items per second of CLIENTS processes, timed from the barrier to the last commit."""
+def measure(
+    admin_url: str, client_main: Callable[[str, int, int, Barrier], None], items: int
+) -> float:
+    """Items per second of CLIENTS processes on a fresh clone, barrier to last commit."""
+    url = clone(admin_url)
     per_client = items // CLIENTS
     barrier = multiprocessing.Barrier(CLIENTS + 1)
     workers = [
@@ -117,26 +122,15 @@ def measure(url: str, client_main: Callable[[str, int, int, Barrier], None], ite
 
 
 @click.command()
-@click.option(
-    "--url", envvar="DATABASE_URL", help="Server to use (default: a durable embedded one)."
-)
-@click.option("--items", default=10_000, show_default=True, help="Items per run.")
-@click.option("--runs", default=3, show_default=True, help="Runs per figure (median and spread).")
-@click.option("--quick", is_flag=True, help="One run at a tenth of the size (CI smoke).")
-def main(url: str | None, items: int, runs: int, *, quick: bool) -> None:
+@bench_options(default_items=10_000)
+def main(url: str | None, items: int, runs: int) -> None:
     """Measure enqueue throughput (4 clients, 1,000 participants) against a raw-SQL lower bound."""
-    if quick:
-        items, runs = items // 10, 1
     with server(url) as admin_url:
         settings = durability(admin_url)
         migrated_template(admin_url)
         figures = []
         for label, client_main in ((LOWER_BOUND, raw_sql), ("enqueue_function", via_function)):
-            rates = []
-            for run in range(runs):
-                rate = measure(clone(admin_url), client_main, items)
-                click.echo(f"{label} run {run + 1}/{runs}: {rate:,.0f} items/s")
-                rates.append(rate)
+            rates = repeat(label, runs, measure, admin_url, client_main, items)
             figures.append(Figure(FIGURE, label, rates, {"items": items}))
         report("enqueue", figures, settings=settings)
 

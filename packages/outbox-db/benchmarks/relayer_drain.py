@@ -35,9 +35,11 @@ from psycopg.types.json import Jsonb
 from bench_common import (
     LOWER_BOUND,
     Figure,
+    bench_options,
     clone,
     durability,
     migrated_template,
+    repeat,
     report,
     server,
 )
@@ -206,16 +208,9 @@ def rail_sim() -> Iterator[str]:
 
 
 @click.command()
-@click.option(
-    "--url", envvar="DATABASE_URL", help="Server to use (default: a durable embedded one)."
-)
-@click.option("--items", default=20_000, show_default=True, help="Backlog per run.")
-@click.option("--runs", default=3, show_default=True, help="Runs per figure (median and spread).")
-@click.option("--quick", is_flag=True, help="One run at a tenth of the size (CI smoke).")
-def main(url: str | None, items: int, runs: int, *, quick: bool) -> None:
+@bench_options(default_items=20_000)
+def main(url: str | None, items: int, runs: int) -> None:
     """Measure relayer drain (no-op rail and rail-sim; 1 and 2 processes) vs a raw-SQL bound."""
-    if quick:
-        items, runs = items // 10, 1
     with server(url) as admin_url, rail_sim() as simulator:
         settings = durability(admin_url)
         migrated_template(admin_url)
@@ -227,11 +222,8 @@ def main(url: str | None, items: int, runs: int, *, quick: bool) -> None:
                 ("relayer_noop", drain_relayers, None),
                 ("relayer_rail_sim", drain_relayers, simulator),
             ):
-                rates = []
-                for run in range(runs):
-                    rate = measure(admin_url, items, processes, drain, target)
-                    click.echo(f"{name} {variant} run {run + 1}/{runs}: {rate:,.0f} items/s")
-                    rates.append(rate)
+                label = f"{name} {variant}"
+                rates = repeat(label, runs, measure, admin_url, items, processes, drain, target)
                 details = {"items": items, "batch_size": BATCH, "concurrency": CONCURRENCY}
                 figures.append(Figure(name, variant, rates, details))
         report("relayer_drain", figures, settings=settings)

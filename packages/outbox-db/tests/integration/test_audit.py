@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, LiteralString, cast
+from typing import TYPE_CHECKING, Final
 
 import pytest
 
 from outbox_db import DatabaseUnavailable, PermissionDenied
 from outbox_db.audit import CatalogAudit, Grant
 from outbox_db.migrate import load_migrations, migrate
-from outbox_db.testonly import query_no_role
+from outbox_db.testonly import query_no_role, run_sql_file
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -195,8 +195,7 @@ def legacy_database(outbox_server: Server) -> Iterator[str]:
     name = f"outbox_audit_legacy_{os.getpid()}"
     with outbox_server.janitor(name):
         url = outbox_server.database_url(name)
-        # A committed test fixture, reviewed like code: literal by construction.
-        query_no_role(url, cast("LiteralString", LEGACY_SQL.read_text()))  # type: ignore[redundant-cast]
+        run_sql_file(url, LEGACY_SQL)
         migrate(url)
         yield url
 

@@ -7,7 +7,7 @@ import itertools
 import os
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, LiteralString, cast
+from typing import TYPE_CHECKING, Any, Final, LiteralString
 from uuid import UUID
 
 import pytest
@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from outbox_db import ConstraintViolation, MigrationError, MigrationReport, OutboxStore, migrate
 from outbox_db.cli import main
 from outbox_db.migrate import load_migrations
-from outbox_db.testonly import query_no_role
+from outbox_db.testonly import query_no_role, run_sql_file
 from outbox_db.testonly.factories import make_request
 
 if TYPE_CHECKING:
@@ -171,8 +171,7 @@ def empty_database(outbox_server: Server) -> Iterator[str]:
 @pytest.fixture
 def legacy_database(empty_database: str) -> str:
     """A scratch database holding the committed DISPATCHING-era schema and rows, not migrated."""
-    # A committed test fixture, reviewed like code: literal by construction.
-    query_no_role(empty_database, cast("LiteralString", LEGACY_SQL.read_text()))  # type: ignore[redundant-cast]
+    run_sql_file(empty_database, LEGACY_SQL)
     return empty_database
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, LiteralString, cast
+from typing import TYPE_CHECKING, Final
 
 import pytest
 from click.testing import CliRunner, Result
 
 from outbox_db.embedded import embedded_server
 from outbox_db.migrate import migrate
-from outbox_db.testonly import query_no_role
+from outbox_db.testonly import run_sql_file
 from outbox_evidence.cli import main
 
 if TYPE_CHECKING:
@@ -130,8 +130,7 @@ def legacy_database(outbox_server: Server) -> Iterator[str]:
     name = f"outbox_evidence_legacy_{os.getpid()}"
     with outbox_server.janitor(name):
         url = outbox_server.database_url(name)
-        # A committed test fixture, reviewed like code: literal by construction.
-        query_no_role(url, cast("LiteralString", LEGACY_SQL.read_text()))  # type: ignore[redundant-cast]
+        run_sql_file(url, LEGACY_SQL)
         migrate(url)
         yield url
 

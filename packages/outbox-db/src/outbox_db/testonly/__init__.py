@@ -14,6 +14,12 @@ if os.environ.get("OUTBOX_DB_TESTONLY") != "1":
     msg = "outbox_db.testonly is for tests only (the test sessions set OUTBOX_DB_TESTONLY=1)"
     raise ImportError(msg)
 
-from outbox_db.testonly._access import expire_lease, outbox_rows, query_as, query_no_role
+from outbox_db.testonly._access import (
+    expire_lease,
+    outbox_rows,
+    query_as,
+    query_no_role,
+    run_sql_file,
+)
 
-__all__ = ["expire_lease", "outbox_rows", "query_as", "query_no_role"]
+__all__ = ["expire_lease", "outbox_rows", "query_as", "query_no_role", "run_sql_file"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, LiteralString
+from typing import TYPE_CHECKING, Any, LiteralString, cast
 
 import psycopg
 from psycopg import sql
@@ -11,6 +11,7 @@ from outbox_db.errors import translate
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
+    from pathlib import Path
     from uuid import UUID
 
     from outbox_db.records import Role
@@ -60,6 +61,12 @@ def query_no_role(
 ) -> list[tuple[Any, ...]]:
     """Run `statement` as the login user (the owner in tests); rows if it returns any."""
     return _run(url, None, statement, params)
+
+
+def run_sql_file(url: str, path: Path) -> None:
+    """Run a committed SQL file (a fixture, a sabotage) as the login user, in one transaction."""
+    # Files committed to the repository and reviewed like code: literal by construction.
+    query_no_role(url, cast("LiteralString", path.read_text(encoding="utf-8")))  # type: ignore[redundant-cast]
 
 
 def query_as(

@@ -8,11 +8,12 @@ run in which no DB-backed test passed fails instead of going green on nothing.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, LiteralString, cast
+from typing import TYPE_CHECKING, Final
 
 import attrs
 import psycopg
@@ -25,6 +26,7 @@ from outbox_db.errors import EmbeddedServerError
 from outbox_db.migrate import migrate
 from outbox_db.records import Role
 from outbox_db.store import OutboxStore
+from outbox_db.testonly._access import run_sql_file
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Iterator
@@ -107,6 +109,7 @@ class Sabotage:
         return cls(path=path, invariant=invariant, proofs=proofs)
 
 
+@functools.cache
 def _sabotage_in_force() -> Sabotage | None:
     path = os.environ.get(SABOTAGE_ENV)
     return Sabotage.read(Path(path)) if path else None
@@ -199,16 +202,8 @@ def outbox_template(outbox_server: Server) -> Iterator[str]:
     with janitor:
         migrate(outbox_server.database_url(name))
         if sabotage := _sabotage_in_force():
-            _sabotage(outbox_server.database_url(name), sabotage.path)
+            run_sql_file(outbox_server.database_url(name), sabotage.path)
         yield name
-
-
-def _sabotage(url: str, sabotage: Path) -> None:
-    """Apply a proof control's sabotage migration (see tests/sabotage) to the template."""
-    # A committed sabotage file chosen by the proof_controls session: literal by construction.
-    statement = cast("LiteralString", sabotage.read_text(encoding="utf-8"))  # type: ignore[redundant-cast]
-    with psycopg.connect(url, autocommit=True) as connection:
-        connection.execute(statement)
 
 
 @pytest.fixture
