@@ -36,6 +36,8 @@ __all__ = ["EnqueueWakeups", "OutboxStore", "OutboxTransaction"]
 
 T = TypeVar("T")
 APPLICATION_NAME: Final = "outbox-db"
+# Requests per statement of enqueue_many (enqueue_payment_outbox_batch's own limit).
+MAX_ENQUEUE_BATCH: Final = 10_000
 
 
 @attrs.frozen
@@ -78,6 +80,19 @@ class OutboxTransaction:
         """Create the item for `request` in this transaction, or return the existing one."""
         (result,) = _fetch_all(self.connection, "enqueue", _enqueue_params(request), EnqueueResult)
         return result
+
+    def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[EnqueueResult]:
+        """`enqueue` for each request, in order, a statement per MAX_ENQUEUE_BATCH requests.
+
+        Same results, sequence numbers and errors as one `enqueue` per request; a conflicting
+        key (P7001) or an invalid request (22023) fails the whole call.
+        """
+        results: list[EnqueueResult] = []
+        for start in range(0, len(requests), MAX_ENQUEUE_BATCH):
+            chunk = requests[start : start + MAX_ENQUEUE_BATCH]
+            params = _arrays([_enqueue_params(request) for request in chunk], _REQUEST_ARRAYS)
+            results += _fetch_all(self.connection, "enqueue_batch", params, EnqueueResult)
+        return results
 
 
 class OutboxStore:
@@ -157,6 +172,11 @@ class OutboxStore:
         (result,) = self._fetch("enqueue", _enqueue_params(request), EnqueueResult)
         return result
 
+    def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[EnqueueResult]:
+        """`OutboxTransaction.enqueue_many` in a transaction of its own: all or nothing."""
+        with self.transaction() as transaction:
+            return transaction.enqueue_many(requests)
+
     def claim(self, worker_id: str, *, batch_size: int, lease_seconds: int) -> list[ClaimedItem]:
         """Lease up to `batch_size` due items to `worker_id` (claim_outbox_batch)."""
         params = {"worker_id": worker_id, "batch_size": batch_size, "lease_seconds": lease_seconds}
@@ -169,10 +189,7 @@ class OutboxStore:
 
     def complete_batch(self, worker_id: str, outcomes: Sequence[Outcome]) -> list[CompletionResult]:
         """Record many outcomes in one statement; lost leases come back with lease_held=False."""
-        columns = [_outcome_params(outcome) for outcome in outcomes]
-        params: dict[str, object] = {
-            array: [column[field] for column in columns] for array, field in _OUTCOME_ARRAYS
-        }
+        params = _arrays([_outcome_params(outcome) for outcome in outcomes], _OUTCOME_ARRAYS)
         params["worker_id"] = worker_id
         return self._fetch("complete_batch", params, CompletionResult)
 
@@ -295,6 +312,23 @@ _OUTCOME_ARRAYS: Final = (
     ("latency_ms", "latency_ms"),
     ("retry_delay_seconds", "retry_delay_seconds"),
 )
+
+
+# enqueue_payment_outbox_batch takes one array per request field: (parameter, field).
+_REQUEST_ARRAYS: Final = (
+    ("instruction_ids", "instruction_id"),
+    ("participant_ids", "participant_id"),
+    ("idempotency_keys", "idempotency_key"),
+    ("rail_types", "rail_type"),
+    ("payloads", "payload"),
+)
+
+
+def _arrays(
+    rows: Sequence[Mapping[str, object]], arrays: Sequence[tuple[str, str]]
+) -> dict[str, object]:
+    """One array parameter per field, for the functions that take a batch as arrays."""
+    return {array: [row[field] for row in rows] for array, field in arrays}
 
 
 def _enqueue_params(request: EnqueueRequest) -> dict[str, object]:

@@ -26,6 +26,7 @@ WORKER_FUNCTIONS: Final = frozenset(
         "complete_outbox_attempt",
         "complete_outbox_attempts",
         "enqueue_payment_outbox",
+        "enqueue_payment_outbox_batch",
         "outbox_expired_lease_count",
         "release_outbox_leases",
         "renew_outbox_lease",

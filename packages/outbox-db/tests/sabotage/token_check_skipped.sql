@@ -14,7 +14,7 @@ BEGIN
         v_definition,
         'WHERE p.lease_token = o.lease_token
           AND p.claimed_by = p_worker_id
-          AND p.lease_expires_at > now()',
+          AND (p.lease_expires_at > now()) IS TRUE',
         'WHERE TRUE'
     );
     IF v_sabotaged = v_definition THEN

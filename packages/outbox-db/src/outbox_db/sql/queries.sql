@@ -7,6 +7,13 @@ FROM public.enqueue_payment_outbox(
     %(instruction_id)s, %(participant_id)s, %(idempotency_key)s, %(rail_type)s, %(payload)s
 );
 
+-- name: enqueue_batch
+SELECT outbox_id, sequence_id, created
+FROM public.enqueue_payment_outbox_batch(
+    %(instruction_ids)s, %(participant_ids)s, %(idempotency_keys)s, %(rail_types)s,
+    %(payloads)s
+);
+
 -- name: claim
 SELECT outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
     payload, attempt_count, lease_token, lease_expires_at
