@@ -181,9 +181,15 @@ RETURNS TABLE (outbox_id uuid, sequence_id bigint, created boolean)
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+-- Planned for each call's arrays: a cached generic plan guesses 10 requests and joins the
+-- batch's steps row by row (quadratic in the batch size); with the arrays known the
+-- planner hashes them. Planning costs well under a millisecond per call.
+SET plan_cache_mode = force_custom_plan
 AS $function$
 DECLARE
     v_count integer := coalesce(cardinality(p_instruction_ids), 0);
+    v_argument text;
+    v_value text;
     v_returned integer;
 BEGIN
     PERFORM public.outbox_require_range('batch_size', v_count, 1, 10000);
@@ -194,11 +200,25 @@ BEGIN
         RAISE EXCEPTION 'request arrays must all have the same length'
             USING ERRCODE = '22023', COLUMN = 'instruction_ids';
     END IF;
-    PERFORM public.outbox_require_text('instruction_id', v) FROM unnest(p_instruction_ids) AS v;
-    PERFORM public.outbox_require_text('participant_id', v) FROM unnest(p_participant_ids) AS v;
-    PERFORM public.outbox_require_text('idempotency_key', v)
-    FROM unnest(p_idempotency_keys) AS v;
-    PERFORM public.outbox_require_text('rail_type', v) FROM unnest(p_rail_types) AS v;
+    -- One set-based pass instead of a function call per value; the first value it finds is
+    -- refused by outbox_require_text itself, so the error is the single enqueue's. The
+    -- predicate is outbox_require_text's (0003).
+    SELECT a.argument, a.value INTO v_argument, v_value
+    FROM (
+        SELECT 'instruction_id', v FROM unnest(p_instruction_ids) AS v
+        UNION ALL
+        SELECT 'participant_id', v FROM unnest(p_participant_ids) AS v
+        UNION ALL
+        SELECT 'idempotency_key', v FROM unnest(p_idempotency_keys) AS v
+        UNION ALL
+        SELECT 'rail_type', v FROM unnest(p_rail_types) AS v
+    ) AS a(argument, value)
+    WHERE a.value IS NULL OR a.value !~ '[^[:space:]]' OR a.value ~ '[[:cntrl:]]'
+        OR length(a.value) > 255
+    LIMIT 1;
+    IF FOUND THEN
+        PERFORM public.outbox_require_text(v_argument, v_value);
+    END IF;
     IF EXISTS (
         SELECT FROM unnest(p_payloads) AS v WHERE v IS NULL OR jsonb_typeof(v) <> 'object'
     ) THEN

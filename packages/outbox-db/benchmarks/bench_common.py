@@ -1,9 +1,11 @@
 """What every benchmark shares: a durable server, fresh databases, and the figures' report.
 
-Figures are items per second, each measured several times and reported as the median with
-its spread, next to a raw-SQL lower bound measured in the same run, so the ratio (stable on a
-noisy machine) is the comparable number. Reports go to stdout as a table and to
-reports/bench/<name>.jsonl as one JSON line per figure.
+Each figure is measured several times next to a raw-SQL lower bound measured in the same
+run, and reported as the median with its spread; the ratio to the bound (stable on a noisy
+machine) is the comparable number. The runs of a figure's variants are interleaved (bound,
+variant, bound, variant, ...), so a burst of noise from a neighbour hits them alike. Reports
+go to stdout as a table and to reports/bench/<name>.jsonl, one JSON line per figure, which
+`bench_summary.py` judges against the targets.
 """
 
 from __future__ import annotations
@@ -19,31 +21,40 @@ import attrs
 import click
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from outbox_db import embedded, migrate
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Sequence
 
 REPORTS: Final = Path("reports/bench")
 TEMPLATE: Final = "outbox_bench_template"
 LOWER_BOUND: Final = "raw_sql_lower_bound"
+RATE: Final = "items/s"
+# pg_stat_statements gives each figure its database time per item (the capacity estimate).
+SERVER_SETTINGS: Final = {"shared_preload_libraries": "pg_stat_statements"}
 
 
 @attrs.frozen
 class Figure:
-    """One measured variant: its label and the rate of each run (items per second)."""
+    """One measured variant: its label and the value of each run, in `unit`."""
 
     name: str
     variant: str
-    rates: list[float]
+    values: list[float]
     details: dict[str, Any] = attrs.field(factory=dict)
+    unit: str = RATE
 
     @property
     def median(self) -> float:
-        """The median rate."""
-        return statistics.median(self.rates)
+        """The median value."""
+        return statistics.median(self.values)
+
+    @property
+    def higher_is_better(self) -> bool:
+        """Rates are better high; times and sizes are better low."""
+        return self.unit == RATE
 
 
 def bench_options(
@@ -67,14 +78,17 @@ def bench_options(
     return decorate
 
 
-def repeat(label: str, runs: int, measure: Callable[..., float], *args: object) -> list[float]:
-    """`measure(*args)` run `runs` times, each rate printed as it comes; the rates."""
-    rates = []
+def interleaved(
+    runs: int, variants: Sequence[tuple[str, Callable[[], float]]], unit: str = RATE
+) -> dict[str, list[float]]:
+    """Each variant measured `runs` times, round-robin, each value printed as it comes."""
+    values: dict[str, list[float]] = {label: [] for label, _ in variants}
     for run in range(runs):
-        rate = measure(*args)
-        click.echo(f"{label} run {run + 1}/{runs}: {rate:,.0f} items/s")
-        rates.append(rate)
-    return rates
+        for label, measure in variants:
+            value = measure()
+            click.echo(f"{label} run {run + 1}/{runs}: {value:,.1f} {unit}")
+            values[label].append(value)
+    return values
 
 
 @contextlib.contextmanager
@@ -83,17 +97,20 @@ def server(url: str | None) -> Iterator[str]:
     if url:
         yield url
         return
-    with embedded.embedded_server(durable=True) as running:
+    with embedded.embedded_server(durable=True, settings=SERVER_SETTINGS) as running:
         yield running.url
 
 
 def durability(url: str) -> dict[str, Any]:
     """The settings that decide whether per-commit figures are honest; printed with them."""
-    with psycopg.connect(url) as connection:
+    with psycopg.connect(url, autocommit=True) as connection:
         rows = connection.execute(
             "SELECT name, setting FROM pg_settings"
-            " WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', 'server_version')"
+            " WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', 'server_version',"
+            " 'shared_buffers', 'max_wal_size')"
         ).fetchall()
+        with contextlib.suppress(psycopg.Error):
+            connection.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
     settings: dict[str, Any] = dict(rows)
     click.echo(f"server: {json.dumps(settings, sort_keys=True)}")
     return settings
@@ -116,29 +133,71 @@ def clone(admin_url: str, template: str = TEMPLATE, name: str = "outbox_bench") 
     return make_conninfo(admin_url, dbname=name)
 
 
+@contextlib.contextmanager
+def statement_time(admin_url: str, url: str) -> Iterator[dict[str, float]]:
+    """Database execution time (ms) spent in `url`'s database during the block.
+
+    Read from pg_stat_statements when the server has it (the embedded one does); the
+    dictionary is filled when the block ends and stays empty without it.
+    """
+    total: dict[str, float] = {}
+    dbname = conninfo_to_dict(url).get("dbname")
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        try:
+            connection.execute("SELECT pg_stat_statements_reset()")
+        except psycopg.Error:
+            yield total
+            return
+    yield total
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        row = connection.execute(
+            "SELECT coalesce(sum(s.total_exec_time), 0) FROM pg_stat_statements AS s"
+            " JOIN pg_database AS d ON d.oid = s.dbid WHERE d.datname = %s",
+            [dbname],
+        ).fetchone()
+    total["ms"] = float(row[0]) if row else 0.0
+
+
+def peak_rss_mb(pid: int) -> float:
+    """A live process's peak resident set size (VmHWM), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    msg = f"no VmHWM for process {pid}"
+    raise click.ClickException(msg)
+
+
 def report(report_name: str, figures: list[Figure], *, settings: dict[str, Any]) -> None:
     """A table on stdout and reports/bench/<report_name>.jsonl, each figure vs its bound.
 
-    The bound of a figure is the raw_sql_lower_bound variant with the same name.
+    The bound of a figure is the raw_sql_lower_bound variant with the same name; the ratio
+    says how close the variant comes to it (1.0: as good as the bound, whichever way the
+    unit runs).
     """
     bounds = {f.name: f.median for f in figures if f.variant == LOWER_BOUND}
     REPORTS.mkdir(parents=True, exist_ok=True)
     lines = []
     width = max(len(figure.name) for figure in figures) + 2
-    click.echo(f"\n{'figure':<{width}}{'variant':<22}{'median/s':>10}{'spread':>16}{'vs bound':>9}")
+    click.echo(
+        f"\n{'figure':<{width}}{'variant':<26}{'median':>12}{'unit':>9}{'spread':>22}"
+        f"{'vs bound':>9}"
+    )
     for figure in figures:
         bound = bounds.get(figure.name)
-        ratio = figure.median / bound if bound else None
-        spread = f"{min(figure.rates):,.0f}-{max(figure.rates):,.0f}"
+        ratio = None
+        if bound and figure.median:
+            ratio = figure.median / bound if figure.higher_is_better else bound / figure.median
+        spread = f"{min(figure.values):,.1f}-{max(figure.values):,.1f}"
         click.echo(
-            f"{figure.name:<{width}}{figure.variant:<22}{figure.median:>10,.0f}{spread:>16}"
-            f"{'' if ratio is None else f'{ratio:.2f}':>9}"
+            f"{figure.name:<{width}}{figure.variant:<26}{figure.median:>12,.1f}"
+            f"{figure.unit:>9}{spread:>22}{'' if ratio is None else f'{ratio:.2f}':>9}"
         )
         record = {
             "figure": figure.name,
             "variant": figure.variant,
-            "median_items_per_s": round(figure.median, 1),
-            "runs": [round(rate, 1) for rate in figure.rates],
+            "unit": figure.unit,
+            "median": round(figure.median, 3),
+            "runs": [round(value, 3) for value in figure.values],
             "ratio_to_lower_bound": None if ratio is None else round(ratio, 3),
             "server": settings,
             **figure.details,

@@ -1,12 +1,18 @@
-"""Enqueue throughput, one item per transaction, next to a raw-SQL lower bound in the same run.
+"""Enqueue throughput next to a raw-SQL lower bound in the same run, three figures.
 
-Four client processes enqueue items spread over 1,000 participants, each item in its own
-transaction, through OutboxStore.enqueue (the function with its validation, idempotency
-lookup and gapless per-participant sequence). The lower bound does the same physical writes
-by hand in the same number of transactions: bump the participant's sequence row and insert
-the pending row, without the function, its checks or the idempotency lookup. Each figure
-runs several times on a fresh clone of a migrated template; median and spread are printed
-and written as JSON lines to reports/bench/enqueue.jsonl.
+- one item per transaction, 4 client processes over 1,000 participants, through
+  OutboxStore.enqueue (the function with its validation, idempotency lookup and gapless
+  per-participant sequence);
+- the same with all 4 clients on one participant: the per-participant sequence row is the
+  hot spot every enqueue of that participant locks until its commit. A client that meets a
+  deadlock or serialization error fails the run: none may surface to the caller;
+- the batch API: 1 client, OutboxStore.enqueue_many of 1,000 requests per transaction over
+  1,000 participants (five times the items of the other figures).
+The lower bounds do the same physical writes by hand in the same number of transactions:
+bump the participants' sequence rows and insert the pending rows, without the functions,
+their checks or the idempotency lookup. Each figure runs several times, variants
+interleaved, on fresh clones of a migrated template; median and spread are printed and
+written as JSON lines to reports/bench/enqueue.jsonl.
 
 The server must be durable (fsync and synchronous_commit on): the default embedded server
 is started that way; with DATABASE_URL the script reports the server's settings.
@@ -14,9 +20,10 @@ is started that way; with DATABASE_URL the script reports the server's settings.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import time
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import click
 import psycopg
@@ -28,20 +35,24 @@ from bench_common import (
     bench_options,
     clone,
     durability,
+    interleaved,
     migrated_template,
-    repeat,
     report,
     server,
 )
 from outbox_db import EnqueueRequest, OutboxStore
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
     from multiprocessing.synchronize import Barrier
 
 PARTICIPANTS: Final = 1_000
 CLIENTS: Final = 4
-FIGURE: Final = f"enqueue_single_txn_{CLIENTS}_clients_{PARTICIPANTS}_participants"
+BATCH: Final = 1_000
+BATCH_ITEMS_FACTOR: Final = 5
+MANY: Final = f"enqueue_single_txn_{CLIENTS}_clients_{PARTICIPANTS}_participants"
+HOT: Final = f"enqueue_single_txn_{CLIENTS}_clients_1_participant"
+BATCHED: Final = f"enqueue_batch_{BATCH}_per_txn_1_client"
 
 RAW_SEQUENCE: Final = """
     INSERT INTO public.participant_outbox_sequences AS s (participant_id, next_sequence_id)
@@ -57,31 +68,58 @@ RAW_PENDING: Final = """
 """
 
 
-def request(client: int, n: int) -> EnqueueRequest:
-    """The n-th item of a client; participants cycle so all 1,000 are used."""
+RAW_BATCH: Final = """
+WITH request AS (
+    SELECT r.*, row_number() OVER (PARTITION BY r.participant_id ORDER BY r.position) AS rank,
+        count(*) OVER (PARTITION BY r.participant_id) AS participant_count
+    FROM unnest(%(instruction_ids)s::text[], %(participant_ids)s::text[],
+        %(idempotency_keys)s::text[], %(rail_types)s::text[], %(payloads)s::jsonb[])
+        WITH ORDINALITY AS r(instruction_id, participant_id, idempotency_key, rail_type, payload,
+            position)
+),
+numbered AS (
+    INSERT INTO public.participant_outbox_sequences AS s (participant_id, next_sequence_id)
+    SELECT participant_id, count(*) + 1 FROM request GROUP BY participant_id
+    ORDER BY participant_id
+    ON CONFLICT (participant_id)
+        DO UPDATE SET next_sequence_id = s.next_sequence_id + EXCLUDED.next_sequence_id - 1
+    RETURNING s.participant_id, s.next_sequence_id
+)
+INSERT INTO public.payment_outbox_pending (
+    outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type, payload)
+SELECT gen_random_uuid(), r.instruction_id, r.participant_id,
+    n.next_sequence_id - r.participant_count + r.rank - 1, r.idempotency_key, r.rail_type,
+    r.payload
+FROM request AS r JOIN numbered AS n USING (participant_id)
+"""
+
+
+def request(client: int, n: int, *, hot: bool = False) -> EnqueueRequest:
+    """The n-th item of a client; participants cycle so all 1,000 are used, or one if `hot`."""
+    participant = 0 if hot else (client + n * CLIENTS) % PARTICIPANTS
     return EnqueueRequest(
         instruction_id=f"bench-{client}-{n}",
-        participant_id=f"participant-{(client + n * CLIENTS) % PARTICIPANTS}",
+        participant_id=f"participant-{participant}",
         idempotency_key=f"bench-{client}-{n}/v1",
         rail_type="rtp",
         payload={"amount": "10.00", "currency": "USD", "creditor": f"acct-{n}"},
     )
 
 
-def via_function(url: str, client: int, items: int, barrier: Barrier) -> None:
+def via_function(url: str, client: int, items: int, barrier: Barrier, *, hot: bool) -> None:
     """One client of the measured path: OutboxStore.enqueue, one transaction per item."""
     with OutboxStore.connect(url, min_size=1, max_size=1) as store:
         barrier.wait()
         for n in range(items):
-            store.enqueue(request(client, n))
+            store.enqueue(request(client, n, hot=hot))
 
 
-def raw_sql(url: str, client: int, items: int, barrier: Barrier) -> None:
+def raw_sql(url: str, client: int, items: int, barrier: Barrier, *, hot: bool) -> None:
     """One client of the lower bound: the same writes by hand, one transaction per item."""
     with psycopg.connect(url, autocommit=True) as connection:
         barrier.wait()
         for n in range(items):
-            item = request(client, n)
+            item = request(client, n, hot=hot)
             with connection.transaction():
                 row = connection.execute(
                     RAW_SEQUENCE, {"participant_id": item.participant_id}
@@ -97,15 +135,44 @@ def raw_sql(url: str, client: int, items: int, barrier: Barrier) -> None:
                 connection.execute(RAW_PENDING, params)
 
 
-def measure(
-    admin_url: str, client_main: Callable[[str, int, int, Barrier], None], items: int
+def batches(items: int) -> list[list[EnqueueRequest]]:
+    """`items` requests over 1,000 participants, in batches of BATCH."""
+    requests = [request(0, n) for n in range(items)]
+    return [requests[start : start + BATCH] for start in range(0, items, BATCH)]
+
+
+def batch_via_function(url: str, items: int) -> None:
+    """The measured path: OutboxStore.enqueue_many, one transaction per batch."""
+    with OutboxStore.connect(url, min_size=1, max_size=1) as store:
+        for batch in batches(items):
+            store.enqueue_many(batch)
+
+
+def batch_raw_sql(url: str, items: int) -> None:
+    """The lower bound: one set-based statement per batch, one transaction per batch."""
+    with psycopg.connect(url, autocommit=True) as connection:
+        for batch in batches(items):
+            params = {
+                "instruction_ids": [r.instruction_id for r in batch],
+                "participant_ids": [r.participant_id for r in batch],
+                "idempotency_keys": [r.idempotency_key for r in batch],
+                "rail_types": [r.rail_type for r in batch],
+                "payloads": [Jsonb(dict(r.payload)) for r in batch],
+            }
+            connection.execute(RAW_BATCH, params)
+
+
+def measure_clients(
+    admin_url: str, client_main: Callable[..., None], items: int, *, hot: bool
 ) -> float:
     """Items per second of CLIENTS processes on a fresh clone, barrier to last commit."""
     url = clone(admin_url)
     per_client = items // CLIENTS
     barrier = multiprocessing.Barrier(CLIENTS + 1)
     workers = [
-        multiprocessing.Process(target=client_main, args=(url, client, per_client, barrier))
+        multiprocessing.Process(
+            target=client_main, args=(url, client, per_client, barrier), kwargs={"hot": hot}
+        )
         for client in range(CLIENTS)
     ]
     for worker in workers:
@@ -116,22 +183,52 @@ def measure(
         worker.join()
     elapsed = time.perf_counter() - started
     if any(worker.exitcode for worker in workers):
-        msg = "a benchmark client failed"
+        msg = "a benchmark client failed (an error surfaced to the caller)"
         raise click.ClickException(msg)
     return per_client * CLIENTS / elapsed
+
+
+def measure_batches(admin_url: str, client_main: Callable[[str, int], None], items: int) -> float:
+    """Items per second of one client enqueueing `items` in batches on a fresh clone."""
+    url = clone(admin_url)
+    started = time.perf_counter()
+    client_main(url, items)
+    return items / (time.perf_counter() - started)
+
+
+def figure(
+    name: str,
+    runs: int,
+    variants: Sequence[tuple[str, Callable[[], float]]],
+    details: dict[str, Any],
+) -> list[Figure]:
+    """One figure's variants, measured interleaved."""
+    values = interleaved(runs, [(f"{name} {label}", measure) for label, measure in variants])
+    return [Figure(name, label, values[f"{name} {label}"], details) for label, _ in variants]
 
 
 @click.command()
 @bench_options(default_items=10_000)
 def main(url: str | None, items: int, runs: int) -> None:
-    """Measure enqueue throughput (4 clients, 1,000 participants) against a raw-SQL lower bound."""
+    """Measure enqueue throughput (4 clients; one hot participant; batches) vs raw-SQL bounds."""
     with server(url) as admin_url:
         settings = durability(admin_url)
         migrated_template(admin_url)
         figures = []
-        for label, client_main in ((LOWER_BOUND, raw_sql), ("enqueue_function", via_function)):
-            rates = repeat(label, runs, measure, admin_url, client_main, items)
-            figures.append(Figure(FIGURE, label, rates, {"items": items}))
+        for name, hot in ((MANY, False), (HOT, True)):
+            variants = [
+                (label, functools.partial(measure_clients, admin_url, client, items, hot=hot))
+                for label, client in ((LOWER_BOUND, raw_sql), ("enqueue_function", via_function))
+            ]
+            details = {"items": items, "clients": CLIENTS, "errors_surfaced": 0}
+            figures += figure(name, runs, variants, details)
+        batch_items = items * BATCH_ITEMS_FACTOR
+        batch_clients = ((LOWER_BOUND, batch_raw_sql), ("enqueue_many", batch_via_function))
+        variants = [
+            (label, functools.partial(measure_batches, admin_url, client, batch_items))
+            for label, client in batch_clients
+        ]
+        figures += figure(BATCHED, runs, variants, {"items": batch_items, "batch_size": BATCH})
         report("enqueue", figures, settings=settings)
 
 

@@ -1,25 +1,33 @@
-"""Relayer drain: a backlog of items over 1,000 participants, drained by 1 and by 2 processes.
+"""Relayer drain: a backlog over 1,000 participants, drained by 1, 2 and 4 processes.
 
 Variants, each on a fresh clone holding the same backlog (built in the database by the
-enqueue function over generate_series):
+enqueue function over generate_series), their runs interleaved:
 - raw_sql_lower_bound: processes that do, per batch of 100, one UPDATE ... FOR UPDATE SKIP
   LOCKED ... RETURNING, one INSERT ... SELECT unnest(...) of the ledger rows with their
   payloads, one DELETE and one commit: the same physical writes without leases, functions,
   checks or dispatch;
 - relayer_noop: `outbox-relayer run --no-repair --rail rtp=noop` processes (nothing sent);
 - relayer_rail_sim: the same, sending every item over HTTP on loopback to `outbox-relayer
-  rail-sim` at zero latency.
+  rail-sim` at zero latency (1 and 2 processes, a quarter of the items: the simulator, a
+  Python HTTP server on the same two cores, is the slowest part);
+- pgqueuer_*: the peer, draining the same number of jobs with the same payloads in one
+  process (pgqueuer_drain.py), in the bench session's environment only.
 
 The rate is items / (last completion - first claim), both read from the ledger, so process
-start-up is not counted and every variant is timed the same way.
+start-up is not counted and every variant is timed the same way (pgqueuer: its consumers'
+wall time). Each figure also carries the database execution time per item
+(pg_stat_statements) and the relayers' peak RSS at concurrency 64.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import json
 import multiprocessing
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,9 +35,12 @@ import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
+from urllib.parse import quote, urlencode
 
+import attrs
 import click
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.types.json import Jsonb
 
 from bench_common import (
@@ -38,10 +49,12 @@ from bench_common import (
     bench_options,
     clone,
     durability,
+    interleaved,
     migrated_template,
-    repeat,
+    peak_rss_mb,
     report,
     server,
+    statement_time,
 )
 
 if TYPE_CHECKING:
@@ -49,8 +62,12 @@ if TYPE_CHECKING:
 
 PARTICIPANTS: Final = 1_000
 BATCH: Final = 100
-CONCURRENCY: Final = 16
-RELAYER: Final = str(Path(sys.executable).parent / "outbox-relayer")
+CONCURRENCY: Final = 64
+BIN: Final = Path(sys.executable).parent
+RELAYER: Final = str(BIN / "outbox-relayer")
+PGQUEUER_DRAIN: Final = Path(__file__).with_name("pgqueuer_drain.py")
+# pgqueuer's own drain benchmark (5 consumers, batch 10), and the same at our batch size.
+PGQUEUER_CONFIGS: Final = ((5, 10), (5, BATCH))
 
 BACKLOG: Final = """
 SELECT count(*)
@@ -62,7 +79,8 @@ FROM generate_series(1, %(items)s) AS g,
     )
 """
 WINDOW: Final = """
-SELECT count(*), extract(epoch FROM max(completed_at) - min(claimed_at))
+SELECT count(*) FILTER (WHERE state IN ('DISPATCHED', 'FAILED')), count(*),
+    extract(epoch FROM max(completed_at) - min(claimed_at))
 FROM public.payment_outbox_attempts
 """
 RAW_CLAIM: Final = """
@@ -110,8 +128,8 @@ def raw_drainer(url: str, worker: str) -> None:
                 connection.execute(RAW_DELETE, {"ids": list(columns[0])})
 
 
-def drain_raw(url: str, processes: int, _: str | None) -> None:
-    """Run `processes` lower-bound drainers to the end."""
+def drain_raw(url: str, processes: int) -> float:
+    """Run `processes` lower-bound drainers to the end; no peak RSS to report (0)."""
     workers = [
         multiprocessing.Process(target=raw_drainer, args=(url, f"raw-{n}"))
         for n in range(processes)
@@ -123,10 +141,11 @@ def drain_raw(url: str, processes: int, _: str | None) -> None:
     if any(worker.exitcode for worker in workers):
         msg = "a lower-bound drainer failed"
         raise click.ClickException(msg)
+    return 0.0
 
 
-def drain_relayers(url: str, processes: int, target: str | None) -> None:
-    """Run `processes` relayer processes until the queue is empty, then stop them."""
+def drain_relayers(url: str, processes: int, target: str | None) -> float:
+    """Run `processes` relayers until the queue is empty, stop them; their peak RSS (MiB)."""
     rail = f"rtp={target or 'noop'}"
     env = os.environ | {"DATABASE_URL": url}
     command = [RELAYER, "run", "--no-repair", "--rail", rail, "--log-format", "json"]
@@ -145,12 +164,14 @@ def drain_relayers(url: str, processes: int, target: str | None) -> None:
         ]
         try:
             wait_until_drained(url, relayers)
+            rss = max(peak_rss_mb(relayer.pid) for relayer in relayers)
         finally:
             for relayer in relayers:
                 relayer.send_signal(signal.SIGTERM)
     if failed := [r for r in relayers if r.returncode]:
         msg = f"a relayer exited {failed[0].returncode}"
         raise click.ClickException(msg)
+    return rss
 
 
 def wait_until_drained(url: str, relayers: list[subprocess.Popen[bytes]]) -> None:
@@ -169,27 +190,98 @@ def wait_until_drained(url: str, relayers: list[subprocess.Popen[bytes]]) -> Non
             time.sleep(0.1)
 
 
-def measure(
-    admin_url: str,
-    items: int,
-    processes: int,
-    drain: Callable[[str, int, str | None], None],
-    target: str | None,
-) -> float:
-    """Items per second of one drain of a fresh backlog."""
-    url = clone(admin_url)
-    with psycopg.connect(url, autocommit=True) as connection:
-        # Keys unique to the run: the simulator outlives a run and would absorb repeats.
-        backlog = {"items": items, "participants": PARTICIPANTS, "run": uuid.uuid4().hex}
-        connection.execute(BACKLOG, backlog)
-        connection.execute("VACUUM ANALYZE public.payment_outbox_pending")
-    drain(url, processes, target)
-    with psycopg.connect(url) as connection:
-        row = connection.execute(WINDOW).fetchone()
-    if row is None or row[0] != items:
-        msg = f"expected {items} ledger rows, found {row[0] if row else 0}"
+@attrs.define
+class Drain:
+    """One variant of a figure: how it drains, and what each run cost besides its rate."""
+
+    admin_url: str
+    items: int
+    processes: int
+    drain: Callable[[str, int], float]
+    db_ms_per_item: list[float] = attrs.field(factory=list)
+    peak_rss_mb: list[float] = attrs.field(factory=list)
+    retried: list[int] = attrs.field(factory=list)  # attempts beyond one per item
+
+    def measure(self) -> float:
+        """Items per second of one drain of a fresh backlog."""
+        url = clone(self.admin_url)
+        with psycopg.connect(url, autocommit=True) as connection:
+            # Keys unique to the run: the simulator outlives a run and would absorb repeats.
+            backlog = {"items": self.items, "participants": PARTICIPANTS, "run": uuid.uuid4().hex}
+            connection.execute(BACKLOG, backlog)
+            connection.execute("VACUUM ANALYZE public.payment_outbox_pending")
+        with statement_time(self.admin_url, url) as database:
+            rss = self.drain(url, self.processes)
+        with psycopg.connect(url) as connection:
+            row = connection.execute(WINDOW).fetchone()
+        if row is None or row[0] != self.items:
+            msg = f"expected {self.items} terminal attempts, found {row[0] if row else 0}"
+            raise click.ClickException(msg)
+        self.retried.append(row[1] - row[0])
+        if database:
+            self.db_ms_per_item.append(database["ms"] / self.items)
+        if rss:
+            self.peak_rss_mb.append(rss)
+        return self.items / float(row[2])
+
+    def details(self) -> dict[str, object]:
+        """What the figure reports besides its rates."""
+        details: dict[str, object] = {"items": self.items, "processes": self.processes}
+        details["retried_attempts"] = sum(self.retried)
+        if self.db_ms_per_item:
+            details["db_ms_per_item"] = round(statistics.median(self.db_ms_per_item), 4)
+        if self.peak_rss_mb:
+            details |= {"peak_rss_mb": round(max(self.peak_rss_mb), 1)}
+            details |= {"batch_size": BATCH, "concurrency": CONCURRENCY}
+        return details
+
+
+@attrs.define
+class PeerDrain:
+    """pgqueuer draining the same jobs in one process, on a database of its own."""
+
+    admin_url: str
+    items: int
+    consumers: int
+    batch_size: int
+    settings: dict[str, object] = attrs.field(factory=dict)
+
+    def measure(self) -> float:
+        """Jobs per second of one pgqueuer drain."""
+        url = as_uri(clone(self.admin_url, "template0", "outbox_bench_pgqueuer"))
+        run_peer(str(BIN / "pgq"), "--pg-dsn", url, "install")
+        flags = ["--consumers", str(self.consumers), "--batch-size", str(self.batch_size)]
+        drained = run_peer(
+            sys.executable, str(PGQUEUER_DRAIN), "--url", url, "--items", str(self.items), *flags
+        )
+        result = json.loads(drained.strip().splitlines()[-1])
+        self.settings = result["settings"]
+        return float(result["rate"])
+
+    def details(self) -> dict[str, object]:
+        """The peer's settings, printed with its figures."""
+        return {"items": self.items, "processes": 1, "pgqueuer": self.settings}
+
+
+def run_peer(*command: str) -> str:
+    """Run one of pgqueuer's steps; its stdout, or its stderr in the error."""
+    done = subprocess.run(command, check=False, capture_output=True, text=True)  # noqa: S603
+    if done.returncode:
+        step = " ".join(Path(part).name for part in command[:2])
+        msg = f"{step} failed: {done.stderr.strip()[-2000:]}"
         raise click.ClickException(msg)
-    return items / float(row[1])
+    return done.stdout
+
+
+def as_uri(conninfo: str) -> str:
+    """A libpq connection string as a postgresql:// URI (the only form asyncpg reads)."""
+    parts = conninfo_to_dict(conninfo)
+    user = quote(str(parts.pop("user", "")), safe="")
+    if password := parts.pop("password", None):
+        user += ":" + quote(str(password), safe="")
+    dbname = quote(str(parts.pop("dbname", "")), safe="")
+    query = urlencode({key: str(value) for key, value in parts.items()})
+    return f"postgresql://{user}@/{dbname}?{query}"
 
 
 @contextlib.contextmanager
@@ -207,25 +299,47 @@ def rail_sim() -> Iterator[str]:
                 simulator.send_signal(signal.SIGTERM)
 
 
+def variants(
+    admin_url: str, items: int, processes: int, simulator: str
+) -> list[tuple[str, Drain | PeerDrain]]:
+    """The variants measured with `processes` processes."""
+    found: list[tuple[str, Drain | PeerDrain]] = [
+        (LOWER_BOUND, Drain(admin_url, items, processes, drain_raw)),
+        ("relayer_noop", Drain(admin_url, items, processes, relayer_to(None))),
+    ]
+    if processes <= 2:  # noqa: PLR2004 - the simulator is the bottleneck beyond two
+        rail = Drain(admin_url, max(items // 4, 1), processes, relayer_to(simulator))
+        found.append(("relayer_rail_sim", rail))
+    if processes == 1 and importlib.util.find_spec("pgqueuer") is not None:
+        for consumers, batch in PGQUEUER_CONFIGS:
+            peer = PeerDrain(admin_url, items, consumers, batch)
+            found.append((f"pgqueuer_{consumers}x{batch}", peer))
+    return found
+
+
+def relayer_to(target: str | None) -> Callable[[str, int], float]:
+    """A drain by relayer processes sending to `target` (None: the no-op rail)."""
+    return lambda url, processes: drain_relayers(url, processes, target)
+
+
 @click.command()
 @bench_options(default_items=20_000)
 def main(url: str | None, items: int, runs: int) -> None:
-    """Measure relayer drain (no-op rail and rail-sim; 1 and 2 processes) vs a raw-SQL bound."""
+    """Measure relayer drain (no-op rail, rail-sim, pgqueuer; 1, 2, 4 processes) vs a bound."""
+    if importlib.util.find_spec("pgqueuer") is None:
+        click.echo("pgqueuer is not installed here: its figures are skipped (nox -s bench has it)")
     with server(url) as admin_url, rail_sim() as simulator:
         settings = durability(admin_url)
         migrated_template(admin_url)
         figures = []
-        for processes in (1, 2):
+        for processes in (1, 2, 4):
             name = f"relayer_drain_{processes}_process{'es' if processes > 1 else ''}"
-            for variant, drain, target in (
-                (LOWER_BOUND, drain_raw, None),
-                ("relayer_noop", drain_relayers, None),
-                ("relayer_rail_sim", drain_relayers, simulator),
-            ):
-                label = f"{name} {variant}"
-                rates = repeat(label, runs, measure, admin_url, items, processes, drain, target)
-                details = {"items": items, "batch_size": BATCH, "concurrency": CONCURRENCY}
-                figures.append(Figure(name, variant, rates, details))
+            measured = variants(admin_url, items, processes, simulator)
+            values = interleaved(
+                runs, [(f"{name} {label}", drain.measure) for label, drain in measured]
+            )
+            for label, drain in measured:
+                figures.append(Figure(name, label, values[f"{name} {label}"], drain.details()))
         report("relayer_drain", figures, settings=settings)
 
 

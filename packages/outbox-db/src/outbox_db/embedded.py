@@ -125,9 +125,11 @@ def stop(server: EmbeddedServer) -> None:
 
 
 @contextlib.contextmanager
-def embedded_server(*, durable: bool = True) -> Iterator[EmbeddedServer]:
+def embedded_server(
+    *, durable: bool = True, settings: Mapping[str, str] | None = None
+) -> Iterator[EmbeddedServer]:
     """A server for the duration of a block, removed afterwards whatever happens."""
-    server = start(durable=durable)
+    server = start(durable=durable, settings=settings)
     try:
         yield server
     finally:

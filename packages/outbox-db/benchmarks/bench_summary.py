@@ -1,0 +1,237 @@
+"""The targets of the benchmark suite, judged from the figures the last run wrote.
+
+Reads reports/bench/*.jsonl (one JSON line per figure and variant, written by the other
+scripts) and prints, for each target, the measured value, the threshold and whether it was
+met, then the relayer scaling curve and the capacity estimate it supports (database time
+per item from pg_stat_statements). Writes the same as Markdown to reports/bench/summary.md.
+A figure that was not measured (say, pgqueuer outside `nox -s bench`) is reported as such.
+The judgement informs; it never fails the run (the machine's noise is not the code's).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Final
+
+import attrs
+import click
+
+from bench_common import LOWER_BOUND, REPORTS
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+Figures = dict[tuple[str, str], dict[str, Any]]
+DRAIN_1: Final = "relayer_drain_1_process"
+MANY: Final = "enqueue_single_txn_4_clients_1000_participants"
+HOT: Final = "enqueue_single_txn_4_clients_1_participant"
+BATCHED: Final = "enqueue_batch_1000_per_txn_1_client"
+MS_PER_S: Final = 1000
+
+
+@attrs.frozen
+class Target:
+    """One target: what is measured, the threshold, and how to read it from the figures."""
+
+    name: str
+    threshold: str
+    value: Callable[[Figures], float | None]
+    met: Callable[[float], bool]
+    unit: str = ""
+
+
+def median(figures: Figures, figure: str, variant: str) -> float | None:
+    """A variant's median, if it was measured."""
+    record = figures.get((figure, variant))
+    return None if record is None else float(record["median"])
+
+
+def ratio_of(mine: float | None, theirs: float | None) -> float | None:
+    """The ratio mine / theirs, if both were measured."""
+    return None if mine is None or not theirs else mine / theirs
+
+
+def ratio(figures: Figures, figure: str, variant: str, other: str = LOWER_BOUND) -> float | None:
+    """The ratio of two medians of one figure, variant / other (rates: higher is better)."""
+    return ratio_of(median(figures, figure, variant), median(figures, figure, other))
+
+
+def best_peer(figures: Figures) -> float | None:
+    """The relayer's 1-process no-op drain over pgqueuer's best configuration."""
+    peers = [r["median"] for (f, v), r in figures.items() if f == DRAIN_1 and "pgqueuer" in v]
+    return ratio_of(median(figures, DRAIN_1, "relayer_noop"), max(peers, default=None))
+
+
+def claim_growth(figures: Figures) -> float | None:
+    """p99 of the function's claim at the largest backlog over p99 at the smallest."""
+    p99s = sorted(
+        (r["backlog"], r["p99_ms"])
+        for (f, v), r in figures.items()
+        if f.startswith("claim_100_backlog_") and v == "claim_function"
+    )
+    return None if len(p99s) < 2 or not p99s[0][1] else p99s[-1][1] / p99s[0][1]  # noqa: PLR2004
+
+
+def repair_seconds(figures: Figures) -> float | None:
+    """The lease repairer's best time over 100,000 expired leases (at its largest batch)."""
+    times = [
+        r["median"]
+        for (f, v), r in figures.items()
+        if f.startswith("lease_repair_") and v.startswith("repair_function")
+    ]
+    return min(times) if times else None
+
+
+def peak_rss(figures: Figures) -> float | None:
+    """The largest peak RSS of any relayer process in the drain figures (concurrency 64)."""
+    sizes = [r["peak_rss_mb"] for r in figures.values() if "peak_rss_mb" in r]
+    return max(sizes) if sizes else None
+
+
+TARGETS: Final = (
+    Target(
+        "drain, no-op rail, 1 process, vs raw-SQL bound",
+        ">= 0.60",
+        lambda f: ratio(f, DRAIN_1, "relayer_noop"),
+        lambda v: v >= 0.60,  # noqa: PLR2004
+        "x",
+    ),
+    Target(
+        "drain, no-op rail, 1 process, vs pgqueuer (best config)",
+        ">= 1.50",
+        best_peer,
+        lambda v: v >= 1.50,  # noqa: PLR2004
+        "x",
+    ),
+    Target(
+        "enqueue, 1 per transaction, 4 clients, vs raw-SQL bound",
+        ">= 0.80",
+        lambda f: ratio(f, MANY, "enqueue_function"),
+        lambda v: v >= 0.80,  # noqa: PLR2004
+        "x",
+    ),
+    Target(
+        "batch enqueue, 1 client",
+        ">= 20,000",
+        lambda f: median(f, BATCHED, "enqueue_many"),
+        lambda v: v >= 20_000,  # noqa: PLR2004
+        "items/s",
+    ),
+    Target(
+        "one hot participant vs 1,000 participants (no error surfaced)",
+        ">= 0.50",
+        lambda f: ratio_of(median(f, HOT, "enqueue_function"), median(f, MANY, "enqueue_function")),
+        lambda v: v >= 0.50,  # noqa: PLR2004
+        "x",
+    ),
+    Target(
+        "claim p99 growth, smallest to largest backlog",
+        "< 1.50",
+        claim_growth,
+        lambda v: v < 1.50,  # noqa: PLR2004
+        "x",
+    ),
+    Target(
+        "lease repair of every expired lease (100,000; --quick: 10,000)",
+        "< 10",
+        repair_seconds,
+        lambda v: v < 10,  # noqa: PLR2004
+        "s",
+    ),
+    Target(
+        "relayer peak RSS at concurrency 64",
+        "< 150",
+        peak_rss,
+        lambda v: v < 150,  # noqa: PLR2004
+        "MiB",
+    ),
+)
+
+
+def load() -> Figures:
+    """Every figure of the last run, by (figure, variant)."""
+    figures: Figures = {}
+    for path in sorted(REPORTS.glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            record = json.loads(line)
+            figures[record["figure"], record["variant"]] = record
+    return figures
+
+
+def target_rows(figures: Figures) -> list[list[str]]:
+    """target, measured, threshold, verdict."""
+    rows = []
+    for target in TARGETS:
+        value = target.value(figures)
+        if value is None:
+            rows.append([target.name, "not measured", target.threshold, "-"])
+            continue
+        measured = f"{value:,.2f} {target.unit}".strip()
+        rows.append(
+            [target.name, measured, target.threshold, "met" if target.met(value) else "MISSED"]
+        )
+    return rows
+
+
+def scaling_rows(figures: Figures) -> list[list[str]]:
+    """Relayer processes, no-op rate, bound rate, ratio, database ms per item, items/s per core."""
+    rows = []
+    for processes in (1, 2, 4):
+        name = f"relayer_drain_{processes}_process{'es' if processes > 1 else ''}"
+        record = figures.get((name, "relayer_noop"))
+        if record is None:
+            continue
+        bound = median(figures, name, LOWER_BOUND)
+        per_item = record.get("db_ms_per_item")
+        rows.append(
+            [
+                str(processes),
+                f"{record['median']:,.0f}",
+                "-" if bound is None else f"{bound:,.0f}",
+                "-"
+                if record["ratio_to_lower_bound"] is None
+                else f"{record['ratio_to_lower_bound']:.2f}",
+                "-" if per_item is None else f"{per_item:.3f}",
+                "-" if not per_item else f"{MS_PER_S / per_item:,.0f}",
+            ]
+        )
+    return rows
+
+
+def markdown(headers: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    return "\n".join([*lines, *("| " + " | ".join(row) + " |" for row in rows)])
+
+
+@click.command()
+def main() -> None:
+    """Judge the last run's figures (reports/bench/*.jsonl) against the targets."""
+    figures = load()
+    if not figures:
+        msg = f"no figures in {REPORTS}: run the benchmarks first (nox -s bench)"
+        raise click.ClickException(msg)
+    targets = markdown(["target", "measured", "threshold", "verdict"], target_rows(figures))
+    scaling = markdown(
+        [
+            "relayer processes",
+            "no-op drain items/s",
+            "raw-SQL bound items/s",
+            "ratio",
+            "database ms per item",
+            "items/s per database core",
+        ],
+        scaling_rows(figures),
+    )
+    text = (
+        "## Targets (same run, medians)\n\n"
+        f"{targets}\n\n"
+        "## Relayers against one database (one host: relayers and PostgreSQL share its cores)\n\n"
+        f"{scaling}\n"
+    )
+    (REPORTS / "summary.md").write_text(text)
+    click.echo("\n" + text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""Claim latency as the backlog grows: claiming 100 due items behind 10k, 100k and 1M later ones.
+
+One database grows a backlog of items that are not yet due (next attempt a day away), built
+in the database with generate_series as the owner (the claim reads only the pending table,
+so the rows need no history). At each size, 10,000 due items are put in front of it, the
+table is vacuumed and analysed as autovacuum would, and claims of 100 alternate between the
+raw-SQL lower bound (the bare UPDATE ... FOR UPDATE SKIP LOCKED ... RETURNING, committed)
+and OutboxStore.claim (claim_outbox_batch, committed). Each claim's latency is one sample;
+the figures report p50 (the median) and p99, and bench_summary.py judges how p99 grows from
+the smallest backlog to the largest.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import TYPE_CHECKING, Final
+
+import click
+import psycopg
+
+from bench_common import (
+    LOWER_BOUND,
+    Figure,
+    bench_options,
+    clone,
+    durability,
+    migrated_template,
+    report,
+    server,
+)
+from outbox_db import OutboxStore
+from relayer_drain import BATCH, RAW_CLAIM
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+PARTICIPANTS: Final = 1_000
+DUE: Final = 10_000
+BACKLOGS: Final = (10_000, 100_000, 1_000_000)
+PERCENTILES: Final = 100
+
+LATER: Final = """
+INSERT INTO public.payment_outbox_pending (
+    instruction_id, participant_id, sequence_id, idempotency_key, rail_type, payload,
+    next_attempt_at)
+SELECT 'later-' || g, 'later-' || (g %% %(participants)s), g, 'later-' || g, 'rtp',
+    jsonb_build_object('amount', '10.00', 'currency', 'USD', 'creditor', 'acct-' || g),
+    now() + interval '1 day'
+FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS g
+"""
+DUE_NOW: Final = """
+INSERT INTO public.payment_outbox_pending (
+    instruction_id, participant_id, sequence_id, idempotency_key, rail_type, payload,
+    next_attempt_at)
+SELECT 'due-' || %(round)s || '-' || g, 'due-' || %(round)s || '-' || (g %% %(participants)s),
+    g, 'due-' || g, 'rtp',
+    jsonb_build_object('amount', '10.00', 'currency', 'USD', 'creditor', 'acct-' || g),
+    now() - interval '1 second'
+FROM generate_series(1, %(due)s::bigint) AS g
+"""
+CLAIMED: Final = "DELETE FROM public.payment_outbox_pending WHERE claimed_by IS NOT NULL"
+
+
+def grow(url: str, backlog: int, target: int, round_no: int) -> None:
+    """Grow the later backlog to `target` and put DUE fresh due items in front of it."""
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(CLAIMED)
+        params = {"participants": PARTICIPANTS, "first": backlog + 1, "last": target}
+        connection.execute(LATER, params)
+        params = {"participants": PARTICIPANTS, "round": round_no, "due": DUE}
+        connection.execute(DUE_NOW, params)
+        connection.execute("VACUUM ANALYZE public.payment_outbox_pending")
+
+
+def timed(claim: Callable[[], int]) -> float:
+    """Milliseconds of one committed claim of BATCH items."""
+    started = time.perf_counter()
+    claimed = claim()
+    elapsed = (time.perf_counter() - started) * 1000
+    if claimed != BATCH:
+        msg = f"a claim returned {claimed} items, expected {BATCH}"
+        raise click.ClickException(msg)
+    return elapsed
+
+
+def sample(url: str, claims: int) -> dict[str, list[float]]:
+    """`claims` latencies of each variant, alternating between them."""
+    samples: dict[str, list[float]] = {LOWER_BOUND: [], "claim_function": []}
+    with (
+        psycopg.connect(url, autocommit=True) as raw,
+        OutboxStore.connect(url, min_size=1, max_size=1) as store,
+    ):
+
+        def raw_claim() -> int:
+            with raw.transaction():
+                return len(raw.execute(RAW_CLAIM, {"batch": BATCH, "worker": "raw"}).fetchall())
+
+        def function_claim() -> int:
+            return len(store.claim("bench", batch_size=BATCH, lease_seconds=300))
+
+        for _ in range(claims):
+            samples[LOWER_BOUND].append(timed(raw_claim))
+            samples["claim_function"].append(timed(function_claim))
+    return samples
+
+
+def p99(values: list[float]) -> float:
+    """The 99th percentile."""
+    return statistics.quantiles(values, n=PERCENTILES, method="inclusive")[98]
+
+
+@click.command()
+@bench_options(default_items=1_000_000)
+def main(url: str | None, items: int, runs: int) -> None:
+    """Claim p50/p99 behind 1%, 10% and 100% of --items not-yet-due items (default 1,000,000)."""
+    del runs  # every claim is a sample; the claims per size are fixed by the due items
+    claims = DUE // BATCH // 2
+    with server(url) as admin_url:
+        settings = durability(admin_url)
+        migrated_template(admin_url)
+        database = clone(admin_url)
+        figures = []
+        backlog = 0
+        for round_no, target in enumerate(size * items // BACKLOGS[-1] for size in BACKLOGS):
+            click.echo(f"building a backlog of {target:,} not-yet-due items ...")
+            grow(database, backlog, target, round_no)
+            backlog = target
+            for variant, values in sample(database, claims).items():
+                details = {
+                    "backlog": target,
+                    "due": DUE,
+                    "batch_size": BATCH,
+                    "p99_ms": p99(values),
+                }
+                figures.append(
+                    Figure(f"claim_100_backlog_{target}", variant, values, details, "ms")
+                )
+                click.echo(
+                    f"backlog {target:,} {variant}: p50 {statistics.median(values):.2f} ms"
+                    f", p99 {p99(values):.2f} ms"
+                )
+        report("claim_latency", figures, settings=settings)
+
+
+if __name__ == "__main__":
+    main()
