@@ -158,6 +158,19 @@ def statement_time(admin_url: str, url: str) -> Iterator[dict[str, float]]:
     total["ms"] = float(row[0]) if row else 0.0
 
 
+@contextlib.contextmanager
+def wal_written(url: str) -> Iterator[dict[str, float]]:
+    """Bytes of WAL the server wrote during the block (all databases: run nothing else)."""
+    written: dict[str, float] = {}
+    with psycopg.connect(url, autocommit=True) as connection:
+        start = connection.execute("SELECT pg_current_wal_lsn()").fetchone()
+        yield written
+        row = connection.execute(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)", [start[0] if start else None]
+        ).fetchone()
+    written["bytes"] = float(row[0]) if row else 0.0
+
+
 def peak_rss_mb(pid: int) -> float:
     """A live process's peak resident set size (VmHWM), in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -174,7 +174,7 @@ def target_rows(figures: Figures) -> list[list[str]]:
 
 
 def scaling_rows(figures: Figures) -> list[list[str]]:
-    """Relayer processes, no-op rate, bound rate, ratio, database ms per item, items/s per core."""
+    """Per relayer count: no-op and bound rates, ratio, database time and WAL per item."""
     rows = []
     for processes in (1, 2, 4):
         name = f"relayer_drain_{processes}_process{'es' if processes > 1 else ''}"
@@ -193,6 +193,7 @@ def scaling_rows(figures: Figures) -> list[list[str]]:
                 else f"{record['ratio_to_lower_bound']:.2f}",
                 "-" if per_item is None else f"{per_item:.3f}",
                 "-" if not per_item else f"{MS_PER_S / per_item:,.0f}",
+                f"{record.get('wal_bytes_per_item', '-')}",
             ]
         )
     return rows
@@ -220,6 +221,7 @@ def main() -> None:
             "ratio",
             "database ms per item",
             "items/s per database core",
+            "WAL bytes per item",
         ],
         scaling_rows(figures),
     )

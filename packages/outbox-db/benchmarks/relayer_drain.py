@@ -55,6 +55,7 @@ from bench_common import (
     report,
     server,
     statement_time,
+    wal_written,
 )
 
 if TYPE_CHECKING:
@@ -201,6 +202,7 @@ class Drain:
     db_ms_per_item: list[float] = attrs.field(factory=list)
     peak_rss_mb: list[float] = attrs.field(factory=list)
     retried: list[int] = attrs.field(factory=list)  # attempts beyond one per item
+    wal_bytes_per_item: list[float] = attrs.field(factory=list)
 
     def measure(self) -> float:
         """Items per second of one drain of a fresh backlog."""
@@ -210,7 +212,7 @@ class Drain:
             backlog = {"items": self.items, "participants": PARTICIPANTS, "run": uuid.uuid4().hex}
             connection.execute(BACKLOG, backlog)
             connection.execute("VACUUM ANALYZE public.payment_outbox_pending")
-        with statement_time(self.admin_url, url) as database:
+        with statement_time(self.admin_url, url) as database, wal_written(url) as wal:
             rss = self.drain(url, self.processes)
         with psycopg.connect(url) as connection:
             row = connection.execute(WINDOW).fetchone()
@@ -218,6 +220,7 @@ class Drain:
             msg = f"expected {self.items} terminal attempts, found {row[0] if row else 0}"
             raise click.ClickException(msg)
         self.retried.append(row[1] - row[0])
+        self.wal_bytes_per_item.append(wal["bytes"] / self.items)
         if database:
             self.db_ms_per_item.append(database["ms"] / self.items)
         if rss:
@@ -228,6 +231,7 @@ class Drain:
         """What the figure reports besides its rates."""
         details: dict[str, object] = {"items": self.items, "processes": self.processes}
         details["retried_attempts"] = sum(self.retried)
+        details["wal_bytes_per_item"] = round(statistics.median(self.wal_bytes_per_item))
         if self.db_ms_per_item:
             details["db_ms_per_item"] = round(statistics.median(self.db_ms_per_item), 4)
         if self.peak_rss_mb:

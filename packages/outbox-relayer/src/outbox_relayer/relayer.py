@@ -1,8 +1,11 @@
 """The relayer: leases due items, sends them to their rails concurrently, records the outcomes.
 
-One thread (the caller of `run`) makes every database call: claim, renew, complete, release.
-A pool of `concurrency` threads runs the rails' blocking sends and hands each answer back
-through a queue, so a turn costs what arrived, not what is in flight. Each turn records the
+One thread (the caller of `run`) claims, renews and releases, and decides what to record; one
+recorder thread runs the batch completions it hands over, one at a time, on a connection of
+its own, so the next claim does not wait for the last completion (the two statements are
+most of the database's work per item). A pool of `concurrency` threads runs the rails'
+blocking sends and hands each answer back through a queue, so a turn costs what arrived,
+not what is in flight. Each turn takes in the completion that finished, hands over the
 answers that came back (one batch completion for all of them), renews the leases of
 dispatches that have outlived half their lease, and claims more while there is room.
 
@@ -102,18 +105,29 @@ class Relayer:
         self._clock = clock
         self._held: dict[UUID, _Held] = {}
         self._answered: dict[UUID, _Held] = {}  # held and answered, oldest answer first
-        self._answers: queue.SimpleQueue[tuple[Lease, RailAnswer]] = queue.SimpleQueue()
+        self._recording: dict[UUID, _Held] = {}  # held, their completion running
+        self._recorded: concurrent.futures.Future[list[tuple[UUID, bool]]] | None = None
+        # Answers from the dispatchers; None when a completion finished (wakes the loop).
+        self._answers: queue.SimpleQueue[tuple[Lease, RailAnswer] | None] = queue.SimpleQueue()
         self._next_renewal_check = 0.0
         self._more_due = True  # the last claim came back full, or none was made yet
         self._next_poll = 0.0
         self._dispatchers = concurrent.futures.ThreadPoolExecutor(
             max_workers=settings.concurrency, thread_name_prefix="outbox-dispatch"
         )
+        self._recorder = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="outbox-record"
+        )
 
     @property
     def held(self) -> int:
         """Leases this worker holds now: dispatching, or answered and not yet recorded."""
         return len(self._held)
+
+    @property
+    def _room(self) -> int:
+        """Sends that may start: leases whose completion is running need no send slot."""
+        return self.settings.concurrency - (len(self._held) - len(self._recording))
 
     def run(self, stop: threading.Event) -> None:
         """Relay until `stop` is set, then shut down gracefully (see `shut_down`)."""
@@ -138,7 +152,7 @@ class Relayer:
         self._record(force=False)
         self._renew_old_leases()
         claimed = 0
-        while self.held < self.settings.concurrency and self._should_claim(wakeups):
+        while self._room > 0 and self._should_claim(wakeups):
             batch = self._claim()
             claimed += batch
             if batch < self.settings.batch_size:
@@ -179,6 +193,7 @@ class Relayer:
                 note="their leases expire and lease repair requeues the items",
             )
         self._dispatchers.shutdown(wait=False, cancel_futures=True)
+        self._recorder.shutdown(wait=True)
         self.signals.flush(_CYCLE)
         _log.info(
             "relayer_stopped",
@@ -246,7 +261,7 @@ class Relayer:
         is dropped, also when this worker holds the item again under a new lease: it belongs
         to the old one.
         """
-        arrived: list[tuple[Lease, RailAnswer]] = []
+        arrived: list[tuple[Lease, RailAnswer] | None] = []
         try:
             arrived.append(
                 self._answers.get(timeout=timeout) if timeout else self._answers.get_nowait()
@@ -257,7 +272,7 @@ class Relayer:
             if not arrived:
                 return
         now = self._clock()
-        for lease, answer in arrived:
+        for lease, answer in filter(None, arrived):
             held = self._held.get(lease.outbox_id)
             if held is None or held.item.lease != lease:
                 continue
@@ -286,22 +301,47 @@ class Relayer:
     # --- recording -----------------------------------------------------------------------------
 
     def _record(self, *, force: bool) -> None:
-        """Complete the answered items in batches, once enough are in or they waited enough."""
-        if not self._answered:
-            return
+        """Hand answered items to the recorder in batches, once enough are in or they waited.
+
+        One completion runs at a time; its result is taken in by a later turn. With `force`,
+        everything answered is recorded before this returns.
+        """
+        self._settle(wait=force)
+        while self._answered and self._recorded is None and (force or self._ready()):
+            chunk = list(self._answered.values())[: self.settings.batch_size]
+            self._recording = {held.item.outbox_id: held for held in chunk}
+            for outbox_id in self._recording:
+                del self._answered[outbox_id]
+            outcomes = [held.outcome for held in chunk if held.outcome is not None]
+            self._recorded = self._recorder.submit(self._complete, outcomes)
+            self._recorded.add_done_callback(lambda _: self._answers.put(None))
+            self._settle(wait=force)
+
+    def _ready(self) -> bool:
+        """A batch is worth recording: all in, full, or its oldest answer waited enough."""
         everything_in = len(self._answered) == len(self._held)
         waited = self._clock() - next(iter(self._answered.values())).answered_at
         full = len(self._answered) >= self.settings.batch_size
-        if not (force or everything_in or full or waited >= RECORD_LINGER_SECONDS):
+        return everything_in or full or waited >= RECORD_LINGER_SECONDS
+
+    def _settle(self, *, wait: bool) -> None:
+        """Take in the running completion's result once it has ended (`wait`: wait for it).
+
+        When the database was unreachable, its items go back to the answered, first in line.
+        """
+        recorded, chunk = self._recorded, self._recording
+        if recorded is None or not (wait or recorded.done()):
             return
-        while self._answered:
-            chunk = list(self._answered.values())[: self.settings.batch_size]
-            outcomes = [held.outcome for held in chunk if held.outcome is not None]
-            for outbox_id, recorded in self._complete(outcomes):
-                self._answered.pop(outbox_id, None)
-                self._held.pop(outbox_id, None)
-                if not recorded:
-                    self.signals.lease_lost(outbox_id)
+        self._recorded, self._recording = None, {}
+        try:
+            results = recorded.result()
+        except (DatabaseUnavailable, RetryableConflict):
+            self._answered = chunk | self._answered
+            raise
+        for outbox_id, was_recorded in results:
+            self._held.pop(outbox_id, None)
+            if not was_recorded:
+                self.signals.lease_lost(outbox_id)
         self.signals.flush(_CYCLE)
 
     def _complete(self, outcomes: Sequence[Outcome]) -> list[tuple[UUID, bool]]:
@@ -339,7 +379,8 @@ class Relayer:
             return
         self._next_renewal_check = now + min(RENEWAL_CHECK_SECONDS, horizon / 4)
         lost = 0
-        for held in [h for h in self._held.values() if now - h.leased_at >= horizon]:
+        stale = [h for h in self._held.values() if now - h.leased_at >= horizon]
+        for held in [h for h in stale if h.item.outbox_id not in self._recording]:
             try:
                 self.store.renew(
                     self.settings.worker_id,
