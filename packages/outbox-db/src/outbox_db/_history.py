@@ -1,42 +1,28 @@
-"""Puts items' histories together from the reads of one snapshot: queue, ledger and log."""
+"""Completes items' histories from the reads of one snapshot: queue, ledger and log."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from typing import TYPE_CHECKING
-from uuid import UUID  # noqa: TC003 - attrs resolves annotations at runtime
 
 import attrs
 
-from outbox_db.records import ItemHistory
-
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from uuid import UUID
 
-    from outbox_db.records import LedgerAttempt, PendingState, RedriveLink
+    from outbox_db.records import ItemHistory, LedgerAttempt, PendingState, RedriveLink
 
-__all__ = ["ItemIdentity", "assemble"]
-
-
-@attrs.frozen(kw_only=True)
-class ItemIdentity:
-    """What an item is, the same in its queue row and in each of its attempts."""
-
-    outbox_id: UUID
-    instruction_id: str
-    participant_id: str
-    sequence_id: int
-    idempotency_key: str
-    rail_type: str
+__all__ = ["assemble"]
 
 
 def assemble(
-    items: Sequence[ItemIdentity],
+    items: Sequence[ItemHistory],
     pending: Sequence[PendingState],
     attempts: Sequence[LedgerAttempt],
     links: Sequence[RedriveLink],
 ) -> list[ItemHistory]:
-    """One history per item, in the items' order, each with its attempts in attempt order."""
+    """Each item (its identity read) with its queue row, attempts in order and links."""
     queued = {row.outbox_id: row for row in pending}
     by_item: defaultdict[UUID, list[LedgerAttempt]] = defaultdict(list)
     for attempt in attempts:
@@ -44,8 +30,8 @@ def assemble(
     created_by = {link.redrive_outbox_id: link for link in links}
     redriven_by = {link.outbox_id: link for link in links}
     return [
-        ItemHistory(
-            **attrs.asdict(item),
+        attrs.evolve(
+            item,
             pending=queued.get(item.outbox_id),
             attempts=tuple(by_item[item.outbox_id]),
             redrive_of=created_by.get(item.outbox_id),

@@ -244,10 +244,11 @@ class ItemHistory:
     sequence_id: int
     idempotency_key: str
     rail_type: str
-    pending: PendingState | None
-    attempts: tuple[LedgerAttempt, ...]
-    redrive_of: RedriveLink | None  # the entry that created this item from a FAILED one
-    redriven_as: RedriveLink | None  # the entry that re-drove this item, if FAILED
+    # Read after the identity, from the queue, the ledger and the operator log.
+    pending: PendingState | None = None
+    attempts: tuple[LedgerAttempt, ...] = ()
+    redrive_of: RedriveLink | None = None  # the entry that created this item from a FAILED one
+    redriven_as: RedriveLink | None = None  # the entry that re-drove this item, if FAILED
 
     @property
     def state(self) -> str:

@@ -13,7 +13,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from outbox_db._catalogue import QUERIES
-from outbox_db._history import ItemIdentity, assemble
+from outbox_db._history import assemble
 from outbox_db.errors import OutboxError, translate
 from outbox_db.records import (
     ClaimedItem,
@@ -235,7 +235,7 @@ class OutboxStore:
                 connection.execute(QUERIES["read_snapshot"])
                 self._switch_role(connection)
                 wanted = attrs.asdict(selector)
-                items = _fetch_all(connection, "history_items", wanted, ItemIdentity)
+                items = _fetch_all(connection, "history_items", wanted, ItemHistory)
                 ids = {"outbox_ids": [item.outbox_id for item in items]}
                 pending = _fetch_all(connection, "history_pending", ids, PendingState)
                 attempts = _fetch_all(connection, "history_attempts", ids, LedgerAttempt)

@@ -109,6 +109,14 @@ def failed_item(store: OutboxStore) -> ClaimedItem:
     return item
 
 
+def redriven_by_the_cli(url: str, store: OutboxStore) -> ClaimedItem:
+    """A FAILED item, re-driven with `outbox-db redrive ID --reason fixed`."""
+    failed = failed_item(store)
+    result = run(url, "redrive", str(failed.outbox_id), "--reason", "fixed")
+    assert result.exit_code == 0, result.output
+    return failed
+
+
 def inspected(url: str, *selector: str) -> list[dict[str, object]]:
     """The items `inspect SELECTOR --json` prints."""
     result = run(url, "inspect", *selector, "--json")
@@ -192,11 +200,7 @@ def test_inspect_json_shows_the_history_and_the_link_both_ways(
     outbox_database: Database, outbox_store: OutboxStore
 ) -> None:
     """By id, instruction or key: attempts with codes, latency and worker; links both ways."""
-    failed = failed_item(outbox_store)
-    assert (
-        run(outbox_database.url, "redrive", str(failed.outbox_id), "--reason", "fixed").exit_code
-        == 0
-    )
+    failed = redriven_by_the_cli(outbox_database.url, outbox_store)
 
     (original,) = inspected(outbox_database.url, str(failed.outbox_id))
     both = inspected(outbox_database.url, "--instruction", failed.instruction_id)
@@ -239,11 +243,7 @@ def test_inspect_table_shows_the_lease_the_attempts_and_the_links(
     outbox_database: Database, outbox_store: OutboxStore
 ) -> None:
     """The text view names the state, the lease holder, each attempt and both link directions."""
-    failed = failed_item(outbox_store)
-    assert (
-        run(outbox_database.url, "redrive", str(failed.outbox_id), "--reason", "fixed").exit_code
-        == 0
-    )
+    failed = redriven_by_the_cli(outbox_database.url, outbox_store)
     (redrive,) = outbox_store.claim("worker-7", batch_size=1, lease_seconds=30)
 
     result = CliRunner().invoke(

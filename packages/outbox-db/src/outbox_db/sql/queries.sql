@@ -61,8 +61,9 @@ FROM public.redrive_payment_outbox(%(outbox_id)s, %(reason)s);
 SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY;
 
 -- name: history_items
--- The items the selector names (exactly one of the three is not null), live or finished: a
--- finished item's identity is in each of its attempts.
+-- The items the selector names (exactly one of the three is not null). An item is either in
+-- the queue or has its terminal attempt in the ledger (the homes enqueue looks in), so the
+-- ledger is read through its terminal indexes: by outbox_id or instruction_id without a scan.
 SELECT outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type
 FROM (
     SELECT p.outbox_id, p.instruction_id, p.participant_id, p.sequence_id, p.idempotency_key,
@@ -72,6 +73,7 @@ FROM (
     SELECT a.outbox_id, a.instruction_id, a.participant_id, a.sequence_id, a.idempotency_key,
         a.rail_type
     FROM public.payment_outbox_attempts AS a
+    WHERE a.state IN ('DISPATCHED', 'FAILED')
 ) AS i
 WHERE outbox_id = %(outbox_id)s
     OR instruction_id = %(instruction_id)s
