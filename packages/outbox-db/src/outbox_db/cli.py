@@ -97,7 +97,11 @@ def status(url: str, *, as_json: bool, watch: bool, interval: float) -> None:
     def run() -> None:
         with OutboxStore.connect(url, role=Role.READONLY, max_size=1) as store:
             if as_json:
-                _repeat(lambda: click.echo(_render.status_json(store.status())), watch, interval)
+                _repeat(
+                    lambda: click.echo(_render.status_json(store.status())),
+                    watch=watch,
+                    interval=interval,
+                )
             elif watch:
                 _watch_tables(store, interval)
             else:
@@ -107,7 +111,8 @@ def status(url: str, *, as_json: bool, watch: bool, interval: float) -> None:
         _fail_clearly(run, role=Role.READONLY)
 
 
-def _repeat(show: Callable[[], None], watch: bool, interval: float) -> None:  # noqa: FBT001
+def _repeat(show: Callable[[], None], *, watch: bool, interval: float) -> None:
+    """Show once, and again every `interval` seconds while watching."""
     show()
     while watch:
         time.sleep(interval)
