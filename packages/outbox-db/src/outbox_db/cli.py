@@ -1,38 +1,37 @@
-"""`outbox-db`: migrate a database, show the queue's status, run an embedded server by hand."""
+"""`outbox-db`: migrate, show the queue's status, inspect and re-drive items, run a dev server."""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-import attrs
 import click
 from rich.console import Console
-from rich.table import Table
+from rich.live import Live
 
-from outbox_db import embedded
+from outbox_db import _render, embedded
 from outbox_db.audit import CatalogAudit
-from outbox_db.errors import OutboxError
+from outbox_db.errors import OutboxError, PermissionDenied
 from outbox_db.migrate import migrate
-from outbox_db.records import QueueStatus, Role
+from outbox_db.records import ItemSelector, Role
 from outbox_db.store import OutboxStore
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    import uuid
+    from collections.abc import Callable
 
 
 DEFAULT_EMBEDDED_DIR: Final = Path(tempfile.gettempdir()) / f"outbox-embedded-{os.getuid()}"
 URL_HELP: Final = "PostgreSQL URL (default: $DATABASE_URL). Its password is never printed."
-STATUS_FIGURES: Final = [
-    field.name for field in attrs.fields(QueueStatus) if field.name != "rail_type"
-]
 
 url_option = click.option("--url", envvar="DATABASE_URL", required=True, help=URL_HELP)
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="One JSON document per line, for scripts."
+)
 dir_option = click.option(
     "--dir",
     "directory",
@@ -43,10 +42,14 @@ dir_option = click.option(
 )
 
 
-def _fail_clearly(action: Callable[[], None]) -> None:
+def _fail_clearly(action: Callable[[], None], *, role: Role | None = None) -> None:
     """Turn the boundary's errors into a one-line message and exit status 1."""
     try:
         action()
+    except PermissionDenied as error:
+        hint = f" (is the login a member of {role}?)" if role else ""
+        msg = f"{error}{hint}"
+        raise click.ClickException(msg) from error
     except OutboxError as error:
         raise click.ClickException(str(error)) from error
 
@@ -71,23 +74,126 @@ def migrate_command(url: str) -> None:
 
 @main.command()
 @url_option
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line, for scripts.")
+@json_option
+@click.option("--watch", is_flag=True, help="Refresh until Ctrl-C.")
 @click.option(
-    "--watch", type=click.FloatRange(min=0.5), help="Refresh every N seconds until Ctrl-C."
+    "--interval",
+    type=click.FloatRange(min=0.5),
+    default=2.0,
+    show_default=True,
+    help="Seconds between refreshes with --watch.",
 )
-def status(url: str, *, as_json: bool, watch: float | None) -> None:
-    """Show outbox_status_view (due, leased, expired leases, attempts) as symphony_readonly."""
+def status(url: str, *, as_json: bool, watch: bool, interval: float) -> None:
+    """The queue at a glance, per rail, as symphony_readonly.
+
+    Due, scheduled, leased, expired leases, oldest due age and the attempts by state, from
+    outbox_status_view.
+    """
+    context = click.get_current_context()
+    if not watch and context.get_parameter_source("interval") != click.core.ParameterSource.DEFAULT:
+        msg = "--interval needs --watch"
+        raise click.UsageError(msg)
 
     def run() -> None:
-        with OutboxStore.connect(url, role=Role.READONLY) as store:
-            while True:
-                _print_status(store.status(), as_json=as_json)
-                if watch is None:
-                    return
-                time.sleep(watch)
+        with OutboxStore.connect(url, role=Role.READONLY, max_size=1) as store:
+            if as_json:
+                _repeat(
+                    lambda: click.echo(_render.status_json(store.status())),
+                    watch=watch,
+                    interval=interval,
+                )
+            elif watch:
+                _watch_tables(store, interval)
+            else:
+                Console().print(_render.status_tables(store.status()))
 
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends --watch
-        _fail_clearly(run)
+        _fail_clearly(run, role=Role.READONLY)
+
+
+def _repeat(show: Callable[[], None], *, watch: bool, interval: float) -> None:
+    """Show once, and again every `interval` seconds while watching."""
+    show()
+    while watch:
+        time.sleep(interval)
+        show()
+
+
+def _watch_tables(store: OutboxStore, interval: float) -> None:
+    caption = f"every {interval:g} s; Ctrl-C to stop"
+    with Live(_render.status_tables(store.status(), caption), auto_refresh=False) as live:
+        while True:
+            time.sleep(interval)
+            live.update(_render.status_tables(store.status(), caption), refresh=True)
+
+
+@main.command(name="inspect")
+@url_option
+@click.argument("outbox_id", type=click.UUID, required=False)
+@click.option("--instruction", "instruction_id", help="Every item of this instruction id.")
+@click.option("--key", "idempotency_key", help="Every item with this idempotency key.")
+@json_option
+def inspect_command(
+    url: str,
+    outbox_id: uuid.UUID | None,
+    instruction_id: str | None,
+    idempotency_key: str | None,
+    *,
+    as_json: bool,
+) -> None:
+    """Items' histories: OUTBOX_ID's, or every item of --instruction or of --key.
+
+    Each item's queue row, every attempt in order (state, codes, latency, worker) and its
+    re-drive links both ways. Reads as symphony_readonly; exits 1 when no item matches.
+    """
+    try:
+        selector = ItemSelector(
+            outbox_id=outbox_id, instruction_id=instruction_id, idempotency_key=idempotency_key
+        )
+    except ValueError as error:
+        msg = "give exactly one of OUTBOX_ID, --instruction, --key"
+        raise click.UsageError(msg) from error
+
+    def run() -> None:
+        with OutboxStore.connect(url, role=Role.READONLY, max_size=1) as store:
+            items = store.history(selector)
+        if not items:
+            msg = "no outbox item matches"
+            raise click.ClickException(msg)
+        if as_json:
+            click.echo(_render.history_json(items))
+        else:
+            Console().print(_render.history_tables(items))
+
+    _fail_clearly(run, role=Role.READONLY)
+
+
+@main.command()
+@url_option
+@click.argument("outbox_id", type=click.UUID)
+@click.option(
+    "--reason", required=True, help="Why it is sent again; kept in the operator log (required)."
+)
+def redrive(url: str, outbox_id: uuid.UUID, reason: str) -> None:
+    """Send a FAILED item again, as a new item for the same instruction, as symphony_operator.
+
+    The new item gets a derived idempotency key (the failed item's + ':redrive:1'), so the
+    rail treats it as a new payment: re-drive only what the rail did not execute. Who asked,
+    when, and why go into the append-only operator log. Re-driving an item again prints its
+    first re-drive; an item that is not FAILED, or does not exist, is refused (exit 1).
+    """
+
+    def run() -> None:
+        with OutboxStore.connect(url, role=Role.OPERATOR, max_size=1) as store:
+            done = store.redrive(outbox_id, reason=reason)
+        verb = "re-driven" if done.created else "already re-driven"
+        click.echo(
+            f"{done.outbox_id} {verb} as {done.redrive_outbox_id}"
+            f" (key {done.idempotency_key}) by {done.requested_by}"
+            f" at {done.requested_at.isoformat()}"
+        )
+
+    _fail_clearly(run, role=Role.OPERATOR)
 
 
 @main.command()
@@ -108,28 +214,6 @@ def regression(url: str) -> None:
             raise click.ClickException(msg)
 
     _fail_clearly(run)
-
-
-def _print_status(rows: Sequence[QueueStatus], *, as_json: bool) -> None:
-    if as_json:
-        for row in rows:
-            click.echo(json.dumps(attrs.asdict(row), sort_keys=True))
-        return
-    # One column per rail (the total first), one row per figure: fits any terminal width.
-    table = Table(title="outbox status")
-    table.add_column("")
-    for row in rows:
-        table.add_column(row.rail_type or "all rails", justify="right")
-    columns = [attrs.asdict(row) for row in rows]
-    for name in STATUS_FIGURES:
-        table.add_row(
-            name.removesuffix("_count").replace("_", " "), *(_cell(c[name]) for c in columns)
-        )
-    Console().print(table)
-
-
-def _cell(value: object) -> str:
-    return f"{value:.1f}" if isinstance(value, float) else str(value)
 
 
 @main.group(name="embedded")

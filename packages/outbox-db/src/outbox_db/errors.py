@@ -25,13 +25,17 @@ __all__ = [
     "OutboxDatabaseError",
     "OutboxError",
     "PermissionDenied",
+    "RedriveRefused",
     "RetryableConflict",
     "TerminalAlreadyRecorded",
+    "UnknownItem",
     "translate",
 ]
 
 TERMINAL_INDEX: Final = "payment_outbox_attempts_one_terminal_per_outbox"
-APPEND_ONLY_FUNCTION: Final = "deny_outbox_attempts_mutation"
+# The trigger functions that refuse UPDATE, DELETE and TRUNCATE of an append-only table: the
+# ledger's (0002) and the one every later append-only table uses (0007, the operator log).
+APPEND_ONLY_FUNCTIONS: Final = ("deny_outbox_attempts_mutation", "deny_append_only_mutation")
 
 
 class OutboxError(Exception):
@@ -81,6 +85,18 @@ class InvalidCompletionState(OutboxDatabaseError):
     summary = "not a completion state"
 
 
+class RedriveRefused(OutboxDatabaseError):
+    """P7004: only a FAILED item can be re-driven; this one is pending, leased or DISPATCHED."""
+
+    summary = "only a FAILED item can be re-driven"
+
+
+class UnknownItem(OutboxDatabaseError):
+    """P7005: no outbox item has this outbox_id, pending or in the ledger."""
+
+    summary = "unknown outbox item"
+
+
 class TerminalAlreadyRecorded(OutboxDatabaseError):
     """23505 on the terminal index: the item already has its one terminal outcome."""
 
@@ -88,9 +104,9 @@ class TerminalAlreadyRecorded(OutboxDatabaseError):
 
 
 class AppendOnlyViolation(OutboxDatabaseError):
-    """P0001 from deny_outbox_attempts_mutation: the attempts ledger cannot be changed."""
+    """P0001 from an append-only trigger: the attempts ledger or the operator log cannot change."""
 
-    summary = "the attempts ledger is append-only"
+    summary = "append-only history cannot be changed"
 
 
 class PermissionDenied(OutboxDatabaseError):
@@ -131,12 +147,14 @@ _BY_SQLSTATE: Final[dict[str, type[OutboxDatabaseError]]] = {
     "P7001": IdempotencyConflict,
     "P7002": LeaseLost,
     "P7003": InvalidCompletionState,
+    "P7004": RedriveRefused,
+    "P7005": UnknownItem,
     "42501": PermissionDenied,
     "40001": RetryableConflict,
     "40P01": RetryableConflict,
 }
 # Our own functions raise these with value-free messages; anything else gets the summary.
-_OWN_MESSAGES: Final = frozenset({"22023", "P7001", "P7002", "P7003"})
+_OWN_MESSAGES: Final = frozenset({"22023", "P7001", "P7002", "P7003", "P7004", "P7005"})
 _UNAVAILABLE_PREFIXES: Final = ("08", "57P")
 # A server's FATAL refusal at connect time that passes by itself; any other is a rejection.
 _TRANSIENT_REFUSALS: Final = (
@@ -172,7 +190,8 @@ def _classify(
         return _BY_SQLSTATE[sqlstate]
     if sqlstate == "23505" and constraint == TERMINAL_INDEX:
         return TerminalAlreadyRecorded
-    if sqlstate == "P0001" and APPEND_ONLY_FUNCTION in (error.diag.context or ""):
+    context = error.diag.context or ""
+    if sqlstate == "P0001" and any(name in context for name in APPEND_ONLY_FUNCTIONS):
         return AppendOnlyViolation
     if sqlstate is not None and sqlstate.startswith("23"):
         return ConstraintViolation

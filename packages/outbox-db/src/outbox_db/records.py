@@ -15,9 +15,15 @@ __all__ = [
     "CompletionResult",
     "EnqueueRequest",
     "EnqueueResult",
+    "ItemHistory",
+    "ItemSelector",
     "Lease",
+    "LedgerAttempt",
     "Outcome",
+    "PendingState",
     "QueueStatus",
+    "Redrive",
+    "RedriveLink",
     "RepairedLease",
     "Role",
 ]
@@ -41,6 +47,7 @@ class Role(enum.StrEnum):
     EXECUTOR = "symphony_executor"
     READONLY = "symphony_readonly"
     AUDITOR = "symphony_auditor"
+    OPERATOR = "symphony_operator"
 
 
 def _require_mapping(field: attrs.Attribute[JsonObject], value: object) -> None:
@@ -154,3 +161,102 @@ class QueueStatus:
     retryable_count: int
     failed_count: int
     lease_repair_count: int
+
+
+@attrs.frozen(kw_only=True)
+class Redrive:
+    """A FAILED item's re-drive; `created` is False when an earlier call had made it."""
+
+    outbox_id: UUID  # the FAILED item
+    redrive_outbox_id: UUID  # the new item, for the same instruction
+    idempotency_key: str  # derived: the original key + ":redrive:<n>"
+    created: bool
+    requested_by: str  # the login that asked (of the first call, when created is False)
+    requested_at: datetime
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class ItemSelector:
+    """Which items to inspect: one item by outbox_id, or every item of an instruction or key."""
+
+    outbox_id: UUID | None = None
+    instruction_id: str | None = None
+    idempotency_key: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if sum(value is not None for value in attrs.astuple(self)) != 1:
+            msg = "select items by exactly one of outbox_id, instruction_id, idempotency_key"
+            raise ValueError(msg)
+
+
+@attrs.frozen(kw_only=True)
+class PendingState:
+    """An item's row in the work queue: its schedule, and its lease while one is held."""
+
+    outbox_id: UUID
+    attempt_count: int
+    next_attempt_at: datetime
+    created_at: datetime
+    claimed_by: str | None
+    claimed_at: datetime | None
+    lease_expires_at: datetime | None
+
+
+@attrs.frozen(kw_only=True)
+class LedgerAttempt:
+    """One attempt of an item as the ledger records it."""
+
+    outbox_id: UUID
+    attempt_no: int
+    state: AttemptState = attrs.field(converter=AttemptState)
+    claimed_at: datetime | None
+    completed_at: datetime
+    rail_reference: str | None
+    rail_code: str | None
+    error_code: str | None
+    error_message: str | None
+    latency_ms: int | None
+    worker_id: str | None
+
+
+@attrs.frozen(kw_only=True)
+class RedriveLink:
+    """An operator log entry: who re-drove which FAILED item as which new item, when and why."""
+
+    entry_no: int
+    outbox_id: UUID
+    redrive_outbox_id: UUID
+    redrive_idempotency_key: str
+    redrive_generation: int
+    requested_by: str
+    requested_at: datetime
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class ItemHistory:
+    """One item: its identity, its queue row if live, every attempt in order, its re-drive links."""
+
+    outbox_id: UUID
+    instruction_id: str
+    participant_id: str
+    sequence_id: int
+    idempotency_key: str
+    rail_type: str
+    # Read after the identity, from the queue, the ledger and the operator log.
+    pending: PendingState | None = None
+    attempts: tuple[LedgerAttempt, ...] = ()
+    redrive_of: RedriveLink | None = None  # the entry that created this item from a FAILED one
+    redriven_as: RedriveLink | None = None  # the entry that re-drove this item, if FAILED
+
+    @property
+    def state(self) -> str:
+        """DISPATCHED or FAILED once terminal, else leased or pending."""
+        terminal = {AttemptState.DISPATCHED, AttemptState.FAILED}
+        final = next((a.state for a in self.attempts if a.state in terminal), None)
+        if final is not None:
+            return str(final)
+        if self.pending is None:
+            return "unfinished"  # a DISPATCHING-era attempt the schema's 0004 did not requeue
+        return "leased" if self.pending.claimed_by else "pending"

@@ -13,15 +13,22 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from outbox_db._catalogue import QUERIES
+from outbox_db._history import assemble
 from outbox_db.errors import OutboxError, translate
 from outbox_db.records import (
     ClaimedItem,
     CompletionResult,
     EnqueueRequest,
     EnqueueResult,
+    ItemHistory,
+    ItemSelector,
     Lease,
+    LedgerAttempt,
     Outcome,
+    PendingState,
     QueueStatus,
+    Redrive,
+    RedriveLink,
     RepairedLease,
     Role,
 )
@@ -224,6 +231,35 @@ class OutboxStore:
     def status(self) -> list[QueueStatus]:
         """outbox_status_view: the total row (rail_type None) first, then one per rail."""
         return self._fetch("status", {}, QueueStatus)
+
+    def redrive(self, outbox_id: UUID, *, reason: str) -> Redrive:
+        """Re-drive a FAILED item as a new item (redrive_payment_outbox; symphony_operator).
+
+        Returns the earlier re-drive when the item already has one. Raises RedriveRefused
+        when the item is not FAILED, UnknownItem when there is no such item.
+        """
+        params = {"outbox_id": outbox_id, "reason": reason}
+        return self._fetch("redrive", params, Redrive)[0]
+
+    def history(self, selector: ItemSelector) -> list[ItemHistory]:
+        """The items `selector` names, each with its queue row, attempts and re-drive links.
+
+        Read in one REPEATABLE READ snapshot: an item that finishes meanwhile is shown either
+        still queued or finished, never both or neither. Needs symphony_readonly's rights.
+        """
+        try:
+            with self._pool.connection() as connection:
+                connection.execute(QUERIES["read_snapshot"])
+                self._switch_role(connection)
+                wanted = attrs.asdict(selector)
+                items = _fetch_all(connection, "history_items", wanted, ItemHistory)
+                ids = {"outbox_ids": [item.outbox_id for item in items]}
+                pending = _fetch_all(connection, "history_pending", ids, PendingState)
+                attempts = _fetch_all(connection, "history_attempts", ids, LedgerAttempt)
+                links = _fetch_all(connection, "history_links", ids, RedriveLink)
+        except psycopg.Error as error:
+            raise translate(error) from error
+        return assemble(items, pending, attempts, links)
 
     def _fetch(self, name: str, params: Mapping[str, object], row: type[T]) -> list[T]:
         """One statement in its own transaction: BEGIN, role and statement in one round trip."""

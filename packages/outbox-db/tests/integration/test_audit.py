@@ -8,10 +8,18 @@ from typing import TYPE_CHECKING, Final
 
 import pytest
 
-from outbox_db import DatabaseUnavailable, PermissionDenied
+from outbox_db import (
+    AttemptState,
+    DatabaseUnavailable,
+    OutboxStore,
+    Outcome,
+    PermissionDenied,
+    Role,
+)
 from outbox_db.audit import CatalogAudit, Grant
 from outbox_db.migrate import load_migrations, migrate
 from outbox_db.testonly import query_no_role, run_sql_file
+from outbox_db.testonly.factories import leased_item
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -33,8 +41,10 @@ WORKER_FUNCTIONS: Final = frozenset(
         "repair_expired_leases",
     }
 )
+OPERATOR_FUNCTIONS: Final = frozenset({"redrive_payment_outbox"})
 INTERNAL_FUNCTIONS: Final = frozenset(
     {
+        "deny_append_only_mutation",
         "deny_outbox_attempts_mutation",
         "notify_outbox_items_enqueued",
         "outbox_require_range",
@@ -56,15 +66,19 @@ def function_name(grant: Grant) -> str:
 
 
 def test_only_the_executor_and_owner_may_execute_outbox_functions(audit: CatalogAudit) -> None:
-    """EXECUTE: the executor on the worker functions, the owner on all, PUBLIC on none."""
+    """EXECUTE: the executor on the worker functions, the operator on re-drive, the owner on all, PUBLIC on none."""
     executes = {
         (function_name(g), g.grantee)
         for g in audit.grants()
         if g.object_kind == "function" and g.privilege == "EXECUTE"
     }
 
-    expected = {(name, "outbox_owner") for name in WORKER_FUNCTIONS | INTERNAL_FUNCTIONS}
+    expected = {
+        (name, "outbox_owner")
+        for name in WORKER_FUNCTIONS | OPERATOR_FUNCTIONS | INTERNAL_FUNCTIONS
+    }
     expected |= {(name, "symphony_executor") for name in WORKER_FUNCTIONS}
+    expected |= {(name, "symphony_operator") for name in OPERATOR_FUNCTIONS}
     assert expected == executes
 
 
@@ -79,7 +93,12 @@ def test_readers_may_only_select_and_nobody_else_touches_the_tables(audit: Catal
     readers = {"symphony_readonly", "symphony_auditor"}
     expected = {
         (f"public.{relation}", reader, "SELECT")
-        for relation in ("payment_outbox_pending", "payment_outbox_attempts", "outbox_status_view")
+        for relation in (
+            "payment_outbox_pending",
+            "payment_outbox_attempts",
+            "outbox_status_view",
+            "outbox_operator_log",
+        )
         for reader in readers
     }
     expected |= {
@@ -95,12 +114,12 @@ def test_every_outbox_function_is_defined_in_full(audit: CatalogAudit) -> None:
     functions = audit.function_definitions()
 
     by_name = {f.signature.removeprefix("public.").split("(", 1)[0]: f for f in functions}
-    assert set(by_name) == WORKER_FUNCTIONS | INTERNAL_FUNCTIONS
+    assert set(by_name) == WORKER_FUNCTIONS | OPERATOR_FUNCTIONS | INTERNAL_FUNCTIONS
     assert all(
         f.definition.startswith(f"CREATE OR REPLACE FUNCTION {f.signature.split('(')[0]}(")
         for f in functions
     )
-    assert all(by_name[name].security_definer for name in WORKER_FUNCTIONS)
+    assert all(by_name[name].security_definer for name in WORKER_FUNCTIONS | OPERATOR_FUNCTIONS)
     assert "SET search_path TO 'pg_catalog', 'pg_temp'" in by_name["claim_outbox_batch"].definition
 
 
@@ -122,7 +141,7 @@ def test_lease_ddl_is_the_four_lease_columns_and_their_check(audit: CatalogAudit
 
 
 def test_guards_are_reported_as_the_catalog_defines_them(audit: CatalogAudit) -> None:
-    """The append-only trigger, the terminal partial unique index and the status view."""
+    """The append-only triggers, the terminal partial unique index and the status view."""
     triggers = {t.name: t.definition for t in audit.trigger_bindings()}
     indexes = {i.name: i.definition for i in audit.index_definitions()}
     views = {v.name: v.definition for v in audit.view_definitions()}
@@ -131,6 +150,11 @@ def test_guards_are_reported_as_the_catalog_defines_them(audit: CatalogAudit) ->
         "CREATE TRIGGER payment_outbox_attempts_append_only BEFORE DELETE OR UPDATE OR TRUNCATE"
         " ON public.payment_outbox_attempts FOR EACH STATEMENT"
         " EXECUTE FUNCTION public.deny_outbox_attempts_mutation()"
+    )
+    assert triggers["outbox_operator_log_append_only"] == (
+        "CREATE TRIGGER outbox_operator_log_append_only BEFORE DELETE OR UPDATE OR TRUNCATE"
+        " ON public.outbox_operator_log FOR EACH STATEMENT"
+        " EXECUTE FUNCTION public.deny_append_only_mutation()"
     )
     assert indexes["payment_outbox_attempts_one_terminal_per_outbox"].startswith(
         "CREATE UNIQUE INDEX payment_outbox_attempts_one_terminal_per_outbox"
@@ -207,3 +231,28 @@ def test_regression_query_counts_historical_dispatching_rows(legacy_database: st
         result = audit.dispatching_count()
 
     assert result.count == LEGACY_DISPATCHING
+
+
+def test_operator_log_is_read_as_the_auditor_oldest_first(outbox_database: Database) -> None:
+    """Each re-drive's entry, in the order recorded, as the operator's store returned it."""
+    with (
+        OutboxStore.connect(outbox_database.url) as executor,
+        OutboxStore.connect(outbox_database.url, role=Role.OPERATOR) as operator,
+    ):
+        failed = [leased_item(executor) for _ in range(2)]
+        for item in failed:
+            executor.complete("worker-1", Outcome(lease=item.lease, state=AttemptState.FAILED))
+        redrives = [
+            operator.redrive(item.outbox_id, reason=f"reason {n}") for n, item in enumerate(failed)
+        ]
+
+    with CatalogAudit.open(outbox_database.url) as audit:
+        entries = audit.operator_log()
+
+    assert [
+        (e.entry_no, e.outbox_id, e.redrive_outbox_id, e.redrive_idempotency_key, e.reason)
+        for e in entries
+    ] == [
+        (n + 1, r.outbox_id, r.redrive_outbox_id, r.idempotency_key, r.reason)
+        for n, r in enumerate(redrives)
+    ]

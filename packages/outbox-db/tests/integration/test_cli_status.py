@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import TYPE_CHECKING
 
+import attrs
 from click.testing import CliRunner
 
-from outbox_db import AttemptState, Outcome
+from outbox_db import AttemptState, Outcome, QueueStatus
 from outbox_db.cli import main
 from outbox_db.testonly.factories import leased_item, make_request
 
 if TYPE_CHECKING:
+    import pytest
+
     from outbox_db import OutboxStore
     from outbox_db.testonly.pytest_plugin import Database
+
+FIGURES = sorted(field.name for field in attrs.fields(QueueStatus) if field.name != "rail_type")
 
 
 def test_status_json_reports_the_queue_per_rail_and_in_total(
     outbox_database: Database, outbox_store: OutboxStore
 ) -> None:
-    """One JSON object per line: the total (rail_type null) first, then each rail."""
+    """One JSON document: the total and each rail, every figure of the status view in each."""
     item = leased_item(outbox_store)
     outbox_store.complete("worker-1", Outcome(lease=item.lease, state=AttemptState.DISPATCHED))
     outbox_store.enqueue(make_request(rail_type="sepa"))
@@ -27,21 +33,68 @@ def test_status_json_reports_the_queue_per_rail_and_in_total(
     result = CliRunner().invoke(main, ["status", "--url", outbox_database.url, "--json"])
 
     assert result.exit_code == 0, result.output
-    rows = {row["rail_type"]: row for row in map(json.loads, result.output.splitlines())}
-    assert list(rows) == [None, "rtp", "sepa"]
-    assert (rows[None]["due_count"], rows[None]["dispatched_count"]) == (1, 1)
-    assert (rows["sepa"]["due_count"], rows["rtp"]["dispatched_count"]) == (1, 1)
+    (line,) = result.output.splitlines()
+    status = json.loads(line)
+    assert sorted(status) == ["rails", "total"]
+    assert sorted(status["rails"]) == ["rtp", "sepa"]
+    for figures in (status["total"], *status["rails"].values()):
+        assert sorted(figures) == FIGURES
+    assert (status["total"]["due_count"], status["total"]["dispatched_count"]) == (1, 1)
+    assert (status["rails"]["sepa"]["due_count"], status["rails"]["rtp"]["dispatched_count"]) == (
+        1,
+        1,
+    )
 
 
 def test_status_table_names_every_figure(outbox_database: Database) -> None:
-    """The table lists each figure, the lease-repair count under its lease name."""
+    """The tables list each figure, the lease-repair count under its lease name."""
     result = CliRunner().invoke(main, ["status", "--url", outbox_database.url])
 
     assert result.exit_code == 0, result.output
-    for figure in ("due", "leased", "expired lease", "oldest due age seconds", "lease repair"):
+    for figure in ("due", "leased", "expired leases", "oldest due age", "lease repair", "FAILED"):
         assert figure in result.output
     # guardrails: allow OBX007 -- proves the status output never says the retired word
     assert "zombie" not in result.output.lower()
+
+
+def test_status_watch_refreshes_until_interrupted(
+    outbox_database: Database, outbox_store: OutboxStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--watch --json prints a fresh document every --interval; Ctrl-C ends it with exit 0."""
+    pauses: list[float] = []
+
+    def pause(seconds: float) -> None:
+        """Between refreshes: enqueue one item, and after the second pause press Ctrl-C."""
+        pauses.append(seconds)
+        if len(pauses) == 3:
+            raise KeyboardInterrupt
+        outbox_store.enqueue(make_request())
+
+    monkeypatch.setattr(time, "sleep", pause)
+    args = ["status", "--url", outbox_database.url, "--json", "--watch", "--interval", "0.5"]
+
+    result = CliRunner().invoke(main, args)
+
+    assert result.exit_code == 0, result.output
+    due = [json.loads(line)["total"]["due_count"] for line in result.output.splitlines()]
+    assert (due, pauses) == ([0, 1, 2], [0.5, 0.5, 0.5])
+
+
+def test_status_watch_redraws_the_tables(
+    outbox_database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--watch without --json redraws the tables in place until Ctrl-C; exit 0."""
+
+    def interrupt(_: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(time, "sleep", interrupt)
+
+    result = CliRunner().invoke(main, ["status", "--url", outbox_database.url, "--watch"])
+
+    assert result.exit_code == 0, result.output
+    assert "attempts by state" in result.output
+    assert "Ctrl-C to stop" in result.output
 
 
 def test_regression_passes_on_a_database_the_functions_wrote(

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
+
+import attrs
 import pytest
 
-from outbox_db import AttemptState, CompletionResult, EnqueueRequest
+from outbox_db import (
+    AttemptState,
+    CompletionResult,
+    EnqueueRequest,
+    ItemHistory,
+    ItemSelector,
+    LedgerAttempt,
+    PendingState,
+)
 
 
 @pytest.mark.parametrize("payload", [["amount", "1"], "amount=1", 10], ids=["list", "str", "int"])
@@ -26,3 +38,59 @@ def test_completion_result_reads_the_ledger_state_as_an_enum() -> None:
     lost = CompletionResult(outbox_id=None, lease_held=False, attempt_no=None, state=None)  # type: ignore[arg-type]
 
     assert (recorded.state, lost.state) == (AttemptState.FAILED, None)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{}, {"instruction_id": "ins-1", "idempotency_key": "key-1"}],
+    ids=["none", "two"],
+)
+def test_an_item_selector_names_exactly_one_way_to_select(fields: dict[str, object]) -> None:
+    """Neither nothing nor two selectors: a ValueError before any query."""
+    with pytest.raises(ValueError, match="exactly one of"):
+        ItemSelector(**fields)  # type: ignore[arg-type]
+
+
+def test_an_items_state_is_its_terminal_outcome_else_its_place_in_the_queue() -> None:
+    """FAILED once terminal; leased while held; pending while queued."""
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    item = ItemHistory(
+        outbox_id=uuid.uuid4(),
+        instruction_id="ins-1",
+        participant_id="p",
+        sequence_id=1,
+        idempotency_key="key-1",
+        rail_type="rtp",
+    )
+    queued = PendingState(
+        outbox_id=item.outbox_id,
+        attempt_count=1,
+        next_attempt_at=when,
+        created_at=when,
+        claimed_by=None,
+        claimed_at=None,
+        lease_expires_at=None,
+    )
+    held = attrs.evolve(queued, claimed_by="w", claimed_at=when, lease_expires_at=when)
+    retried, failed = (
+        LedgerAttempt(
+            outbox_id=item.outbox_id,
+            attempt_no=n,
+            state=state,
+            claimed_at=when,
+            completed_at=when,
+            rail_reference=None,
+            rail_code=None,
+            error_code=None,
+            error_message=None,
+            latency_ms=None,
+            worker_id="w",
+        )
+        for n, state in ((1, "RETRYABLE"), (2, "FAILED"))
+    )
+
+    assert [
+        attrs.evolve(item, pending=queued, attempts=(retried,)).state,
+        attrs.evolve(item, pending=held, attempts=(retried,)).state,
+        attrs.evolve(item, attempts=(retried, failed)).state,
+    ] == ["pending", "leased", "FAILED"]

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from itertools import groupby
 from typing import TYPE_CHECKING, Final
 
 from outbox_db import OutboxDatabaseError, OutboxError, Role
 from outbox_db.audit import CatalogAudit
-from outbox_evidence.layout import FUNCTIONS, GRANTS, MIGRATIONS, REGRESSION, SCHEMA, Part, verdict
+from outbox_evidence.layout import (
+    FUNCTIONS,
+    GRANTS,
+    MIGRATIONS,
+    OPERATOR_LOG,
+    REGRESSION,
+    SCHEMA,
+    Part,
+    verdict,
+)
 from outbox_evidence.text import aligned
 
 if TYPE_CHECKING:
@@ -23,17 +33,20 @@ EXPECTED_FUNCTIONS: Final = (
     "claim_outbox_batch",
     "complete_outbox_attempt",
     "complete_outbox_attempts",
+    "deny_append_only_mutation",
     "deny_outbox_attempts_mutation",
     "enqueue_payment_outbox",
     "notify_outbox_items_enqueued",
     "outbox_expired_lease_count",
     "outbox_require_range",
     "outbox_require_text",
+    "redrive_payment_outbox",
     "release_outbox_leases",
     "renew_outbox_lease",
     "repair_expired_leases",
 )
 APPEND_ONLY_TRIGGER: Final = "payment_outbox_attempts_append_only"
+OPERATOR_LOG_TRIGGER: Final = "outbox_operator_log_append_only"
 TERMINAL_INDEX: Final = "payment_outbox_attempts_one_terminal_per_outbox"
 STATUS_VIEW: Final = "public.outbox_status_view"
 
@@ -198,10 +211,39 @@ def render_migrations(audit: CatalogAudit) -> str:
     )
 
 
+def render_operator_log(audit: CatalogAudit) -> str:
+    """The operator log's entries, oldest first; its verdict: the log is append-only."""
+    guarded = any(t.name == OPERATOR_LOG_TRIGGER for t in audit.trigger_bindings())
+    entries = audit.operator_log()
+    rows = [
+        [
+            str(entry.entry_no),
+            entry.requested_at.astimezone(UTC).isoformat(),
+            entry.requested_by,
+            str(entry.outbox_id),
+            str(entry.redrive_outbox_id),
+            entry.redrive_idempotency_key,
+            entry.reason,
+        ]
+        for entry in entries
+    ]
+    heading = ["entry", "requested at", "by", "FAILED item", "re-driven as", "new key", "reason"]
+    problems = [] if guarded else [f"not in the catalog: {OPERATOR_LOG_TRIGGER}"]
+    return "\n".join(
+        [
+            verdict(problems, f"append-only ({OPERATOR_LOG_TRIGGER}), {len(entries)} entries"),
+            f"read as {Role.AUDITOR} from public.outbox_operator_log, oldest first",
+            "",
+            *(aligned([heading, *rows]) if rows else ["(no operator action recorded)"]),
+        ]
+    )
+
+
 DATABASE_PARTS: Final[dict[str, Callable[[CatalogAudit], str]]] = {
     GRANTS: render_grants,
     FUNCTIONS: render_functions,
     SCHEMA: render_schema,
     REGRESSION: render_regression,
     MIGRATIONS: render_migrations,
+    OPERATOR_LOG: render_operator_log,
 }

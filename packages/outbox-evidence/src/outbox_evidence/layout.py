@@ -20,6 +20,7 @@ __all__ = [
     "MANIFEST_COPY",
     "MIGRATIONS",
     "MISSING_LINE",
+    "OPERATOR_LOG",
     "PROOFS",
     "PROOF_CONTROLS",
     "README",
@@ -43,6 +44,7 @@ GUARDRAILS: Final = "07_guardrails.txt"
 REGRESSION: Final = "08_regression.txt"
 MIGRATIONS: Final = "09_migrations.txt"
 PROOF_CONTROLS: Final = "10_proof_controls.txt"
+OPERATOR_LOG: Final = "11_operator_log.txt"
 MANIFEST_COPY: Final = "proofs.toml"
 CHECKSUMS: Final = "SHA256SUMS"
 
@@ -65,6 +67,8 @@ FILES: Final = {
     MIGRATIONS: "the applied schema migrations with their SHA-256, next to the shipped ones",
     PROOF_CONTROLS: "each sabotage migration (an invariant removed) and the proofs that then "
     "failed: evidence that every proof can fail (`nox -s proof_controls`)",
+    OPERATOR_LOG: "the append-only operator log: every re-drive of a FAILED item, who asked, "
+    "when (database clock, UTC), the new item and the reason, oldest first",
     MANIFEST_COPY: "the reviewed invariant-to-proof manifest this bundle was built from, verbatim",
 }
 

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import pytest
 from click.testing import CliRunner, Result
 
+from outbox_db import AttemptState, OutboxStore, Outcome, Role
 from outbox_db.embedded import embedded_server
 from outbox_db.migrate import migrate
 from outbox_db.testonly import run_sql_file
+from outbox_db.testonly.factories import leased_item
 from outbox_evidence.cli import main
 
 if TYPE_CHECKING:
@@ -122,6 +125,44 @@ def test_a_bundle_from_a_migrated_database_is_complete_and_verifies(
         in grants
     )
     assert "result: 0" in (out / "08_regression.txt").read_text().splitlines()
+    assert (out / "11_operator_log.txt").read_text().splitlines()[2:] == [
+        "verdict: PASS (append-only (outbox_operator_log_append_only), 0 entries)",
+        "read as symphony_auditor from public.outbox_operator_log, oldest first",
+        "",
+        "(no operator action recorded)",
+    ]
+
+
+def test_the_operator_log_lists_each_redrive_and_still_verifies(
+    outbox_database: Database, tmp_path: Path, inputs: list[str]
+) -> None:
+    """A re-drive's entry (time in UTC, who, both items, key, reason); regenerated: same bytes."""
+    with OutboxStore.connect(outbox_database.url) as executor:
+        item = leased_item(executor)
+        executor.complete("worker-1", Outcome(lease=item.lease, state=AttemptState.FAILED))
+    with OutboxStore.connect(outbox_database.url, role=Role.OPERATOR) as operator:
+        redrive = operator.redrive(item.outbox_id, reason="rail outage over")
+
+    generated = [generate(outbox_database.url, tmp_path / name, inputs) for name in ("a", "b")]
+    verified = CliRunner().invoke(main, ["verify", str(tmp_path / "a")])
+
+    assert [g.exit_code for g in generated] == [0, 0]
+    assert verified.exit_code == 0, verified.output
+    log = (tmp_path / "a" / "11_operator_log.txt").read_text()
+    assert log == (tmp_path / "b" / "11_operator_log.txt").read_text()
+    header, entry = log.splitlines()[-2:]
+    assert header.split() == [
+        "entry", "requested", "at", "by", "FAILED", "item", "re-driven", "as", "new", "key", "reason"
+    ]  # fmt: skip
+    assert entry.split(maxsplit=6) == [
+        "1",
+        redrive.requested_at.astimezone(UTC).isoformat(),
+        redrive.requested_by,
+        str(item.outbox_id),
+        str(redrive.redrive_outbox_id),
+        redrive.idempotency_key,
+        "rail outage over",
+    ]
 
 
 @pytest.fixture

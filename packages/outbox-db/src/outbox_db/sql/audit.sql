@@ -44,7 +44,9 @@ UNION ALL
 SELECT 'role', r.rolname::text, pg_get_userbyid(m.member)::text, 'MEMBER', m.admin_option
 FROM pg_auth_members AS m
 JOIN pg_roles AS r ON r.oid = m.roleid
-WHERE r.rolname IN (%(owner)s, 'symphony_executor', 'symphony_readonly', 'symphony_auditor');
+WHERE r.rolname IN (
+    %(owner)s, 'symphony_executor', 'symphony_readonly', 'symphony_auditor', 'symphony_operator'
+);
 
 -- name: function_definitions
 SELECT p.oid::regprocedure::text AS signature, pg_get_userbyid(p.proowner)::text AS owner,
@@ -95,6 +97,13 @@ WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('v', 'm')
 
 -- name: applied_migrations
 SELECT filename, checksum FROM public.outbox_schema_migrations;
+
+-- name: operator_log
+-- Every operator action, oldest first (entry_no is the order they were recorded in).
+SELECT entry_no, outbox_id, redrive_outbox_id, redrive_idempotency_key, redrive_generation,
+    requested_by, requested_at, reason
+FROM public.outbox_operator_log
+ORDER BY entry_no;
 
 -- name: dispatching_count
 SELECT COUNT(*) FROM public.payment_outbox_attempts WHERE state = 'DISPATCHING';

@@ -57,6 +57,57 @@ SELECT rail_type, due_count, scheduled_count, leased_count, expired_lease_count,
 FROM public.outbox_status_view
 ORDER BY rail_type NULLS FIRST;
 
+-- name: redrive
+SELECT outbox_id, redrive_outbox_id, idempotency_key, created, requested_by, requested_at,
+    reason
+FROM public.redrive_payment_outbox(%(outbox_id)s, %(reason)s);
+
+-- name: read_snapshot
+-- Several reads that must describe one moment (an item may leave the queue for the ledger
+-- between two statements otherwise).
+SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY;
+
+-- name: history_items
+-- The items the selector names (exactly one of the three is not null). An item is either in
+-- the queue or has its terminal attempt in the ledger (the homes enqueue looks in), so the
+-- ledger is read through its terminal indexes: by outbox_id or instruction_id without a scan.
+SELECT outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type
+FROM (
+    SELECT p.outbox_id, p.instruction_id, p.participant_id, p.sequence_id, p.idempotency_key,
+        p.rail_type
+    FROM public.payment_outbox_pending AS p
+    UNION
+    SELECT a.outbox_id, a.instruction_id, a.participant_id, a.sequence_id, a.idempotency_key,
+        a.rail_type
+    FROM public.payment_outbox_attempts AS a
+    WHERE a.state IN ('DISPATCHED', 'FAILED')
+) AS i
+WHERE outbox_id = %(outbox_id)s
+    OR instruction_id = %(instruction_id)s
+    OR idempotency_key = %(idempotency_key)s
+ORDER BY instruction_id, participant_id, sequence_id;
+
+-- name: history_pending
+SELECT outbox_id, attempt_count, next_attempt_at, created_at, claimed_by, claimed_at,
+    lease_expires_at
+FROM public.payment_outbox_pending
+WHERE outbox_id = ANY(%(outbox_ids)s::uuid[]);
+
+-- name: history_attempts
+SELECT outbox_id, attempt_no, state::text, claimed_at, completed_at, rail_reference, rail_code,
+    error_code, error_message, latency_ms, worker_id
+FROM public.payment_outbox_attempts
+WHERE outbox_id = ANY(%(outbox_ids)s::uuid[])
+ORDER BY outbox_id, attempt_no;
+
+-- name: history_links
+-- Operator log entries that re-drove one of the items, or created one of them.
+SELECT entry_no, outbox_id, redrive_outbox_id, redrive_idempotency_key, redrive_generation,
+    requested_by, requested_at, reason
+FROM public.outbox_operator_log
+WHERE outbox_id = ANY(%(outbox_ids)s::uuid[]) OR redrive_outbox_id = ANY(%(outbox_ids)s::uuid[])
+ORDER BY entry_no;
+
 -- name: migrations_table
 CREATE TABLE IF NOT EXISTS public.outbox_schema_migrations (
     filename text PRIMARY KEY,

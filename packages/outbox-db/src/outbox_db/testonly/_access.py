@@ -33,13 +33,16 @@ FROM (
     UNION ALL
     SELECT 'payment_outbox_settings', st.xmin, to_jsonb(st)::text
     FROM public.payment_outbox_settings AS st
+    UNION ALL
+    SELECT 'outbox_operator_log', l.xmin, to_jsonb(l)::text
+    FROM public.outbox_operator_log AS l
 ) AS r
 ORDER BY 1, 3, 2
 """
 
 
 def outbox_rows(url: str, *, versions: bool = False) -> list[tuple[Any, ...]]:
-    """Every row of the four outbox tables, in a stable order, to compare before and after."""
+    """Every row of the outbox tables, in a stable order, to compare before and after."""
     return _run(url, None, _OUTBOX_ROWS, {"versions": versions})
 
 

@@ -1,0 +1,182 @@
+"""How the CLI shows the queue's status and items' histories: rich tables, or JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Final
+from uuid import UUID
+
+import attrs
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from rich.console import RenderableType
+
+    from outbox_db.records import ItemHistory, LedgerAttempt, QueueStatus, RedriveLink
+
+__all__ = ["history_json", "history_tables", "status_json", "status_tables"]
+
+ALL_RAILS: Final = "all rails"
+# (field of QueueStatus, column heading), per table.
+QUEUE_COLUMNS: Final = (
+    ("due_count", "due"),
+    ("scheduled_count", "scheduled"),
+    ("leased_count", "leased"),
+    ("expired_lease_count", "expired leases"),
+    ("oldest_due_age_seconds", "oldest due age (s)"),
+)
+ATTEMPT_COLUMNS: Final = (
+    ("dispatched_count", "DISPATCHED"),
+    ("retryable_count", "RETRYABLE"),
+    ("failed_count", "FAILED"),
+    ("lease_repair_count", "lease repair"),
+)
+# The attempts table: (heading, whether it may wrap). Times are UTC; detail is the rail's
+# reference and the error message.
+ATTEMPT_HEADINGS: Final = (
+    ("#", False),
+    ("state", False),
+    ("completed (UTC)", False),
+    ("ms", False),
+    ("worker", True),
+    ("rail code", True),
+    ("error code", True),
+    ("detail", True),
+)
+
+
+def _json_value(_: object, __: object, value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    return value
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def status_json(rows: Sequence[QueueStatus]) -> str:
+    """One line: {"total": figures, "rails": {rail_type: figures}}."""
+    figures = {row.rail_type: attrs.asdict(row, filter=_not_rail_type) for row in rows}
+    total = figures.pop(None, {})
+    return _json({"total": total, "rails": figures})
+
+
+def _not_rail_type(attribute: attrs.Attribute[object], _: object) -> bool:
+    return attribute.name != "rail_type"
+
+
+def status_tables(rows: Sequence[QueueStatus], caption: str | None = None) -> RenderableType:
+    """The queue and the attempts by state, one row per rail (all rails first)."""
+    return Group(
+        _status_table("queue", QUEUE_COLUMNS, rows),
+        _status_table("attempts by state", ATTEMPT_COLUMNS, rows, caption),
+    )
+
+
+def _status_table(
+    title: str,
+    columns: Sequence[tuple[str, str]],
+    rows: Sequence[QueueStatus],
+    caption: str | None = None,
+) -> Table:
+    table = Table(title=title, title_justify="left", caption=caption)
+    table.add_column("rail")
+    for _, heading in columns:
+        table.add_column(heading, justify="right")
+    for row in rows:
+        figures = attrs.asdict(row)
+        cells = [row.rail_type or ALL_RAILS, *(_cell(figures[name]) for name, _ in columns)]
+        table.add_row(*map(Text, cells))
+    return table
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    return str(value)
+
+
+def history_json(items: Sequence[ItemHistory]) -> str:
+    """One line: {"items": [history, with its state]}."""
+    return _json(
+        {
+            "items": [
+                {**attrs.asdict(item, value_serializer=_json_value), "state": item.state}
+                for item in items
+            ]
+        }
+    )
+
+
+def history_tables(items: Sequence[ItemHistory]) -> RenderableType:
+    """Per item: what it is, its queue row, its re-drive links, then its attempts in order."""
+    return Group(*(_item_view(item) for item in items))
+
+
+def _item_view(item: ItemHistory) -> RenderableType:
+    table = Table()
+    for heading, wraps in ATTEMPT_HEADINGS:
+        table.add_column(heading, no_wrap=not wraps, overflow="fold")
+    for attempt in item.attempts:
+        table.add_row(*map(Text, _attempt_cells(attempt)))
+    # Operators' reasons and rails' messages are shown as written, never as rich markup.
+    return Group(Text("\n".join(_item_lines(item))), table, Text())
+
+
+def _item_lines(item: ItemHistory) -> list[str]:
+    lines = [
+        f"item {item.outbox_id}: {item.state}",
+        f"instruction {item.instruction_id}  participant {item.participant_id}",
+        f"sequence {item.sequence_id}  rail {item.rail_type}  key {item.idempotency_key}",
+    ]
+    if item.pending is not None:
+        queue = item.pending
+        lines.append(
+            f"queued since {_cell(queue.created_at)} UTC, {queue.attempt_count} attempts so far, "
+            + (
+                f"leased by {queue.claimed_by} until {_cell(queue.lease_expires_at)} UTC"
+                if queue.claimed_by
+                else f"due at {_cell(queue.next_attempt_at)} UTC"
+            )
+        )
+    if (created := item.redrive_of) is not None:
+        lines.append(f"re-drive of {created.outbox_id}: {_link(created)}")
+    if (redriven := item.redriven_as) is not None:
+        lines.append(f"re-driven as {redriven.redrive_outbox_id}: {_link(redriven)}")
+    return lines
+
+
+def _link(link: RedriveLink) -> str:
+    return (
+        f"by {link.requested_by} at {_cell(link.requested_at)} UTC"
+        f" (operator log entry {link.entry_no}): {link.reason}"
+    )
+
+
+def _attempt_cells(attempt: LedgerAttempt) -> list[str]:
+    detail = " / ".join(filter(None, (attempt.rail_reference, attempt.error_message)))
+    return [
+        _cell(value)
+        for value in (
+            attempt.attempt_no,
+            str(attempt.state),
+            attempt.completed_at,
+            attempt.latency_ms,
+            attempt.worker_id,
+            attempt.rail_code,
+            attempt.error_code,
+            detail or None,
+        )
+    ]
