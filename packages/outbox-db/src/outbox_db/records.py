@@ -16,6 +16,7 @@ __all__ = [
     "EnqueueRequest",
     "EnqueueResult",
     "Lease",
+    "LedgerAttempt",
     "Outcome",
     "QueueStatus",
     "RepairedLease",
@@ -138,6 +139,23 @@ class RepairedLease:
     new_state: AttemptState = attrs.field(converter=AttemptState)
     previous_holder: str
     lease_expired_at: datetime
+
+
+@attrs.frozen(kw_only=True)
+class LedgerAttempt:
+    """One row of the append-only attempts ledger, as an audit reads it."""
+
+    outbox_id: UUID
+    instruction_id: str
+    participant_id: str
+    idempotency_key: str
+    rail_type: str
+    payload: JsonObject
+    attempt_no: int
+    state: AttemptState = attrs.field(converter=AttemptState)
+    rail_reference: str | None
+    error_code: str | None
+    worker_id: str | None
 
 
 @attrs.frozen(kw_only=True)

@@ -50,6 +50,15 @@ SELECT rail_type, due_count, scheduled_count, leased_count, expired_lease_count,
 FROM public.outbox_status_view
 ORDER BY rail_type NULLS FIRST;
 
+-- name: ledger
+-- Every attempt of one rail_type (or of all, when NULL) in ledger order: what an end-to-end
+-- audit compares with what the rail received. Needs symphony_readonly or symphony_auditor.
+SELECT outbox_id, instruction_id, participant_id, idempotency_key, rail_type, payload,
+    attempt_no, state::text, rail_reference, error_code, worker_id
+FROM public.payment_outbox_attempts
+WHERE %(rail_type)s::text IS NULL OR rail_type = %(rail_type)s::text
+ORDER BY outbox_id, attempt_no;
+
 -- name: migrations_table
 CREATE TABLE IF NOT EXISTS public.outbox_schema_migrations (
     filename text PRIMARY KEY,
