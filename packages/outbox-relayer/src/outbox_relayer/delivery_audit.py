@@ -133,7 +133,8 @@ def _rail_problems(
         # A lease repair records no send; every other attempt is an answer the rail gave.
         if len(requests) < sum(a.state is not AttemptState.ZOMBIE_REQUEUE for a in attempts):
             unsent.append(outbox_id)
-        first = next((r.reference for r in requests if _acted(r)), None)
+        # The reference of the key's one effect; a dropped first answer carried none.
+        first = next((r.reference for r in requests if r.reference and _acted(r)), None)
         expected = [first if a.state is AttemptState.DISPATCHED else None for a in attempts]
         if [a.rail_reference for a in attempts] != expected:
             misreferenced.append(outbox_id)

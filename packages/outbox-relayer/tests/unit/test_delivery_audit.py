@@ -144,3 +144,13 @@ def test_requests_and_rows_of_strangers_are_problems() -> None:
         "1 rail requests with a key of no audited item: key-x",
         "1 keys the rail acted on that the ledger does not DISPATCH: key-x",
     )
+
+
+def test_an_answer_dropped_after_the_rail_acted_then_absorbed_is_sound() -> None:
+    """The rail acted but the connection dropped; the re-send got the first reference back."""
+    ledger = [attempt(1, AttemptState.RETRYABLE), attempt(2, AttemptState.DISPATCHED, "rsim-1")]
+    requests = [request(1, None, fault="drop"), request(2, 201, absorbed=True)]
+
+    audit = audit_delivery(KEYS, ledger, requests)
+
+    assert (audit.problems, audit.rail_effects, audit.absorbed) == ((), 1, 1)
