@@ -433,6 +433,18 @@ def demo(session: nox.Session) -> None:
 
 
 @nox.session
+def packages(session: nox.Session) -> None:
+    """Outside the gate: each package built (sdist, then a wheel from it) and installed alone.
+
+    tests/packages/ installs each wheel with only its declared dependencies in a clean
+    virtualenv and uses it there (migrate and enqueue, drain against rail-sim, check a tree
+    with no database, generate a bundle).
+    """
+    install(session, "test")
+    session.run("pytest", "-q", "tests/packages", *session.posargs, env=TEST_ENV)
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks, outside the gate: figures next to a raw-SQL lower bound (`-- --quick` smoke)."""
     install(session, "test")
