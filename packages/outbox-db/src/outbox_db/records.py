@@ -205,9 +205,14 @@ class PendingState:
 
 @attrs.frozen(kw_only=True)
 class LedgerAttempt:
-    """One attempt of an item as the ledger records it."""
+    """One row of the append-only attempts ledger: an attempt of an item, as recorded."""
 
     outbox_id: UUID
+    instruction_id: str
+    participant_id: str
+    idempotency_key: str
+    rail_type: str
+    payload: JsonObject
     attempt_no: int
     state: AttemptState = attrs.field(converter=AttemptState)
     claimed_at: datetime | None

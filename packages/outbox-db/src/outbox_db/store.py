@@ -228,6 +228,14 @@ class OutboxStore:
         conninfo = self._pool.conninfo
         return EnqueueWakeups(conninfo() if callable(conninfo) else conninfo)
 
+    def ledger(self, rail_type: str | None = None) -> list[LedgerAttempt]:
+        """Every attempt of `rail_type` (None: of every rail), by outbox_id and attempt_no.
+
+        Reads the ledger table, so the store's role must be symphony_readonly or
+        symphony_auditor (the executor may only call functions: PermissionDenied).
+        """
+        return self._fetch("ledger", {"rail_type": rail_type}, LedgerAttempt)
+
     def status(self) -> list[QueueStatus]:
         """outbox_status_view: the total row (rail_type None) first, then one per rail."""
         return self._fetch("status", {}, QueueStatus)

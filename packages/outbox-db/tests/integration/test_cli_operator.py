@@ -60,19 +60,26 @@ ITEM_KEYS: Final = [
     "sequence_id",
     "state",
 ]
-ATTEMPT_KEYS: Final = [
-    "attempt_no",
-    "claimed_at",
-    "completed_at",
-    "error_code",
-    "error_message",
-    "latency_ms",
-    "outbox_id",
-    "rail_code",
-    "rail_reference",
-    "state",
-    "worker_id",
-]
+ATTEMPT_KEYS: Final = sorted(
+    [
+        "attempt_no",
+        "claimed_at",
+        "completed_at",
+        "error_code",
+        "error_message",
+        "idempotency_key",
+        "instruction_id",
+        "latency_ms",
+        "outbox_id",
+        "participant_id",
+        "payload",
+        "rail_code",
+        "rail_reference",
+        "rail_type",
+        "state",
+        "worker_id",
+    ]
+)
 # rich sizes its tables to COLUMNS when output is not a terminal.
 WIDE: Final = {"COLUMNS": "200"}
 LINK_KEYS: Final = [

@@ -75,6 +75,11 @@ def test_an_items_state_is_its_terminal_outcome_else_its_place_in_the_queue() ->
     retried, failed = (
         LedgerAttempt(
             outbox_id=item.outbox_id,
+            instruction_id=item.instruction_id,
+            participant_id=item.participant_id,
+            idempotency_key=item.idempotency_key,
+            rail_type=item.rail_type,
+            payload={"amount": "10.00"},
             attempt_no=n,
             state=state,
             claimed_at=when,

@@ -2,6 +2,7 @@
 
 from outbox_relayer.backoff import Backoff
 from outbox_relayer.config import ConfigError, RelayerConfig
+from outbox_relayer.delivery_audit import DeliveryAudit, audit_delivery
 from outbox_relayer.lease_repair import LeaseRepairer, RepairCycle
 from outbox_relayer.rail_config import RailConfigError, RailEndpoint, Secret, load_rails
 from outbox_relayer.rails import FAILED_STATUSES, HttpRail, NoopRail, Rail, RailAnswer
@@ -26,6 +27,7 @@ __all__ = [
     "Backoff",
     "ConfigError",
     "CycleSignals",
+    "DeliveryAudit",
     "Faults",
     "HttpRail",
     "LeaseRepairer",
@@ -44,6 +46,7 @@ __all__ = [
     "Secret",
     "Signals",
     "SimulatorStats",
+    "audit_delivery",
     "configure_logging",
     "load_rails",
     "read_request_log",

@@ -18,17 +18,16 @@ import subprocess
 import sys
 import time
 import uuid
-from collections import Counter, defaultdict
-from hashlib import sha256
+from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, LiteralString, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, LiteralString
 
 import pytest
 
-from outbox_db import OutboxStore, Role
+from outbox_db import AttemptState, OutboxStore, Role
 from outbox_db.testonly import expire_lease, query_no_role
 from outbox_db.testonly.factories import leased_item, make_request
-from outbox_relayer import Faults, LoggedRequest, RailSimulator, read_request_log
+from outbox_relayer import Faults, RailSimulator, audit_delivery, read_request_log
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -248,13 +247,6 @@ def payload(n: int) -> dict[str, object]:
     return {"amount": f"{n % 997 + 1}.00", "currency": "USD", "n": n}
 
 
-def sent_bytes(key: str) -> bytes:
-    """What a relayer must send for the item with this key: its payload as canonical JSON."""
-    return json.dumps(
-        payload(int(key.rsplit("-", 1)[1])), sort_keys=True, separators=(",", ":")
-    ).encode()
-
-
 def rail_of(run: str) -> str:
     """The run's own rail_type: relayers of this run send only it, and nothing else reaches it."""
     return f"rtp-{run}"
@@ -300,73 +292,6 @@ def kill_holding_an_answered_lease(
     relayer.kill()
     held = {key for (key,) in query_no_role(url, HELD_AT_DEATH, {"worker": worker_id})}
     return held & answered.poll()
-
-
-class Attempt(NamedTuple):
-    """One ledger row of an item."""
-
-    attempt_no: int
-    state: str
-    rail_reference: str | None
-    worker_id: str
-
-
-def assert_each_item_ended_once(
-    url: str, run: str, created: Mapping[UUID, str]
-) -> dict[UUID, list[Attempt]]:
-    """Every item of the run: attempts 1..n, exactly one terminal (the last), nothing pending."""
-    attempts: dict[UUID, list[Attempt]] = defaultdict(list)
-    for outbox_id, key, *attempt in query_no_role(url, LEDGER, [rail_of(run)]):
-        assert created[outbox_id] == key
-        attempts[outbox_id].append(Attempt(*attempt))
-    assert attempts.keys() == created.keys()
-    for history in attempts.values():
-        states = [attempt.state for attempt in history]
-        assert [attempt.attempt_no for attempt in history] == list(range(1, len(history) + 1))
-        assert sum(state in TERMINAL for state in states) == 1
-        assert states[-1] in TERMINAL
-        assert set(states) <= RECORDED
-    assert query_no_role(url, PENDING, [rail_of(run)]) == []
-    assert query_no_role(url, DISPATCHING_ROWS) == [(0,)]
-    return attempts
-
-
-def assert_the_rail_saw_each_key_as_the_ledger_says(
-    created: Mapping[UUID, str],
-    attempts: Mapping[UUID, list[Attempt]],
-    requests: Sequence[LoggedRequest],
-) -> dict[str, list[LoggedRequest]]:
-    """The rail's 2xx keys are the ledger's DISPATCHED keys; re-sends reused key and bytes.
-
-    A send a kill cut short never reaches the log: the rail acts only on whole requests.
-    Returns the requests by key.
-    """
-    keys = set(created.values())
-    by_key: dict[str, list[LoggedRequest]] = defaultdict(list)
-    for request in requests:
-        key = request.idempotency_key
-        assert key is not None, "a request without a key"
-        assert key in keys, "a key no item of the run has"
-        by_key[key].append(request)
-    assert by_key.keys() == keys, "an item was never sent"
-    for key, sent in by_key.items():
-        whole = sha256(sent_bytes(key)).hexdigest()
-        assert {request.payload_sha256 for request in sent} == {whole}, "payload changed"
-    answered = {key for key, sent in by_key.items() if any(r.status in OK for r in sent)}
-    dispatched = {
-        created[outbox_id]
-        for outbox_id, history in attempts.items()
-        if history[-1].state == "DISPATCHED"
-    }
-    assert answered == dispatched == keys, "an item did not end DISPATCHED"
-    for outbox_id, history in attempts.items():
-        sent = by_key[created[outbox_id]]
-        # Every attempt a relayer recorded is a request the rail received under this key.
-        assert len(sent) >= sum(attempt.state != "ZOMBIE_REQUEUE" for attempt in history)
-        first = next((request.reference for request in sent if request.status in OK), None)
-        for attempt in history:
-            assert attempt.rail_reference == (first if attempt.state == "DISPATCHED" else None)
-    return by_key
 
 
 def test_crash_mid_batch_redelivers_under_the_same_key_and_ends_each_item_once(
@@ -424,24 +349,28 @@ def test_crash_mid_batch_redelivers_under_the_same_key_and_ends_each_item_once(
         requests = read_request_log(rail.log_path)
 
     assert exits == dict.fromkeys(exits, 0)
-    attempts = assert_each_item_ended_once(shared_url, run, created)
-    by_key = assert_the_rail_saw_each_key_as_the_ledger_says(created, attempts, requests)
-    absorbed = sum(request.absorbed for request in requests)
-    assert absorbed > 0
+    with OutboxStore.connect(shared_url, role=Role.READONLY) as reader:
+        ledger = reader.ledger(rail_of(run))
+    audit = audit_delivery(created, ledger, requests)
+    assert audit.problems == ()
+    assert audit.dispatched == audit.rail_effects == len(created)
+    assert query_no_role(shared_url, PENDING, [rail_of(run)]) == []
+    assert query_no_role(shared_url, DISPATCHING_ROWS) == [(0,)]
+    assert audit.absorbed > 0
     repairs = {
-        (created[outbox_id], attempt.worker_id)
-        for outbox_id, history in attempts.items()
-        for attempt in history
-        if attempt.state == "ZOMBIE_REQUEUE"
+        (attempt.idempotency_key, attempt.worker_id)
+        for attempt in ledger
+        if attempt.state is AttemptState.ZOMBIE_REQUEUE
     }
     assert repairs, "no lease was repaired"
+    absorbed_keys = {request.idempotency_key for request in requests if request.absorbed}
     for key in held_at_death:
         # An answer that died with the relayer: the lease repaired, the item sent again under
         # the same key, and the rail absorbed the repeat instead of paying twice.
         assert (key, victim) in repairs
-        assert any(request.absorbed for request in by_key[key])
+        assert key in absorbed_keys
     print(  # noqa: T201 - the run's figures, shown with -s
-        f"\nend to end: {len(created)} items, {kills} kills, {absorbed} absorbed duplicates, "
+        f"\nend to end: {len(created)} items, {kills} kills, {audit.absorbed} absorbed duplicates, "
         f"{len(requests)} requests, {len(repairs)} lease repairs, {elapsed:.1f} s"
     )
 

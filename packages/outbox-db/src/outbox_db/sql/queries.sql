@@ -94,8 +94,9 @@ FROM public.payment_outbox_pending
 WHERE outbox_id = ANY(%(outbox_ids)s::uuid[]);
 
 -- name: history_attempts
-SELECT outbox_id, attempt_no, state::text, claimed_at, completed_at, rail_reference, rail_code,
-    error_code, error_message, latency_ms, worker_id
+SELECT outbox_id, instruction_id, participant_id, idempotency_key, rail_type, payload,
+    attempt_no, state::text, claimed_at, completed_at, rail_reference, rail_code, error_code,
+    error_message, latency_ms, worker_id
 FROM public.payment_outbox_attempts
 WHERE outbox_id = ANY(%(outbox_ids)s::uuid[])
 ORDER BY outbox_id, attempt_no;
@@ -107,6 +108,16 @@ SELECT entry_no, outbox_id, redrive_outbox_id, redrive_idempotency_key, redrive_
 FROM public.outbox_operator_log
 WHERE outbox_id = ANY(%(outbox_ids)s::uuid[]) OR redrive_outbox_id = ANY(%(outbox_ids)s::uuid[])
 ORDER BY entry_no;
+
+-- name: ledger
+-- Every attempt of one rail_type (or of all, when NULL) in ledger order: what an end-to-end
+-- audit compares with what the rail received. Needs symphony_readonly or symphony_auditor.
+SELECT outbox_id, instruction_id, participant_id, idempotency_key, rail_type, payload,
+    attempt_no, state::text, claimed_at, completed_at, rail_reference, rail_code, error_code,
+    error_message, latency_ms, worker_id
+FROM public.payment_outbox_attempts
+WHERE %(rail_type)s::text IS NULL OR rail_type = %(rail_type)s::text
+ORDER BY outbox_id, attempt_no;
 
 -- name: migrations_table
 CREATE TABLE IF NOT EXISTS public.outbox_schema_migrations (
