@@ -26,7 +26,13 @@ SET LOCAL statement_timeout = '30min';
 -- outcome removes the pending row, RETRYABLE clears the lease and reschedules, and RETRYABLE
 -- at the retry ceiling is recorded as FAILED. Items whose lease is not held are reported
 -- with lease_held = false and nothing is written for them.
-CREATE OR REPLACE FUNCTION public.complete_outbox_attempts(
+-- Dropped and created (not replaced): a replace would keep whatever a planted function of
+-- the same signature carried; owner and grants are set again below.
+-- guardrails: allow OBX009 -- same signature, dropped and created in one transaction: no caller ever sees it missing
+DROP FUNCTION public.complete_outbox_attempts(
+    text, uuid[], uuid[], text[], text[], text[], text[], text[], integer[], integer[]
+);
+CREATE FUNCTION public.complete_outbox_attempts(
     p_worker_id text,
     p_outbox_ids uuid[],
     p_lease_tokens uuid[],
@@ -163,6 +169,16 @@ BEGIN
     LEFT JOIN recorded AS r ON r.outbox_id = o.outbox_id;
 END
 $function$;
+
+ALTER FUNCTION public.complete_outbox_attempts(
+    text, uuid[], uuid[], text[], text[], text[], text[], text[], integer[], integer[]
+) OWNER TO outbox_owner;
+REVOKE ALL ON FUNCTION public.complete_outbox_attempts(
+    text, uuid[], uuid[], text[], text[], text[], text[], text[], integer[], integer[]
+) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.complete_outbox_attempts(
+    text, uuid[], uuid[], text[], text[], text[], text[], text[], integer[], integer[]
+) TO symphony_executor;
 
 -- Creates the items of many requests in one statement (the batch API): item for item and in
 -- order, the same results, sequence numbers and errors as enqueue_payment_outbox called once
