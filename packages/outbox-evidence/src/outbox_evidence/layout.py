@@ -13,10 +13,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHECKSUMS",
+    "EXECUTOR_BOUNDARY",
     "FILES",
     "FUNCTIONS",
     "GRANTS",
     "GUARDRAILS",
+    "ISOLATION",
     "MANIFEST_COPY",
     "MIGRATIONS",
     "MISSING_LINE",
@@ -43,6 +45,8 @@ GUARDRAILS: Final = "07_guardrails.txt"
 REGRESSION: Final = "08_regression.txt"
 MIGRATIONS: Final = "09_migrations.txt"
 PROOF_CONTROLS: Final = "10_proof_controls.txt"
+ISOLATION: Final = "11_isolation.txt"
+EXECUTOR_BOUNDARY: Final = "12_executor_boundary.txt"
 MANIFEST_COPY: Final = "proofs.toml"
 CHECKSUMS: Final = "SHA256SUMS"
 
@@ -65,6 +69,11 @@ FILES: Final = {
     MIGRATIONS: "the applied schema migrations with their SHA-256, next to the shipped ones",
     PROOF_CONTROLS: "each sabotage migration (an invariant removed) and the proofs that then "
     "failed: evidence that every proof can fail (`nox -s proof_controls`)",
+    ISOLATION: "PostgreSQL's isolation tester on each interleaving spec (disjoint claims, "
+    "uncommitted enqueues, completion after repair, repair racing completion, append-only "
+    "refusals, why a claim never deletes): the output and whether it matched the expected one",
+    EXECUTOR_BOUNDARY: "everything symphony_executor attempts outside its grants, the exact "
+    "SQLSTATE expected and whether this run's test of it passed",
     MANIFEST_COPY: "the reviewed invariant-to-proof manifest this bundle was built from, verbatim",
 }
 
