@@ -79,7 +79,8 @@ def main() -> None:
     type=PathType,
     default=Path(DEFAULT_BOUNDARY),
     show_default=True,
-    help="The executor boundary table (attempt -> SQLSTATE) whose results to list.",
+    help="The executor boundary table (attempt -> SQLSTATE) whose results to list; "
+    "relative to --root.",
 )
 @click.option(
     "--root",
@@ -107,7 +108,7 @@ def generate(  # noqa: PLR0913, PLR0917 - one parameter per documented option
         guardrails_json=guardrails_json,
         proof_controls=proof_controls,
         isolation=isolation,
-        boundary=boundary,
+        boundary=root.resolve() / boundary,
     )
     bundle = build(inputs)
     try:

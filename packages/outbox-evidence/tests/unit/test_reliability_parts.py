@@ -23,10 +23,10 @@ sqlstate = "42501"
 sql = "DELETE FROM public.payment_outbox_attempts"
 
 [[attempt]]
-id = "set-role-owner"
-attempt = "SET ROLE to the owner"
+id = "truncate-settings"
+attempt = "truncate the settings"
 sqlstate = "42501"
-sql = "SET ROLE outbox_owner"
+sql = "TRUNCATE public.payment_outbox_settings"
 """
 
 
@@ -88,7 +88,7 @@ def test_boundary_lists_each_attempt_with_its_result(tmp_path: Path) -> None:
         source="integration.xml",
         cases=(
             case("delete-ledger", CaseOutcome.PASSED),
-            case("set-role-owner", CaseOutcome.PASSED),
+            case("truncate-settings", CaseOutcome.PASSED),
         ),
     )
 
@@ -96,8 +96,8 @@ def test_boundary_lists_each_attempt_with_its_result(tmp_path: Path) -> None:
 
     assert text.startswith(f"# {EXECUTOR_BOUNDARY}: ")
     assert "verdict: PASS (every attempt got its expected SQLSTATE: 2 of 2)" in text
-    assert "delete-ledger   42501     PASSED" in text
-    assert "SET ROLE outbox_owner" in text
+    assert "delete-ledger      42501     PASSED" in text
+    assert "TRUNCATE public.payment_outbox_settings" in text
 
 
 def test_boundary_fails_on_a_failed_or_missing_attempt(tmp_path: Path) -> None:
@@ -110,7 +110,7 @@ def test_boundary_fails_on_a_failed_or_missing_attempt(tmp_path: Path) -> None:
 
     text = boundary_part(table, [report]).content
 
-    assert "verdict: FAIL (delete-ledger: FAILED; set-role-owner: NOT RUN)" in text
+    assert "verdict: FAIL (delete-ledger: FAILED; truncate-settings: NOT RUN)" in text
 
 
 def test_boundary_without_its_table_is_not_run(tmp_path: Path) -> None:
