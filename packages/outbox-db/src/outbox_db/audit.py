@@ -17,7 +17,7 @@ from psycopg import IsolationLevel, sql
 from psycopg.rows import class_row
 
 from outbox_db._catalogue import QUERIES, load
-from outbox_db.errors import OutboxDatabaseError, translate
+from outbox_db.errors import OutboxDatabaseError, sendable_url, translate
 from outbox_db.migrate import load_migrations
 from outbox_db.records import RedriveLink, Role
 
@@ -179,7 +179,7 @@ class CatalogAudit:
         """Connect to `url` and hold the snapshot for the duration of the block."""
         try:
             with psycopg.connect(
-                url,
+                sendable_url(url),
                 autocommit=True,
                 connect_timeout=connect_timeout,
                 application_name=APPLICATION_NAME,

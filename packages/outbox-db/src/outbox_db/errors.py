@@ -29,6 +29,7 @@ __all__ = [
     "RetryableConflict",
     "TerminalAlreadyRecorded",
     "UnknownItem",
+    "sendable_url",
     "translate",
 ]
 
@@ -142,8 +143,16 @@ class ConnectionRejected(OutboxDatabaseError):
     summary = "database connection rejected"
 
 
+# Text the driver cannot send (a NUL byte, a lone surrogate) is refused before it leaves, with
+# the SQLSTATE PostgreSQL gives such text: character not in repertoire.
+UNSENDABLE_TEXT: Final = "22021"
+
 _BY_SQLSTATE: Final[dict[str, type[OutboxDatabaseError]]] = {
     "22023": InvalidInput,
+    "22003": InvalidInput,  # an integer argument beyond its type
+    UNSENDABLE_TEXT: InvalidInput,
+    "22P02": InvalidInput,  # a payload the server cannot read as JSON (NaN, Infinity)
+    "22P05": InvalidInput,  # a payload with a character jsonb cannot hold (\u0000)
     "P7001": IdempotencyConflict,
     "P7002": LeaseLost,
     "P7003": InvalidCompletionState,
@@ -167,8 +176,15 @@ _TRANSIENT_REFUSALS: Final = (
 )
 
 
-def translate(error: psycopg.Error) -> OutboxDatabaseError:
+def translate(error: psycopg.Error | UnicodeEncodeError) -> OutboxDatabaseError:
     """The typed error for a driver error; raise it ``from`` the original."""
+    if isinstance(error, UnicodeEncodeError) or (
+        isinstance(error, psycopg.DataError) and error.diag.sqlstate is None
+    ):
+        message = "invalid argument: text with a NUL byte or an unencodable character"
+        return InvalidInput(
+            f"{message} [SQLSTATE {UNSENDABLE_TEXT}]", sqlstate=UNSENDABLE_TEXT, constraint=None
+        )
     diag = error.diag
     sqlstate, constraint = diag.sqlstate, diag.constraint_name
     kind = _classify(error, sqlstate, constraint)
@@ -181,6 +197,19 @@ def translate(error: psycopg.Error) -> OutboxDatabaseError:
     if sqlstate is not None:
         message += f" [SQLSTATE {sqlstate}]"
     return kind(message, sqlstate=sqlstate, constraint=constraint)
+
+
+def sendable_url(url: str) -> str:
+    """`url`, or ConnectionRejected if it is not valid UTF-8 (invalid bytes in argv or env).
+
+    The message never quotes the URL: it may hold a password.
+    """
+    try:
+        url.encode()
+    except UnicodeEncodeError:
+        msg = f"{ConnectionRejected.summary}: the database URL is not valid UTF-8"
+        raise ConnectionRejected(msg, sqlstate=None, constraint=None) from None
+    return url
 
 
 def _classify(

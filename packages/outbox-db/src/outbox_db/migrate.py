@@ -17,7 +17,7 @@ import attrs
 import psycopg
 
 from outbox_db._catalogue import QUERIES
-from outbox_db.errors import MigrationError, translate
+from outbox_db.errors import MigrationError, sendable_url, translate
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -78,7 +78,7 @@ def migrate(url: str, *, on_apply: Callable[[str], None] | None = None) -> Migra
     """Bring the database at `url` to the shipped schema; `on_apply` hears each file applied."""
     migrations = load_migrations()
     try:
-        with psycopg.connect(url, autocommit=True) as connection:
+        with psycopg.connect(sendable_url(url), autocommit=True) as connection:
             connection.execute(QUERIES["migrations_lock"])
             return _apply_pending(connection, migrations, on_apply or (lambda _name: None))
     except psycopg.Error as error:

@@ -14,7 +14,7 @@ from psycopg_pool import ConnectionPool
 
 from outbox_db._catalogue import QUERIES
 from outbox_db._history import assemble
-from outbox_db.errors import OutboxError, translate
+from outbox_db.errors import OutboxError, sendable_url, translate
 from outbox_db.records import (
     ClaimedItem,
     CompletionResult,
@@ -125,7 +125,7 @@ class OutboxStore:
         failed login is reported at once with its reason, not as a pool timeout.
         """
         try:
-            psycopg.connect(url, connect_timeout=max(1, int(timeout))).close()
+            psycopg.connect(sendable_url(url), connect_timeout=max(1, int(timeout))).close()
         except psycopg.Error as error:
             raise translate(error) from error
         pool: ConnectionPool[Any] = ConnectionPool(
@@ -171,7 +171,7 @@ class OutboxStore:
                 with connection.pipeline():
                     self._switch_role(connection)
                 yield OutboxTransaction(connection)
-        except psycopg.Error as error:
+        except (psycopg.Error, UnicodeEncodeError) as error:
             raise translate(error) from error
 
     def enqueue(self, request: EnqueueRequest) -> EnqueueResult:
@@ -278,7 +278,8 @@ class OutboxStore:
                     cursor: psycopg.Cursor[T] = connection.cursor(row_factory=class_row(row))
                     cursor.execute(QUERIES[name], params)
                 return cursor.fetchall()
-        except psycopg.Error as error:
+        # A lone surrogate (invalid UTF-8 from a command line) fails while encoding the value.
+        except (psycopg.Error, UnicodeEncodeError) as error:
             raise translate(error) from error
 
     def _switch_role(self, connection: psycopg.Connection[Any]) -> None:
@@ -391,5 +392,5 @@ def _fetch_all(
     try:
         with connection.cursor(row_factory=class_row(row)) as cursor:
             return cursor.execute(QUERIES[name], params).fetchall()
-    except psycopg.Error as error:
+    except (psycopg.Error, UnicodeEncodeError) as error:
         raise translate(error) from error

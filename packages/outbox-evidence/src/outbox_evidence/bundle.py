@@ -15,6 +15,7 @@ from outbox_evidence.layout import CHECKSUMS, MANIFEST_COPY, PROOFS, README, Par
 from outbox_evidence.manifest import ManifestError, load_manifest
 from outbox_evidence.proofs import evaluate, proofs_part, results_part
 from outbox_evidence.readme import readme_part
+from outbox_evidence.reliability import boundary_part, isolation_part
 from outbox_evidence.source_tree import guardrails_part, role_usage_part
 from outbox_evidence.text import display_path, reason
 
@@ -42,6 +43,8 @@ class Inputs:
     manifest: Path  # proofs.toml
     guardrails_json: Path  # the gate's guardrails report; absent: the check runs now
     proof_controls: Path  # JUnit XML of the proof controls, one per sabotage; absent: not run
+    isolation: Path  # the isolation specs' JSON reports; absent: not run
+    boundary: Path  # the executor boundary table (executor_boundary.toml)
 
 
 @attrs.frozen
@@ -69,6 +72,8 @@ def build(inputs: Inputs) -> Bundle:
         role_usage_part(inputs.root),
         guardrails_part(inputs.guardrails_json, inputs.root),
         controls_part(inputs.proof_controls),
+        isolation_part(inputs.isolation, inputs.root),
+        boundary_part(inputs.boundary, reports),
         _manifest_copy(inputs.manifest),
     ]
     parts.append(readme_part(manifest, problem, parts))

@@ -10,6 +10,7 @@ import click
 from outbox_evidence.archive import pack
 from outbox_evidence.bundle import BundleError, Inputs, build, write
 from outbox_evidence.controls import DEFAULT_CONTROLS, render_controls
+from outbox_evidence.reliability import DEFAULT_BOUNDARY, DEFAULT_ISOLATION
 from outbox_evidence.verify import verify
 
 DEFAULT_OUT: Final = Path("reports/outbox-evidence")
@@ -67,6 +68,21 @@ def main() -> None:
     help="JUnit XML of `nox -s proof_controls`, one per sabotage; absent: listed as not run.",
 )
 @click.option(
+    "--isolation",
+    type=PathType,
+    default=Path(DEFAULT_ISOLATION),
+    show_default=True,
+    help="JSON reports of the isolation specs, one per spec; absent: listed as not run.",
+)
+@click.option(
+    "--boundary",
+    type=PathType,
+    default=Path(DEFAULT_BOUNDARY),
+    show_default=True,
+    help="The executor boundary table (attempt -> SQLSTATE) whose results to list; "
+    "relative to --root.",
+)
+@click.option(
     "--root",
     type=PathType,
     default=Path(),
@@ -79,6 +95,8 @@ def generate(  # noqa: PLR0913, PLR0917 - one parameter per documented option
     manifest: Path,
     guardrails_json: Path,
     proof_controls: Path,
+    isolation: Path,
+    boundary: Path,
     root: Path,
 ) -> None:
     """Write the bundle to OUT; exit 1 (after writing what it can) when a part is missing."""
@@ -89,6 +107,8 @@ def generate(  # noqa: PLR0913, PLR0917 - one parameter per documented option
         manifest=manifest,
         guardrails_json=guardrails_json,
         proof_controls=proof_controls,
+        isolation=isolation,
+        boundary=root.resolve() / boundary,
     )
     bundle = build(inputs)
     try:

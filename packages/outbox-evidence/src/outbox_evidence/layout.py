@@ -13,10 +13,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHECKSUMS",
+    "EXECUTOR_BOUNDARY",
     "FILES",
     "FUNCTIONS",
     "GRANTS",
     "GUARDRAILS",
+    "ISOLATION",
     "MANIFEST_COPY",
     "MIGRATIONS",
     "MISSING_LINE",
@@ -45,6 +47,8 @@ REGRESSION: Final = "08_regression.txt"
 MIGRATIONS: Final = "09_migrations.txt"
 PROOF_CONTROLS: Final = "10_proof_controls.txt"
 OPERATOR_LOG: Final = "11_operator_log.txt"
+ISOLATION: Final = "12_isolation.txt"
+EXECUTOR_BOUNDARY: Final = "13_executor_boundary.txt"
 MANIFEST_COPY: Final = "proofs.toml"
 CHECKSUMS: Final = "SHA256SUMS"
 
@@ -69,6 +73,11 @@ FILES: Final = {
     "failed: evidence that every proof can fail (`nox -s proof_controls`)",
     OPERATOR_LOG: "the append-only operator log: every re-drive of a FAILED item, who asked, "
     "when (database clock, UTC), the new item and the reason, oldest first",
+    ISOLATION: "PostgreSQL's isolation tester on each interleaving spec (disjoint claims, "
+    "uncommitted enqueues, completion after repair, repair racing completion, append-only "
+    "refusals, why a claim never deletes): the output and whether it matched the expected one",
+    EXECUTOR_BOUNDARY: "everything symphony_executor attempts outside its grants, the exact "
+    "SQLSTATE expected and whether this run's test of it passed",
     MANIFEST_COPY: "the reviewed invariant-to-proof manifest this bundle was built from, verbatim",
 }
 

@@ -67,6 +67,7 @@ def inputs(tmp_path: Path) -> list[str]:
         *("--root", str(checkout), "--manifest", str(checkout / "proofs.toml")),
         *("--junit", str(checkout / "unit.xml")),
         *("--guardrails-json", str(checkout / "guardrails.json")),
+        *("--isolation", str(checkout / "reports" / "isolation")),  # this checkout's: none
     ]
 
 

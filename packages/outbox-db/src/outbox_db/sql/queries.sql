@@ -1,5 +1,6 @@
 -- The catalogue of statements outbox-db sends. Each one names an outbox function or reads a
--- view; none writes a table directly. Blocks start with "-- name: <name>".
+-- view; none writes a table directly. Blocks start with "-- name: <name>". Integer arguments
+-- are cast to the function's type: a value beyond it is then 22003, not "no such function".
 
 -- name: enqueue
 SELECT outbox_id, sequence_id, created
@@ -17,14 +18,16 @@ FROM public.enqueue_payment_outbox_batch(
 -- name: claim
 SELECT outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
     payload, attempt_count, lease_token, lease_expires_at
-FROM public.claim_outbox_batch(%(batch_size)s, %(worker_id)s, %(lease_seconds)s);
+FROM public.claim_outbox_batch(
+    %(batch_size)s::integer, %(worker_id)s, %(lease_seconds)s::integer
+);
 
 -- name: complete
 SELECT %(outbox_id)s::uuid AS outbox_id, TRUE AS lease_held, attempt_no, state::text
 FROM public.complete_outbox_attempt(
     %(outbox_id)s, %(lease_token)s, %(worker_id)s, %(state)s, %(rail_reference)s,
-    %(rail_code)s, %(error_code)s, %(error_message)s, %(latency_ms)s,
-    %(retry_delay_seconds)s
+    %(rail_code)s, %(error_code)s, %(error_message)s, %(latency_ms)s::integer,
+    %(retry_delay_seconds)s::integer
 );
 
 -- name: complete_batch
@@ -37,7 +40,7 @@ FROM public.complete_outbox_attempts(
 
 -- name: renew
 SELECT public.renew_outbox_lease(
-    %(outbox_id)s, %(lease_token)s, %(worker_id)s, %(lease_seconds)s
+    %(outbox_id)s, %(lease_token)s, %(worker_id)s, %(lease_seconds)s::integer
 ) AS lease_expires_at;
 
 -- name: release
@@ -48,7 +51,7 @@ FROM public.release_outbox_leases(
 
 -- name: repair
 SELECT outbox_id, attempt_no, new_state::text, previous_holder, lease_expired_at
-FROM public.repair_expired_leases(%(batch_size)s, %(worker_id)s);
+FROM public.repair_expired_leases(%(batch_size)s::integer, %(worker_id)s);
 
 -- name: status
 SELECT rail_type, due_count, scheduled_count, leased_count, expired_lease_count,

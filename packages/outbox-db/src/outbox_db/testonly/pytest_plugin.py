@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import itertools
 import os
+import secrets
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -26,7 +27,7 @@ from outbox_db.errors import EmbeddedServerError
 from outbox_db.migrate import migrate
 from outbox_db.records import Role
 from outbox_db.store import OutboxStore
-from outbox_db.testonly._access import run_sql_file
+from outbox_db.testonly._access import query_no_role, run_sql_file
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Iterator
@@ -230,3 +231,49 @@ def outbox_store(outbox_database: Database) -> Iterator[OutboxStore]:
     """A store acting as symphony_executor on this test's database."""
     with OutboxStore.connect(outbox_database.url, role=Role.EXECUTOR, max_size=8) as store:
         yield store
+
+
+# The login role's name and password reach the DO block as session settings, so the SQL
+# stays literal; roles are cluster-wide, so each test makes and drops its own.
+CREATE_APPLICATION: Final = """
+DO $proof$
+BEGIN
+    EXECUTE pg_catalog.format(
+        'CREATE ROLE %I LOGIN PASSWORD %L IN ROLE symphony_executor',
+        pg_catalog.current_setting('outbox_proof.role'),
+        pg_catalog.current_setting('outbox_proof.password')
+    );
+END
+$proof$
+"""
+DROP_APPLICATION: Final = """
+DO $proof$
+BEGIN
+    EXECUTE pg_catalog.format('DROP OWNED BY %I', pg_catalog.current_setting('outbox_proof.role'));
+    EXECUTE pg_catalog.format('DROP ROLE %I', pg_catalog.current_setting('outbox_proof.role'));
+END
+$proof$
+"""
+
+
+@attrs.frozen
+class Application:
+    """An application's login role, granted symphony_executor and nothing else."""
+
+    name: str
+    password: str
+    url: str  # this test's database, as this login, the password in the URL
+
+
+@pytest.fixture
+def outbox_application(outbox_database: Database) -> Iterator[Application]:
+    """A login role with a password, a member of symphony_executor only, for this test."""
+    name, password = f"outbox_app_{secrets.token_hex(8)}", secrets.token_hex(16)
+    settings = f"-c outbox_proof.role={name} -c outbox_proof.password={password}"
+    owner = make_conninfo(outbox_database.url, options=settings)
+    query_no_role(owner, CREATE_APPLICATION)
+    try:
+        url = make_conninfo(outbox_database.url, user=name, password=password)
+        yield Application(name=name, password=password, url=url)
+    finally:
+        query_no_role(owner, DROP_APPLICATION)
