@@ -1,7 +1,7 @@
 """Proof: symphony_executor is refused everything outside its grants, with the exact SQLSTATE.
 
 The attempts and their SQLSTATEs are a table, executor_boundary.toml next to this file, which
-the evidence bundle lists too (12_executor_boundary.txt): direct DML and TRUNCATE on every
+the evidence bundle lists too (13_executor_boundary.txt): direct DML and TRUNCATE on every
 table, ALTER and DROP of the schema's objects, creating objects in schema public or a schema
 of its own, switching to the owner or another role, calling the internal helper functions,
 replacing a function or unpinning its search_path, and shadowing the tables with temporary

@@ -9,7 +9,7 @@ privileged. Its output must equal tests/isolation/expected/NAME.out byte for byt
 specs print no ids or times, so the output is deterministic.
 
 Each run leaves reports/isolation/NAME.json (the spec, whether it passed, its output and
-the differences) for the evidence bundle (11_isolation.txt).
+the differences) for the evidence bundle (12_isolation.txt).
 """
 
 from __future__ import annotations
