@@ -2,9 +2,9 @@
 
 Each run clones a database holding 100,000 pending items leased by a worker that died a
 minute ago (built in the database with generate_series as the owner), then repairs them:
-- raw_sql_lower_bound: batches of 1,000, each one UPDATE ... FOR UPDATE SKIP LOCKED ...
-  RETURNING that clears the leases and one INSERT ... SELECT unnest(...) of the
-  ZOMBIE_REQUEUE ledger rows with their payloads, one commit: the same physical writes;
+- raw_sql_lower_bound: batches of 1,000, each one statement and one commit: an UPDATE ...
+  FOR UPDATE SKIP LOCKED ... RETURNING that clears the leases, feeding the INSERT of the
+  ZOMBIE_REQUEUE ledger rows with their payloads: the same physical writes;
 - repair_function_batch_N: the lease repairer's loop (OutboxStore.repair until a batch comes
   back short, as `outbox-relayer repair` runs it) at the default batch of 100 and at the
   largest, 1,000.
@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Final
 
 import click
 import psycopg
-from psycopg.types.json import Jsonb
 
 from bench_common import (
     LOWER_BOUND,
@@ -52,29 +51,28 @@ SELECT 'ins-' || g, 'participant-' || (g %% %(participants)s), g, 'key-' || g, '
     now() - interval '1 minute'
 FROM generate_series(1, %(items)s) AS g
 """
-RAW_REQUEUE: Final = """
+RAW_REPAIR: Final = """
 WITH expired AS (
     SELECT outbox_id FROM public.payment_outbox_pending
     WHERE lease_expires_at <= now()
     ORDER BY lease_expires_at
     LIMIT %(batch)s
     FOR UPDATE SKIP LOCKED
+),
+requeued AS (
+    UPDATE public.payment_outbox_pending AS p
+    SET claimed_by = NULL, lease_token = NULL, claimed_at = NULL, lease_expires_at = NULL,
+        attempt_count = p.attempt_count + 1
+    FROM expired
+    WHERE p.outbox_id = expired.outbox_id
+    RETURNING p.outbox_id, p.instruction_id, p.participant_id, p.sequence_id,
+        p.idempotency_key, p.rail_type, p.payload
 )
-UPDATE public.payment_outbox_pending AS p
-SET claimed_by = NULL, lease_token = NULL, claimed_at = NULL, lease_expires_at = NULL,
-    attempt_count = p.attempt_count + 1
-FROM expired
-WHERE p.outbox_id = expired.outbox_id
-RETURNING p.outbox_id, p.instruction_id, p.participant_id, p.sequence_id, p.idempotency_key,
-    p.rail_type, p.payload
-"""
-RAW_RECORD: Final = """
 INSERT INTO public.payment_outbox_attempts (
     outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
     payload, attempt_no, state, error_code, worker_id)
-SELECT u.*, 1, 'ZOMBIE_REQUEUE', 'LEASE_EXPIRED', 'crashed-worker'
-FROM unnest(%(ids)s::uuid[], %(instructions)s::text[], %(participants)s::text[],
-    %(sequences)s::bigint[], %(keys)s::text[], %(rails)s::text[], %(payloads)s::jsonb[]) AS u
+SELECT r.*, 1, 'ZOMBIE_REQUEUE', 'LEASE_EXPIRED', 'crashed-worker'
+FROM requeued AS r
 """
 
 
@@ -87,20 +85,10 @@ def expired_template(admin_url: str, items: int) -> None:
 
 
 def repair_raw(url: str) -> None:
-    """The lower bound: requeue and record RAW_BATCH leases per transaction until none left."""
+    """The lower bound: requeue and record RAW_BATCH leases per statement until none left."""
     with psycopg.connect(url, autocommit=True) as connection:
-        while True:
-            with connection.transaction():
-                rows = connection.execute(RAW_REQUEUE, {"batch": RAW_BATCH}).fetchall()
-                if not rows:
-                    return
-                columns = list(zip(*rows, strict=True))
-                names = ("ids", "instructions", "participants", "sequences", "keys", "rails")
-                params: dict[str, object] = {
-                    name: list(column) for name, column in zip(names, columns, strict=False)
-                }
-                params["payloads"] = [Jsonb(payload) for payload in columns[6]]
-                connection.execute(RAW_RECORD, params)
+        while connection.execute(RAW_REPAIR, {"batch": RAW_BATCH}).rowcount:
+            pass
 
 
 def repair_function(batch_size: int, url: str) -> None:

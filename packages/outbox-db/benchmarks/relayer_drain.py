@@ -109,6 +109,7 @@ FROM unnest(%(ids)s::uuid[], %(instructions)s::text[], %(participants)s::text[],
     %(sequences)s::bigint[], %(keys)s::text[], %(rails)s::text[], %(payloads)s::jsonb[]) AS u
 """
 RAW_DELETE: Final = "DELETE FROM public.payment_outbox_pending WHERE outbox_id = ANY(%(ids)s)"
+RAW_ARRAYS: Final = ("ids", "instructions", "participants", "sequences", "keys", "rails")
 
 
 def raw_drainer(url: str, worker: str) -> None:
@@ -120,13 +121,10 @@ def raw_drainer(url: str, worker: str) -> None:
                 if not rows:
                     return
                 columns = list(zip(*rows, strict=True))
-                names = ("ids", "instructions", "participants", "sequences", "keys", "rails")
-                params: dict[str, object] = {
-                    name: list(column) for name, column in zip(names, columns, strict=False)
-                }
+                params: dict[str, object] = dict(zip(RAW_ARRAYS, map(list, columns), strict=False))
                 params |= {"payloads": [Jsonb(payload) for payload in columns[6]], "worker": worker}
                 connection.execute(RAW_RECORD, params)
-                connection.execute(RAW_DELETE, {"ids": list(columns[0])})
+                connection.execute(RAW_DELETE, {"ids": [row[0] for row in rows]})
 
 
 def drain_raw(url: str, processes: int) -> float:
