@@ -103,6 +103,7 @@ class Item:
     request: EnqueueRequest
     outbox_id: UUID
     sequence_id: int
+    number: int  # creation order in this example: what choices sort by (ids differ per run)
     due_since: int  # the model's clock when it last became due; claims take the oldest first
     attempts: int = 0
     done: bool = False
@@ -135,6 +136,10 @@ class OutboxMachine(RuleBasedStateMachine):
         self.clock = itertools.count(1)
         self.ledger: dict[str, str] = {}
 
+    def _held_in_order(self) -> list[tuple[str, UUID]]:
+        """Held leases in an order that replays: hypothesis must draw the same choice again."""
+        return sorted(self.held, key=lambda held: (held[0], self.items[held[1]].number))
+
     def teardown(self) -> None:
         """Close the store and drop this example's database."""
         self._resources.close()
@@ -165,6 +170,7 @@ class OutboxMachine(RuleBasedStateMachine):
             request=request,
             outbox_id=result.outbox_id,
             sequence_id=result.sequence_id,
+            number=len(self.items),
             due_since=next(self.clock),
         )
         return request
@@ -225,7 +231,7 @@ class OutboxMachine(RuleBasedStateMachine):
     @rule(data=st.data(), state=st.sampled_from(COMPLETION_STATES), delay=st.sampled_from([0, 600]))
     def complete(self, data: st.DataObject, state: AttemptState, delay: int) -> None:
         """The holder records an outcome; a stale lease (expired, repaired, done) is P7002."""
-        worker, outbox_id = data.draw(st.sampled_from(sorted(self.held)), label="lease")
+        worker, outbox_id = data.draw(st.sampled_from(self._held_in_order()), label="lease")
         leased = self.held.pop((worker, outbox_id))
         outcome = Outcome(lease=leased.lease, state=state, retry_delay_seconds=delay)
         if not self._holds(worker, leased):
@@ -245,7 +251,7 @@ class OutboxMachine(RuleBasedStateMachine):
     @rule(worker=st.sampled_from(WORKERS), state=st.sampled_from(COMPLETION_STATES))
     def complete_batch(self, worker: str, state: AttemptState) -> None:
         """A batch records every held lease of the worker and reports the stale ones as lost."""
-        mine = [leased for (w, _), leased in sorted(self.held.items()) if w == worker]
+        mine = [self.held[w, outbox_id] for w, outbox_id in self._held_in_order() if w == worker]
         for leased in mine:
             del self.held[worker, leased.outbox_id]
         holds = {leased.outbox_id: self._holds(worker, leased) for leased in mine}
@@ -264,7 +270,7 @@ class OutboxMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def renew(self, data: st.DataObject) -> None:
         """A held lease is extended; a stale one is P7002 and the worker lets go of it."""
-        worker, outbox_id = data.draw(st.sampled_from(sorted(self.held)), label="lease")
+        worker, outbox_id = data.draw(st.sampled_from(self._held_in_order()), label="lease")
         leased = self.held[worker, outbox_id]
         if self._holds(worker, leased):
             expires = self.store.renew(worker, leased.lease, lease_seconds=LEASE_SECONDS)
@@ -279,7 +285,7 @@ class OutboxMachine(RuleBasedStateMachine):
     @rule(worker=st.sampled_from(WORKERS))
     def release(self, worker: str) -> None:
         """Release gives back the worker's held leases, due again at once, and skips stale ones."""
-        mine = [leased for (w, _), leased in sorted(self.held.items()) if w == worker]
+        mine = [self.held[w, outbox_id] for w, outbox_id in self._held_in_order() if w == worker]
         expected = {leased.outbox_id for leased in mine if self._holds(worker, leased)}
         released = self.store.release(worker, [leased.lease for leased in mine])
         assert set(released) == expected
@@ -295,10 +301,11 @@ class OutboxMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def expire(self, data: st.DataObject) -> None:
         """A lease lapses: moved into the past as the owner, as a crashed worker's would."""
-        leased = sorted(
-            (i.outbox_id for i in self.items.values() if i.holder and i.expired_at is None),
-            key=str,
-        )
+        leased = [
+            i.outbox_id
+            for i in sorted(self.items.values(), key=lambda i: i.number)
+            if i.holder and i.expired_at is None
+        ]
         outbox_id = data.draw(st.sampled_from(leased), label="expiring")
         expire_lease(self.url, outbox_id)
         self.items[outbox_id].expired_at = next(self.clock)
