@@ -339,7 +339,10 @@ class Relayer:
             self._answered = chunk | self._answered
             raise
         for outbox_id, was_recorded in results:
-            self._held.pop(outbox_id, None)
+            # Only the lease this completion was for: an item retried with no delay may
+            # already be held again, under a new lease, by a claim made meanwhile.
+            if self._held.get(outbox_id) is chunk[outbox_id]:
+                del self._held[outbox_id]
             if not was_recorded:
                 self.signals.lease_lost(outbox_id)
         self.signals.flush(_CYCLE)
