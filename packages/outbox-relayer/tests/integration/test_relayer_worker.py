@@ -115,11 +115,19 @@ class Simulators:
         return self._stack.enter_context(RailSimulator(faults=faults, log_path=log_path))
 
     def rail(
-        self, simulator: RailSimulator, rail_type: str = RAIL, *, lookup: bool = False
+        self,
+        simulator: RailSimulator,
+        rail_type: str = RAIL,
+        *,
+        lookup: bool = False,
+        timeout_seconds: float = 10.0,
     ) -> HttpRail:
         """The production HTTP rail pointed at `simulator` (`lookup`: outcomes looked up)."""
         endpoint = RailEndpoint(
-            rail_type=rail_type, url=simulator.payments_url, timeout_seconds=10.0, lookup=lookup
+            rail_type=rail_type,
+            url=simulator.payments_url,
+            timeout_seconds=timeout_seconds,
+            lookup=lookup,
         )
         return self._stack.enter_context(HttpRail(endpoint))
 
@@ -939,6 +947,7 @@ class UnansweredCase(NamedTuple):
     first: tuple[str, str | None, str]  # state, rail_code, error_code
     second_rail_code: str
     lookups: dict[str, int]
+    rail_timeout_seconds: float = 10.0
 
 
 @pytest.mark.parametrize(
@@ -951,11 +960,19 @@ class UnansweredCase(NamedTuple):
             f"{RECONCILED_PREFIX}201",
             {"found": 1},
         ),
+        # The rail acts, then holds its answer (until it stops) past the client's 1 s timeout.
+        UnansweredCase(
+            Faults(timeout_rate=0.5, seed=1),
+            ("RETRYABLE", None, "RAIL_TIMEOUT"),
+            f"{RECONCILED_PREFIX}201",
+            {"found": 1},
+            rail_timeout_seconds=1.0,
+        ),
         UnansweredCase(
             Faults(fail_rate=0.5, seed=1), ("RETRYABLE", "503", "RAIL_UNAVAILABLE"), "201", {}
         ),
     ],
-    ids=["connection-lost-after-send", "answered-503"],
+    ids=["connection-lost-after-send", "timed-out-after-send", "answered-503"],
 )
 def test_after_a_send_without_an_answer_the_outcome_is_looked_up_but_not_after_a_503(
     outbox_database: Database,
@@ -964,9 +981,10 @@ def test_after_a_send_without_an_answer_the_outcome_is_looked_up_but_not_after_a
     relayers: Relayers,
     case: UnansweredCase,
 ) -> None:
-    """A connection dropped after the rail acted leaves the outcome unknown: the retry looks it up and records it without a POST. A 503 is a known non-execution: the retry just sends."""
+    """A connection dropped or a send timed out after the rail acted leaves the outcome unknown: the retry looks it up and records it without a POST. A 503 is a known non-execution: the retry just sends."""
     simulator = simulators.start(case.faults)
-    worker = relayers.build("relayer-a", {RAIL: simulators.rail(simulator, lookup=True)})
+    rail = simulators.rail(simulator, lookup=True, timeout_seconds=case.rail_timeout_seconds)
+    worker = relayers.build("relayer-a", {RAIL: rail})
     outbox_id = outbox_store.enqueue(make_request()).outbox_id
     worker.drain()
     query_no_role(outbox_database.url, DUE_NOW)  # the proof does not wait out the backoff

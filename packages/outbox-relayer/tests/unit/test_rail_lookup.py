@@ -6,6 +6,7 @@ environment).
 
 from __future__ import annotations
 
+import socket
 from typing import TYPE_CHECKING
 
 import pytest
@@ -33,8 +34,11 @@ def lookup_rail_for() -> Iterator[Callable[..., HttpRail]]:
     """HttpRails with lookup on, closed at teardown."""
     rails: list[HttpRail] = []
 
-    def build(url: str, *, lookup: bool = True) -> HttpRail:
-        rail = HttpRail(RailEndpoint(rail_type="rtp", url=url, timeout_seconds=5.0, lookup=lookup))
+    def build(url: str, *, lookup: bool = True, timeout_seconds: float = 5.0) -> HttpRail:
+        endpoint = RailEndpoint(
+            rail_type="rtp", url=url, timeout_seconds=timeout_seconds, lookup=lookup
+        )
+        rail = HttpRail(endpoint)
         rails.append(rail)
         return rail
 
@@ -124,6 +128,17 @@ def test_a_lookup_that_cannot_reach_the_rail_is_an_unknown_outcome(
     stopped.stop()
 
     assert lookup_rail_for(url).lookup(make_item()) is None
+
+
+def test_a_lookup_without_an_answer_within_the_timeout_is_an_unknown_outcome(
+    lookup_rail_for: Callable[..., HttpRail], make_item: Callable[..., ClaimedItem]
+) -> None:
+    """A rail that accepts the connection and never answers: the lookup times out, None."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # listens, never reads or answers
+        port = silent.getsockname()[1]
+        rail = lookup_rail_for(f"http://127.0.0.1:{port}/payments", timeout_seconds=0.2)
+
+        assert rail.lookup(make_item()) is None
 
 
 def test_a_key_with_url_characters_is_looked_up_by_its_quoted_form(
