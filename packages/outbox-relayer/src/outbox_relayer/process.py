@@ -60,6 +60,7 @@ def build_rails(
 
 
 def _looked_up(rails: Mapping[str, Rail]) -> list[str]:
+    """The rail types whose unknown outcomes are looked up before a re-send."""
     return [
         name for name, rail in rails.items() if isinstance(rail, HttpRail) and rail.endpoint.lookup
     ]
