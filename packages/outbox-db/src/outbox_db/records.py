@@ -105,6 +105,9 @@ class ClaimedItem:
     attempt_count: int
     lease_token: UUID
     lease_expires_at: datetime
+    # The error_code of the item's last attempt (None before the first): LEASE_EXPIRED after a
+    # lease repair, RAIL_TIMEOUT after a send that timed out, and so on.
+    last_error_code: str | None = None
 
     @property
     def lease(self) -> Lease:

@@ -19,7 +19,8 @@ RETURNS TABLE (
     payload jsonb,
     attempt_count integer,
     lease_token uuid,
-    lease_expires_at timestamptz
+    lease_expires_at timestamptz,
+    last_error_code text
 )
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -40,6 +41,6 @@ BEGIN
     WHERE p.outbox_id = due.outbox_id
     RETURNING p.outbox_id, p.instruction_id, p.participant_id, p.sequence_id,
         p.idempotency_key, p.rail_type, p.payload, p.attempt_count, gen_random_uuid(),
-        now() + make_interval(secs => p_lease_seconds);
+        now() + make_interval(secs => p_lease_seconds), NULL::text;
 END
 $function$;

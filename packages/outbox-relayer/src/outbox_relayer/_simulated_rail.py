@@ -36,6 +36,7 @@ class Faults:
     timeout_rate: float = attrs.field(default=0.0, validator=_RATE)  # recorded, answered late
     drop_rate: float = attrs.field(default=0.0, validator=_RATE)  # recorded, never answered
     hang_seconds: float = attrs.field(default=30.0, validator=attrs.validators.gt(0.0))
+    lookup_fail_rate: float = attrs.field(default=0.0, validator=_RATE)  # GET by key answered 503
     seed: int | None = None
 
     def __attrs_post_init__(self) -> None:
@@ -54,6 +55,7 @@ class SimulatorStats:
     absorbed: int
     by_status: dict[str, int]  # HTTP status as text, or "dropped"
     faults: dict[str, int]  # "fail", "timeout", "drop"
+    lookups: dict[str, int] = attrs.Factory(dict)  # GET by key: "found", "not_found", "failed"
 
 
 @attrs.frozen(kw_only=True)
@@ -178,13 +180,20 @@ class SimulatedRail:
             self._log.write(json.dumps(attrs.asdict(line), sort_keys=True) + "\n")
             self._log.flush()  # a reader (a proof, tail -f) sees the line before the answer
 
-    def recorded(self, key: str) -> dict[str, object] | None:
-        """The first answer kept for a key (status, reference, payload digest), or None."""
+    def lookup(self, key: str) -> tuple[int, dict[str, object]]:
+        """Answer GET /payments/<key>: 200 and the key's first answer, 404, or a 503 fault."""
         with self.lock:
+            if (
+                self.faults.lookup_fail_rate
+                and self._random.random() < self.faults.lookup_fail_rate
+            ):
+                self.counts["lookup:failed"] += 1
+                return 503, {"error": "SIMULATED_FAILURE"}
             outcome = self.outcomes.get(key)
+            self.counts["lookup:" + ("not_found" if outcome is None else "found")] += 1
         if outcome is None:
-            return None
-        return {
+            return 404, {"error": "NOT_FOUND"}
+        return 200, {
             "idempotency_key": key,
             "status": outcome.status,
             "payload_sha256": outcome.payload_sha256,
@@ -200,6 +209,7 @@ class SimulatedRail:
                 absorbed=self.counts["absorbed"],
                 by_status=self._group("status:"),
                 faults=self._group("fault:"),
+                lookups=self._group("lookup:"),
             )
 
     def _group(self, prefix: str) -> dict[str, int]:

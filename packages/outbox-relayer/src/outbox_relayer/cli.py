@@ -79,6 +79,16 @@ def _settings_options(command: Callable[..., Any]) -> Callable[..., Any]:
     help="Send rail_type TYPE to URL (repeatable; over the rails file). URL 'noop' answers "
     "DISPATCHED without sending: for measuring the relayer alone.",
 )
+@click.option(
+    "--rail-lookup",
+    "rail_lookups",
+    multiple=True,
+    metavar="TYPE",
+    help="Before re-sending an item of rail_type TYPE whose last attempt left the outcome "
+    "unknown (lease repair, timeout, lost connection), ask the rail for its key's outcome "
+    "(GET URL/<key>) and record a known one instead of sending (repeatable; env "
+    "OUTBOX_RAIL_LOOKUP, comma-separated; or `lookup = true` in the rails file).",
+)
 @click.option("--relay/--no-relay", default=True, show_default=True, help="Dispatch items.")
 @click.option("--repair/--no-repair", default=True, show_default=True, help="Repair leases.")
 @click.option("--batch-size", type=int, help="Items per claim (env OUTBOX_BATCH_SIZE).")
@@ -108,6 +118,7 @@ def run(
     *,
     log_format: str,
     rail_targets: tuple[str, ...],
+    rail_lookups: tuple[str, ...],
     relay: bool,
     repair: bool,
     **flags: Any,  # noqa: ANN401 - RelayerConfig fields, validated there
@@ -121,7 +132,7 @@ def run(
         msg = "--no-relay and --no-repair together leave nothing to run"
         raise click.UsageError(msg)
     targets = _rail_targets(rail_targets)
-    config = _config(log_format, flags)
+    config = _config(log_format, flags | {"rail_lookups": rail_lookups or None})
     with _stop_on_signals() as stop, _clear_errors():
         process.serve(config, stop, relay=relay, repair=repair, rail_targets=targets)
 
@@ -220,6 +231,12 @@ def _clear_errors() -> Iterator[None]:
     show_default=True,
     help="Seconds a timed-out answer waits (longer than the client's timeout).",
 )
+@click.option(
+    "--lookup-fail-rate",
+    type=rate,
+    default=0.0,
+    help="Share of GET /payments/<key> lookups answered 503 (the outcome stays unknown).",
+)
 @click.option("--seed", type=int, help="Seed for the fault and latency draws (reproducible runs).")
 @click.option(
     "--replay-409",
@@ -243,6 +260,7 @@ def rail_sim(  # noqa: PLR0913 - one parameter per documented option
     timeout_rate: float,
     drop_rate: float,
     hang_seconds: float,
+    lookup_fail_rate: float,
     seed: int | None,
     log_path: Path | None,
     replay_409: bool,
@@ -261,6 +279,7 @@ def rail_sim(  # noqa: PLR0913 - one parameter per documented option
         timeout_rate=timeout_rate,
         drop_rate=drop_rate,
         hang_seconds=hang_seconds,
+        lookup_fail_rate=lookup_fail_rate,
         seed=seed,
     )
     simulator = RailSimulator(

@@ -24,7 +24,7 @@ from outbox_relayer.backoff import (
 from outbox_relayer.rail_config import Secret
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
 __all__ = ["ConfigError", "RelayerConfig", "default_worker_id"]
 
@@ -98,6 +98,12 @@ def _to_path(value: str | Path | None) -> Path | None:
     return None if value is None else Path(value)
 
 
+def _rail_types(value: str | Iterable[str]) -> frozenset[str]:
+    """Rail types from a comma-separated environment value, or from repeated flags."""
+    parts = value.split(",") if isinstance(value, str) else value
+    return frozenset(part.strip() for part in parts if part.strip())
+
+
 def _env(key: str, parse: Callable[[str], object] = str) -> dict[str, object]:
     return {"env": key, "parse": parse}
 
@@ -125,8 +131,8 @@ class RelayerConfig:
     Environment keys (the README lists defaults and ranges): LEASE_SECONDS,
     LEASE_REPAIR_BATCH_SIZE, OUTBOX_BATCH_SIZE, OUTBOX_CONCURRENCY, OUTBOX_POLL_INTERVAL_SECONDS,
     OUTBOX_REPAIR_INTERVAL_SECONDS, OUTBOX_RETRY_BASE_SECONDS, OUTBOX_RETRY_CAP_SECONDS,
-    OUTBOX_SHUTDOWN_GRACE_SECONDS, OUTBOX_RAILS_FILE, OUTBOX_WORKER_ID, DATABASE_URL,
-    OUTBOX_METRICS_PORT.
+    OUTBOX_SHUTDOWN_GRACE_SECONDS, OUTBOX_RAILS_FILE, OUTBOX_RAIL_LOOKUP, OUTBOX_WORKER_ID,
+    DATABASE_URL, OUTBOX_METRICS_PORT.
     """
 
     database_url: Secret = attrs.field(
@@ -156,6 +162,10 @@ class RelayerConfig:
     )
     rails_file: Path | None = attrs.field(
         default=None, converter=_to_path, metadata=_env("OUTBOX_RAILS_FILE")
+    )
+    # Rail types whose outcomes are looked up before a re-send (over the rails file's `lookup`).
+    rail_lookups: frozenset[str] = attrs.field(
+        factory=frozenset, converter=_rail_types, metadata=_env("OUTBOX_RAIL_LOOKUP", _rail_types)
     )
     worker_id: str = attrs.field(
         factory=default_worker_id, validator=_identifier, metadata=_env("OUTBOX_WORKER_ID")

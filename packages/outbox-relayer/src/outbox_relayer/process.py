@@ -11,6 +11,7 @@ import contextlib
 import threading
 from typing import TYPE_CHECKING, Final
 
+import attrs
 import httpx
 import structlog
 
@@ -36,16 +37,33 @@ _log = structlog.get_logger("outbox_relayer")
 
 
 def build_rails(
-    config: RelayerConfig, targets: Mapping[str, str], client: httpx.Client
+    config: RelayerConfig,
+    targets: Mapping[str, str],
+    client: httpx.Client,
 ) -> dict[str, Rail]:
-    """The rails file's endpoints, then `targets` ({rail_type: URL or "noop"}) over them."""
+    """The rails file's endpoints, then `targets` ({rail_type: URL or "noop"}) over them.
+
+    `config.rail_lookups` turns outcome lookup on for those rail types (HTTP rails only).
+    """
     endpoints = load_rails(config.rails_file) if config.rails_file is not None else {}
     for rail_type, target in targets.items():
         if target != NOOP_TARGET:
             endpoints[rail_type] = RailEndpoint(rail_type=rail_type, url=target)
+    if unknown := sorted(config.rail_lookups - endpoints.keys()):
+        msg = f"OUTBOX_RAIL_LOOKUP names {unknown[0]}, which has no HTTP rail configured"
+        raise ConfigError(msg)
+    for rail_type in config.rail_lookups:
+        endpoints[rail_type] = attrs.evolve(endpoints[rail_type], lookup=True)
     rails: dict[str, Rail] = {name: HttpRail(end, client) for name, end in endpoints.items()}
     rails.update({name: NoopRail() for name, target in targets.items() if target == NOOP_TARGET})
     return rails
+
+
+def _looked_up(rails: Mapping[str, Rail]) -> list[str]:
+    """The rail types whose unknown outcomes are looked up before a re-send."""
+    return [
+        name for name, rail in rails.items() if isinstance(rail, HttpRail) and rail.endpoint.lookup
+    ]
 
 
 def connect(config: RelayerConfig, stop: threading.Event) -> OutboxStore | None:
@@ -97,6 +115,7 @@ def serve(
             relay=relay,
             repair=repair,
             rail_types=sorted(rails),
+            lookup_rail_types=sorted(_looked_up(rails)),
             batch_size=config.batch_size,
             concurrency=config.concurrency,
             lease_seconds=config.lease_seconds,

@@ -41,7 +41,11 @@ class Secret:
 
 @attrs.frozen(kw_only=True)
 class RailEndpoint:
-    """How to reach the rail for one rail_type: URL, timeout and an optional auth header."""
+    """How to reach the rail for one rail_type: URL, timeout and an optional auth header.
+
+    `lookup`: the rail answers `GET <url>/<key>` with a key's outcome, so an item whose last
+    attempt left the outcome unknown is looked up before it is sent again.
+    """
 
     rail_type: str
     url: str
@@ -51,6 +55,7 @@ class RailEndpoint:
     )
     auth_header: str | None = None
     auth_secret: Secret | None = None
+    lookup: bool = False
 
     def __attrs_post_init__(self) -> None:
         if (self.auth_header is None) != (self.auth_secret is None):
@@ -59,7 +64,7 @@ class RailEndpoint:
 
 
 _ENDPOINT_KEYS: Final = frozenset(
-    {"url", "timeout_seconds", "auth_header", "auth_secret_env", "auth_secret_file"}
+    {"url", "timeout_seconds", "lookup", "auth_header", "auth_secret_env", "auth_secret_file"}
 )
 
 
@@ -101,6 +106,10 @@ def _endpoint(rail_type: str, table: object, environ: Mapping[str, str]) -> Rail
     ):
         msg = f"{prefix}.timeout_seconds must be a number of seconds in (0, 300]"
         raise RailConfigError(msg)
+    lookup = table.get("lookup", False)
+    if not isinstance(lookup, bool):
+        msg = f"{prefix}.lookup must be true or false"
+        raise RailConfigError(msg)
     header, secret = _auth(prefix, table, environ)
     return RailEndpoint(
         rail_type=rail_type,
@@ -108,6 +117,7 @@ def _endpoint(rail_type: str, table: object, environ: Mapping[str, str]) -> Rail
         timeout_seconds=float(timeout),
         auth_header=header,
         auth_secret=secret,
+        lookup=lookup,
     )
 
 

@@ -7,6 +7,7 @@ import json
 import math
 import re
 import time
+import urllib.parse
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final, Protocol, Self
 
@@ -23,12 +24,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FAILED_STATUSES",
+    "RECONCILED_PREFIX",
+    "UNKNOWN_OUTCOME_CODES",
     "HttpRail",
     "NoopRail",
     "Rail",
     "RailAnswer",
     "canonical_json",
     "classify",
+    "outcome_unknown",
 ]
 
 # 4xx answers that refuse the instruction itself: re-sending the same request cannot succeed.
@@ -48,6 +52,22 @@ _RETRYABLE_4XX: Final[dict[int, tuple[str, str]]] = {
     425: ("RAIL_THROTTLED", "rail asked to retry later"),
     429: ("RAIL_THROTTLED", "rail asked to slow down"),
 }
+# The last attempt's error codes after which the rail may or may not have executed the request:
+# a lease repair (the worker died or lost its lease mid-dispatch; also the migration's requeue of
+# DISPATCHING-era items), or a send that went out and got no usable answer. A 5xx answer or a
+# throttle is a known non-execution, so it is not here.
+UNKNOWN_OUTCOME_CODES: Final = frozenset(
+    {
+        "LEASE_EXPIRED",
+        "LEGACY_DISPATCHING_REQUEUED",
+        "RAIL_TIMEOUT",
+        "RAIL_CONNECTION_ERROR",
+        "RAIL_PROTOCOL_ERROR",
+        "RAIL_CLIENT_ERROR",
+    }
+)
+# rail_code of an outcome learnt by lookup instead of a send: "reconciled:<the rail's status>".
+RECONCILED_PREFIX: Final = "reconciled:"
 _ANSWER_STATES: Final = frozenset(
     {AttemptState.DISPATCHED, AttemptState.RETRYABLE, AttemptState.FAILED}
 )
@@ -79,6 +99,15 @@ class Rail(Protocol):
         """Dispatch the item with its idempotency key; network failures are answers, not raises."""
         ...
 
+    def lookup(self, item: ClaimedItem) -> RailAnswer | None:
+        """The rail's final outcome for the item's key, or None: unknown, or not supported."""
+        ...
+
+
+def outcome_unknown(item: ClaimedItem) -> bool:
+    """Whether the item's last attempt may have executed at the rail without us knowing."""
+    return item.attempt_count > 0 and item.last_error_code in UNKNOWN_OUTCOME_CODES
+
 
 class NoopRail:
     """Answers DISPATCHED at once and sends nothing: measures the relayer and database alone.
@@ -90,9 +119,18 @@ class NoopRail:
         """DISPATCHED, with a reference derived from the item."""
         return RailAnswer(state=AttemptState.DISPATCHED, rail_reference=f"noop-{item.outbox_id}")
 
+    def lookup(self, item: ClaimedItem) -> RailAnswer | None:  # noqa: ARG002 - Rail's signature
+        """Nothing to ask: a no-op rail keeps no outcomes."""
+        return None
+
 
 class HttpRail:
-    """A rail over HTTP: POSTs the payload as JSON with the item's Idempotency-Key."""
+    """A rail over HTTP: POSTs the payload as JSON with the item's Idempotency-Key.
+
+    With `endpoint.lookup`, `lookup` GETs `<url>/<url-quoted key>`: 200 with a JSON object
+    whose `status` is the HTTP status the rail first answered for the key (and its body's
+    fields, e.g. `reference`) is a known outcome; anything else, 404 included, is unknown.
+    """
 
     def __init__(self, endpoint: RailEndpoint, client: httpx.Client | None = None) -> None:
         self.endpoint = endpoint
@@ -119,6 +157,24 @@ class HttpRail:
             message = f"unusable answer: {type(error).__name__}"
             return _retryable("RAIL_PROTOCOL_ERROR", message, started)
         return classify(response, _elapsed_ms(started))
+
+    def lookup(self, item: ClaimedItem) -> RailAnswer | None:
+        """The key's outcome if the rail knows a final one (DISPATCHED or FAILED), else None.
+
+        A lookup that fails in any way is an unknown outcome: the item is sent again with the
+        same key, which the rail absorbs if it did execute it.
+        """
+        if not self.endpoint.lookup:
+            return None
+        started = time.monotonic()
+        url = self.endpoint.url.rstrip("/") + "/" + urllib.parse.quote(item.idempotency_key, "")
+        try:
+            response = self._client.get(
+                url, headers=self._headers(item), timeout=self.endpoint.timeout_seconds
+            )
+        except httpx.HTTPError:
+            return None
+        return _recorded_outcome(response, _elapsed_ms(started))
 
     def close(self) -> None:
         """Close the HTTP client if this rail created it."""
@@ -179,6 +235,20 @@ def classify(response: httpx.Response, latency_ms: int) -> RailAnswer:
         error_message=f"{what}: {detail}",
         retry_after_seconds=retry_after(response.headers.get("Retry-After")),
     )
+
+
+def _recorded_outcome(response: httpx.Response, latency_ms: int) -> RailAnswer | None:
+    """A lookup's answer as the outcome of the first send, classified like that send's answer."""
+    body = _json_object(response)
+    status = body.get("status")
+    if response.status_code != httpx.codes.OK or isinstance(status, bool):
+        return None
+    if not isinstance(status, int) or not 100 <= status <= 599:  # noqa: PLR2004
+        return None
+    answer = classify(httpx.Response(status, json=body), latency_ms)
+    if answer.state is AttemptState.RETRYABLE:  # "not now" is no outcome: send again
+        return None
+    return attrs.evolve(answer, rail_code=f"{RECONCILED_PREFIX}{status}")
 
 
 def _retryable_kind(status: int) -> tuple[str, str]:

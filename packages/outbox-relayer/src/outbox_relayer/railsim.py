@@ -80,11 +80,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, attrs.asdict(state.stats()))
             return
         prefix = PAYMENTS_PATH + "/"
-        answer = state.recorded(unquote(self.path.removeprefix(prefix)))
-        if not self.path.startswith(prefix) or answer is None:
+        if not self.path.startswith(prefix):
             self._send(404, {"error": "NOT_FOUND"})
             return
-        self._send(200, answer)
+        self._send(*state.lookup(unquote(self.path.removeprefix(prefix))))
 
     def _send(
         self, status: int, body: dict[str, object], headers: dict[str, str] | None = None

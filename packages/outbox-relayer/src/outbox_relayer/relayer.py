@@ -35,7 +35,7 @@ from outbox_db import (
     TerminalAlreadyRecorded,
 )
 from outbox_relayer.backoff import DatabaseRetry
-from outbox_relayer.rails import RailAnswer
+from outbox_relayer.rails import RailAnswer, outcome_unknown
 
 if TYPE_CHECKING:
     import threading
@@ -242,7 +242,8 @@ class Relayer:
             )
         started = time.monotonic()
         try:
-            return rail.send(item)
+            known = self._reconciled(rail, item) if outcome_unknown(item) else None
+            return known or rail.send(item)
         except Exception as error:  # noqa: BLE001 - a rail client's bug must not kill the worker
             _log.exception(
                 "rail_client_failed", rail_type=item.rail_type, error=type(error).__name__
@@ -253,6 +254,27 @@ class Relayer:
                 error_message=f"rail client raised {type(error).__name__}",
                 latency_ms=round((time.monotonic() - started) * 1000),
             )
+
+    def _reconciled(self, rail: Rail, item: ClaimedItem) -> RailAnswer | None:
+        """The rail's outcome for a key whose last send may have executed, if it knows it.
+
+        A lookup that raises is an unknown outcome, like a None: the item is sent again with
+        the same key.
+        """
+        try:
+            answer = rail.lookup(item)
+        except Exception as error:  # noqa: BLE001 - a lookup's bug must not lose the item
+            _log.warning("rail_lookup_failed", rail_type=item.rail_type, error=type(error).__name__)
+            return None
+        if answer is not None:
+            _log.info(
+                "outcome_reconciled",
+                outbox_id=str(item.outbox_id),
+                rail_type=item.rail_type,
+                state=answer.state.value,
+                rail_code=answer.rail_code,
+            )
+        return answer
 
     def _collect_answers(self, timeout: float = 0.0) -> None:
         """Turn the answers that arrived (waiting up to `timeout` for the first) into outcomes.
@@ -339,7 +361,10 @@ class Relayer:
             self._answered = chunk | self._answered
             raise
         for outbox_id, was_recorded in results:
-            self._held.pop(outbox_id, None)
+            # Only the lease this completion was for: an item retried with no delay may
+            # already be held again, under a new lease, by a claim made meanwhile.
+            if self._held.get(outbox_id) is chunk[outbox_id]:
+                del self._held[outbox_id]
             if not was_recorded:
                 self.signals.lease_lost(outbox_id)
         self.signals.flush(_CYCLE)

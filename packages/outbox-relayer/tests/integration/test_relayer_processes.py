@@ -19,6 +19,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, LiteralString
 
@@ -28,12 +29,15 @@ from outbox_db import AttemptState, OutboxStore, Role
 from outbox_db.testonly import expire_lease, query_no_role
 from outbox_db.testonly.factories import leased_item, make_request
 from outbox_relayer import Faults, RailSimulator, audit_delivery, read_request_log
+from outbox_relayer.rails import RECONCILED_PREFIX, UNKNOWN_OUTCOME_CODES
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
     from uuid import UUID
 
+    from outbox_db import LedgerAttempt
     from outbox_db.testonly.pytest_plugin import Database
+    from outbox_relayer.railsim import LoggedRequest
 
 RELAYER: Final = str(Path(sys.executable).parent / "outbox-relayer")
 # Settings a process would otherwise inherit from the developer's or CI's environment.
@@ -294,10 +298,37 @@ def kill_holding_an_answered_lease(
     return held & answered.poll()
 
 
+def executed_before_an_unknown_outcome(
+    ledger: Sequence[LedgerAttempt], requests: Sequence[LoggedRequest]
+) -> set[str]:
+    """Keys the rail executed before an attempt of theirs was recorded with an unknown outcome.
+
+    Executed: the rail kept an outcome for the key (a POST answered without a fault). An
+    unknown outcome: a lease repair (after a kill), a timeout or a lost connection. Until that
+    attempt is recorded nobody else may send the item, so an execution before it is the first
+    dispatch of a worker that died (or lost its answer), and the next claimer can look it up.
+    """
+    executed: dict[str, datetime] = {}
+    for request in requests:
+        if request.idempotency_key and request.status is not None and request.fault is None:
+            executed.setdefault(request.idempotency_key, datetime.fromisoformat(request.wall_time))
+    return {
+        attempt.idempotency_key
+        for attempt in ledger
+        if attempt.error_code in UNKNOWN_OUTCOME_CODES
+        and attempt.idempotency_key in executed
+        and executed[attempt.idempotency_key] < attempt.completed_at
+    }
+
+
+@pytest.mark.parametrize("lookup", [False, True], ids=["resend", "lookup"])
 def test_crash_mid_batch_redelivers_under_the_same_key_and_ends_each_item_once(
-    shared_url: str, processes: Processes, tmp_path: Path
+    shared_url: str,
+    processes: Processes,
+    tmp_path: Path,
+    lookup: bool,
 ) -> None:
-    """5,000 items, 2 relayers (one SIGKILLed holding answered leases), a repairer, a 10%-5xx rail: each item ends once, each key pays once."""
+    """5,000 items, 2 relayers (one SIGKILLed holding answered leases), a repairer, a 10%-5xx rail: each item ends once, each key pays once. Without lookup the rail absorbs the re-sends of keys it executed; with lookup it gets no second POST for them, and every such item is reconciled."""
     run = uuid.uuid4().hex[:12]
     created = enqueue_run(shared_url, run, items=5000, participants=50)
     faults = Faults(fail_rate=0.1, latency_ms=2, latency_jitter_ms=3)
@@ -311,6 +342,7 @@ def test_crash_mid_batch_redelivers_under_the_same_key_and_ends_each_item_once(
         }
         relay = ["run", "--no-repair", "--rail", f"{rail_of(run)}={rail.payments_url}"]
         relay += ["--poll-interval", "0.2", "--log-format", "json"]
+        relay += ["--rail-lookup", rail_of(run)] if lookup else []
 
         def relayer(worker_id: str) -> Process:
             return processes.start(worker_id, *relay, "--worker-id", worker_id, **settings)
@@ -356,7 +388,6 @@ def test_crash_mid_batch_redelivers_under_the_same_key_and_ends_each_item_once(
     assert audit.dispatched == audit.rail_effects == len(created)
     assert query_no_role(shared_url, PENDING, [rail_of(run)]) == []
     assert query_no_role(shared_url, DISPATCHING_ROWS) == [(0,)]
-    assert audit.absorbed > 0
     repairs = {
         (attempt.idempotency_key, attempt.worker_id)
         for attempt in ledger
@@ -364,14 +395,29 @@ def test_crash_mid_batch_redelivers_under_the_same_key_and_ends_each_item_once(
     }
     assert repairs, "no lease was repaired"
     absorbed_keys = {request.idempotency_key for request in requests if request.absorbed}
+    reconciled = {
+        attempt.idempotency_key
+        for attempt in ledger
+        if (attempt.rail_code or "").startswith(RECONCILED_PREFIX)
+    }
     for key in held_at_death:
-        # An answer that died with the relayer: the lease repaired, the item sent again under
-        # the same key, and the rail absorbed the repeat instead of paying twice.
+        # An answer that died with the relayer: the lease repaired, then either the item sent
+        # again under the same key and the repeat absorbed by the rail instead of paying
+        # twice, or (lookup) the rail's outcome for the key recorded without a second POST.
         assert (key, victim) in repairs
-        assert key in absorbed_keys
+        assert key in (reconciled if lookup else absorbed_keys)
+    executed_unseen = executed_before_an_unknown_outcome(ledger, requests)
+    if lookup:
+        assert audit.absorbed == 0, "a second POST for a key the rail had executed"
+        assert reconciled == executed_unseen
+    else:
+        assert audit.absorbed > 0
+        assert reconciled == set()
     print(  # noqa: T201 - the run's figures, shown with -s
-        f"\nend to end: {len(created)} items, {kills} kills, {audit.absorbed} absorbed duplicates, "
-        f"{len(requests)} requests, {len(repairs)} lease repairs, {elapsed:.1f} s"
+        f"\nend to end ({'lookup' if lookup else 'resend'}): {len(created)} items, {kills} kills, "
+        f"{audit.absorbed} absorbed duplicates, {len(reconciled)} reconciled of "
+        f"{len(executed_unseen)} executed before an unknown outcome, {len(requests)} requests, "
+        f"{len(repairs)} lease repairs, {elapsed:.1f} s"
     )
 
 

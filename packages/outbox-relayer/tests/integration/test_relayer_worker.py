@@ -15,7 +15,7 @@ import hashlib
 import random
 import threading
 import time
-from typing import TYPE_CHECKING, Any, LiteralString
+from typing import TYPE_CHECKING, Any, LiteralString, NamedTuple
 
 import pytest
 from structlog.testing import capture_logs
@@ -43,7 +43,7 @@ from outbox_relayer import (
     Signals,
     read_request_log,
 )
-from outbox_relayer.rails import canonical_json
+from outbox_relayer.rails import RECONCILED_PREFIX, canonical_json
 from outbox_relayer.relayer import Relayer, RelayerSettings
 from outbox_relayer.signals import LEASE_LOST_EVENT, TERMINAL_GUARD_EVENT, TERMINAL_INDEX
 
@@ -114,10 +114,20 @@ class Simulators:
         log_path = self._tmp_path / f"rail-sim-{self._started}.jsonl"
         return self._stack.enter_context(RailSimulator(faults=faults, log_path=log_path))
 
-    def rail(self, simulator: RailSimulator, rail_type: str = RAIL) -> HttpRail:
-        """The production HTTP rail pointed at `simulator`."""
+    def rail(
+        self,
+        simulator: RailSimulator,
+        rail_type: str = RAIL,
+        *,
+        lookup: bool = False,
+        timeout_seconds: float = 10.0,
+    ) -> HttpRail:
+        """The production HTTP rail pointed at `simulator` (`lookup`: outcomes looked up)."""
         endpoint = RailEndpoint(
-            rail_type=rail_type, url=simulator.payments_url, timeout_seconds=10.0
+            rail_type=rail_type,
+            url=simulator.payments_url,
+            timeout_seconds=timeout_seconds,
+            lookup=lookup,
         )
         return self._stack.enter_context(HttpRail(endpoint))
 
@@ -825,3 +835,166 @@ def test_the_worker_survives_its_connections_being_cut_and_records_every_item_on
     assert query_no_role(outbox_database.url, PENDING) == []
     assert count(outbox_database.url, LEASED_COUNT) == 0
     assert simulator.stats().unique_keys == 300
+
+
+# --- 10. reconcile before re-dispatch ------------------------------------------------------------
+
+DUE_NOW: LiteralString = "UPDATE public.payment_outbox_pending SET next_attempt_at = now()"
+
+
+def posted_keys(simulator: RailSimulator) -> list[str | None]:
+    """The key of every POST the rail received, in arrival order (lookups are not POSTs)."""
+    return [line.idempotency_key for line in read_request_log(simulator.log_path)]
+
+
+@pytest.mark.parametrize("lookup", [True, False], ids=["lookup", "no-lookup"])
+def test_an_item_the_rail_executed_before_its_worker_died_is_reconciled_not_sent_again(
+    outbox_database: Database,
+    outbox_store: OutboxStore,
+    simulators: Simulators,
+    relayers: Relayers,
+    lookup: bool,
+) -> None:
+    """A's send executes at the rail, then A's lease lapses unrecorded and is repaired: with lookup, B records the rail's outcome (reconciled:201) and sends nothing; without, B re-sends the same key and the rail absorbs it."""
+    simulator = simulators.start()
+    rail = simulators.rail(simulator, lookup=lookup)
+    worker_a = relayers.build("relayer-a", {RAIL: rail})
+    worker_b = relayers.build("relayer-b", {RAIL: rail})
+    request = make_request()
+    outbox_id = outbox_store.enqueue(request).outbox_id
+    assert worker_a.step() == 1
+    assert wait_for(lambda: simulator.stats().recorded_keys == 1), "the rail executed A's send"
+    expire_lease(outbox_database.url, outbox_id)  # A dies holding the answer
+    outbox_store.repair("repairer", batch_size=10)
+
+    worker_b.drain()
+
+    (reference,) = references_by_key(simulator).values()
+    rail_code = f"{RECONCILED_PREFIX}201" if lookup else "201"
+    assert ledger_of(outbox_database.url, outbox_id) == [
+        (1, "ZOMBIE_REQUEUE", None, None, "LEASE_EXPIRED", "relayer-a"),
+        (2, "DISPATCHED", reference, rail_code, None, "relayer-b"),
+    ]
+    stats = simulator.stats()
+    if lookup:
+        assert posted_keys(simulator) == [request.idempotency_key], "no second POST"
+        assert (stats.absorbed, stats.lookups) == (0, {"found": 1})
+    else:
+        assert posted_keys(simulator) == [request.idempotency_key] * 2, "re-sent, same key"
+        assert (stats.absorbed, stats.lookups) == (1, {})
+
+
+def test_an_item_whose_worker_died_before_sending_is_looked_up_then_sent_once(
+    outbox_database: Database,
+    outbox_store: OutboxStore,
+    simulators: Simulators,
+    relayers: Relayers,
+) -> None:
+    """A claims and dies before its send: after repair the lookup finds no outcome (404) and B sends the item once, under its key."""
+    simulator = simulators.start()
+    worker_b = relayers.build("relayer-b", {RAIL: simulators.rail(simulator, lookup=True)})
+    request = make_request()
+    outbox_id = outbox_store.enqueue(request).outbox_id
+    assert len(outbox_store.claim("relayer-a", batch_size=10, lease_seconds=30)) == 1
+    expire_lease(outbox_database.url, outbox_id)
+    outbox_store.repair("repairer", batch_size=10)
+
+    worker_b.drain()
+
+    (reference,) = references_by_key(simulator).values()
+    assert ledger_of(outbox_database.url, outbox_id) == [
+        (1, "ZOMBIE_REQUEUE", None, None, "LEASE_EXPIRED", "relayer-a"),
+        (2, "DISPATCHED", reference, "201", None, "relayer-b"),
+    ]
+    assert posted_keys(simulator) == [request.idempotency_key]
+    assert simulator.stats().lookups == {"not_found": 1}
+
+
+def test_a_failed_lookup_is_an_unknown_outcome_and_the_item_is_sent_again_under_its_key(
+    outbox_database: Database,
+    outbox_store: OutboxStore,
+    simulators: Simulators,
+    relayers: Relayers,
+) -> None:
+    """The rail executed A's send, but answers B's lookup 503: B re-sends the same key, the rail absorbs it, the item ends DISPATCHED with the first reference."""
+    simulator = simulators.start(Faults(lookup_fail_rate=1.0))
+    rail = simulators.rail(simulator, lookup=True)
+    worker_a = relayers.build("relayer-a", {RAIL: rail})
+    worker_b = relayers.build("relayer-b", {RAIL: rail})
+    request = make_request()
+    outbox_id = outbox_store.enqueue(request).outbox_id
+    assert worker_a.step() == 1
+    assert wait_for(lambda: simulator.stats().recorded_keys == 1), "the rail executed A's send"
+    expire_lease(outbox_database.url, outbox_id)
+    outbox_store.repair("repairer", batch_size=10)
+
+    worker_b.drain()
+
+    (reference,) = references_by_key(simulator).values()
+    assert ledger_of(outbox_database.url, outbox_id) == [
+        (1, "ZOMBIE_REQUEUE", None, None, "LEASE_EXPIRED", "relayer-a"),
+        (2, "DISPATCHED", reference, "201", None, "relayer-b"),
+    ]
+    assert posted_keys(simulator) == [request.idempotency_key] * 2
+    stats = simulator.stats()
+    assert (stats.absorbed, stats.lookups) == (1, {"failed": 1})
+
+
+class UnansweredCase(NamedTuple):
+    """A first send's fault, what the ledger records for it, and what the retry does."""
+
+    faults: Faults
+    first: tuple[str, str | None, str]  # state, rail_code, error_code
+    second_rail_code: str
+    lookups: dict[str, int]
+    rail_timeout_seconds: float = 10.0
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        # Seed 1 scripts the rail: the first POST faults, the second does not.
+        UnansweredCase(
+            Faults(drop_rate=0.5, seed=1),
+            ("RETRYABLE", None, "RAIL_CONNECTION_ERROR"),
+            f"{RECONCILED_PREFIX}201",
+            {"found": 1},
+        ),
+        # The rail acts, then holds its answer (until it stops) past the client's 1 s timeout.
+        UnansweredCase(
+            Faults(timeout_rate=0.5, seed=1),
+            ("RETRYABLE", None, "RAIL_TIMEOUT"),
+            f"{RECONCILED_PREFIX}201",
+            {"found": 1},
+            rail_timeout_seconds=1.0,
+        ),
+        UnansweredCase(
+            Faults(fail_rate=0.5, seed=1), ("RETRYABLE", "503", "RAIL_UNAVAILABLE"), "201", {}
+        ),
+    ],
+    ids=["connection-lost-after-send", "timed-out-after-send", "answered-503"],
+)
+def test_after_a_send_without_an_answer_the_outcome_is_looked_up_but_not_after_a_503(
+    outbox_database: Database,
+    outbox_store: OutboxStore,
+    simulators: Simulators,
+    relayers: Relayers,
+    case: UnansweredCase,
+) -> None:
+    """A connection dropped or a send timed out after the rail acted leaves the outcome unknown: the retry looks it up and records it without a POST. A 503 is a known non-execution: the retry just sends."""
+    simulator = simulators.start(case.faults)
+    rail = simulators.rail(simulator, lookup=True, timeout_seconds=case.rail_timeout_seconds)
+    worker = relayers.build("relayer-a", {RAIL: rail})
+    outbox_id = outbox_store.enqueue(make_request()).outbox_id
+    worker.drain()
+    query_no_role(outbox_database.url, DUE_NOW)  # the proof does not wait out the backoff
+
+    worker.drain()
+
+    # The rail's first (and only) reference: a dropped answer's reference is not in the log.
+    assert [row[1:5] for row in ledger_of(outbox_database.url, outbox_id)] == [
+        (case.first[0], None, case.first[1], case.first[2]),
+        ("DISPATCHED", "rsim-00000001", case.second_rail_code, None),
+    ]
+    assert len(posted_keys(simulator)) == (1 if case.lookups else 2)
+    assert simulator.stats().lookups == case.lookups

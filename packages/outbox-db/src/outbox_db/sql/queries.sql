@@ -17,7 +17,7 @@ FROM public.enqueue_payment_outbox_batch(
 
 -- name: claim
 SELECT outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
-    payload, attempt_count, lease_token, lease_expires_at
+    payload, attempt_count, lease_token, lease_expires_at, last_error_code
 FROM public.claim_outbox_batch(
     %(batch_size)s::integer, %(worker_id)s, %(lease_seconds)s::integer
 );
