@@ -17,7 +17,7 @@ from rich.table import Table
 
 from fault_matrix.matrix import BY_NAME, SCENARIOS, Result, run_scenario
 from outbox_db import migrate
-from outbox_db.embedded import embedded_server
+from outbox_db.embedded import EmbeddedServer, embedded_server
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -56,13 +56,14 @@ def result_table(results: list[Result], title: str) -> Table:
 
 
 @contextlib.contextmanager
-def database(url: str | None) -> Iterator[str]:
-    """`url` as given, or a fast embedded server for the run; migrated either way."""
+def database(url: str | None) -> Iterator[tuple[str, EmbeddedServer | None]]:
+    """`url` as given, or a fast embedded server for the run (and it); migrated either way."""
     with contextlib.ExitStack() as stack:
-        if url is None:
-            url = stack.enter_context(embedded_server(durable=False)).url
-        migrate(url)
-        yield url
+        server = None if url else stack.enter_context(embedded_server(durable=False))
+        target = server.url if server else url
+        assert target is not None
+        migrate(target)
+        yield target, server
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -89,7 +90,8 @@ def main(url: str | None, smoke: bool, seed: int | None, only: tuple[str, ...], 
 
     Scenarios, in order: baseline (no faults), sigkill (relayers SIGKILLed and restarted),
     terminate (pg_terminate_backend mid-transaction), rail (5xx, drops, timeouts), sigstop
-    (a relayer paused past its lease). Exit 1 if any scenario's audit fails.
+    (a relayer paused past its lease), restart (PostgreSQL fast shutdown and start; only on
+    the embedded server). Exit 1 if any scenario's audit fails.
     """
     seed = random.SystemRandom().randrange(2**31) if seed is None else seed
     size = "smoke" if smoke else "full"
@@ -97,11 +99,17 @@ def main(url: str | None, smoke: bool, seed: int | None, only: tuple[str, ...], 
     chosen = [s for s in SCENARIOS if not only or s.name in only]
     results: list[Result] = []
     started = time.monotonic()
-    with database(url) as target:
+    with database(url) as (target, server):
         for scenario in chosen:
+            if scenario.needs_server and server is None:
+                note = "it restarts the embedded server; --url / DATABASE_URL named another"
+                console.print(f"[yellow]NOT RUN[/yellow] {scenario.name}: {note}")
+                continue
             items = scenario.items // 10 if smoke else scenario.items
             console.rule(f"{scenario.name}: {items:,} items; {scenario.summary}")
-            result = run_scenario(scenario, target, items=items, seed=seed, out=out / size)
+            result = run_scenario(
+                scenario, target, items=items, seed=seed, out=out / size, server=server
+            )
             results.append(result)
             for problem in result.problems:
                 console.print(f"[red]PROBLEM[/red] {scenario.name}: {problem}")
