@@ -43,6 +43,8 @@ RELAYERS: Final = 2
 # Every rail answers after 5-20 ms, after acting: a relayer always has sends the rail has acted
 # on in flight, so a crash or a pause leaves answers only a redelivery can recover.
 LATENCY: Final = ("--latency-ms", "5", "--latency-jitter-ms", "15")
+# 150-250 ms: a pause catches sends in flight, and a small run still drains when a fault is due.
+SLOW_RAIL: Final = ("--latency-ms", "150", "--latency-jitter-ms", "100")
 SIGNALS: Final = (
     "repair_requeued_count",
     "repair_failed_count",
@@ -328,7 +330,7 @@ SCENARIOS: Final = (
         name="sigstop",
         summary="SIGSTOP a relayer past its 2 s lease, SIGCONT after repair, per 500 items",
         items=1_500,
-        latency=("--latency-ms", "150", "--latency-jitter-ms", "100"),  # a pause hits sends
+        latency=SLOW_RAIL,
         lease_seconds=2,
         redelivery=True,
         inject=sigstop,
@@ -338,6 +340,7 @@ SCENARIOS: Final = (
         name="restart",
         summary="PostgreSQL fast shutdown and start under load, per 1,000 items",
         items=2_000,
+        latency=SLOW_RAIL,
         cuts_connections=True,
         needs_server=True,
         inject=restart_postgres,
