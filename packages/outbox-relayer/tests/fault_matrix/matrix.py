@@ -102,10 +102,17 @@ class Run:
         return pending + row.expired_lease_count, row.dispatched_count + row.failed_count
 
     def victim(self) -> Process:
-        """A running relayer, drawn from the seed."""
-        return self.draw.choice(self.relayers)
+        """A running relayer, drawn from the seed, once it holds a lease the rail acted on.
 
-    def holds_acted_on_lease(self, relayer: Process) -> bool:
+        Gives up waiting after 5 s (the judgement then finds no redelivery).
+        """
+        victim = self.draw.choice(self.relayers)
+        deadline = time.monotonic() + 5.0
+        while not self._holds_acted_on_lease(victim) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return victim
+
+    def _holds_acted_on_lease(self, relayer: Process) -> bool:
         """Whether `relayer` holds a lease on a key the rail has already received."""
         held = {key for (key,) in query_no_role(self.url, HELD_KEYS, [relayer.name])}
         return bool(held & self._received_keys())
@@ -197,9 +204,6 @@ def sigkill(run: Run) -> None:
     if not due(run, planned(run, 2000)):
         return
     victim = run.victim()
-    deadline = time.monotonic() + 5.0
-    while not run.holds_acted_on_lease(victim) and time.monotonic() < deadline:
-        time.sleep(0.005)
     run.fleet.kill(victim)
     run.injected += 1
     run.replace(victim)
@@ -223,9 +227,6 @@ def sigstop(run: Run) -> None:
     if not due(run, planned(run, 500)):
         return
     victim = run.victim()
-    deadline = time.monotonic() + 5.0
-    while not run.holds_acted_on_lease(victim) and time.monotonic() < deadline:
-        time.sleep(0.005)
     victim.popen.send_signal(signal.SIGSTOP)
     run.injected += 1
     time.sleep(2 * run.lease_seconds + 1.5)  # expired and repaired by the repairer meanwhile
