@@ -460,3 +460,20 @@ def bench(session: nox.Session) -> None:
     for benchmark in ("enqueue_throughput", "relayer_drain", "claim_latency", "lease_repair"):
         session.run("python", str(BENCHMARKS / f"{benchmark}.py"), *session.posargs)
     session.run("python", str(BENCHMARKS / "bench_summary.py"))
+
+
+@nox.session
+def faults(session: nox.Session) -> None:
+    """Outside the gate: the fault-injection matrix (`-- --smoke` a tenth, `-- --help`).
+
+    Relayer processes against rail-sim under SIGKILL, cut connections, rail faults and pauses,
+    each run audited; the table goes to reports/faults/. The runner:
+    packages/outbox-relayer/tests/fault_matrix/.
+    """
+    install(session, "test")
+    path = os.pathsep.join(
+        str(ROOT / folder) for folder in ("packages/outbox-relayer/tests", "examples")
+    )
+    session.run(
+        "python", "-m", "fault_matrix", *session.posargs, env=TEST_ENV | {"PYTHONPATH": path}
+    )

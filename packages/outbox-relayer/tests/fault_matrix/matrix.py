@@ -1,0 +1,533 @@
+"""The scenarios and the run of one: enqueue, relay under faults, drain, audit, judge.
+
+Processes come from the demo's `Fleet` (examples/demo.py); the audit is `audit_delivery`.
+A scenario's random choices (the rail's fault draws, which relayer to hit, when) come from
+one seed, printed and recorded with the results.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, LiteralString
+
+import attrs
+import click
+
+from demo import Fleet, Process
+from outbox_db import AttemptState, EnqueueRequest, OutboxStore, Role
+from outbox_db.embedded import start
+from outbox_db.testonly import query_no_role
+from outbox_relayer import audit_delivery, read_request_log
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from uuid import UUID
+
+    from outbox_db import LedgerAttempt
+    from outbox_db.embedded import EmbeddedServer
+    from outbox_relayer import DeliveryAudit
+
+BIN: Final = Path(sys.executable).parent
+STOP_SECONDS: Final = 30.0
+POLL_SECONDS: Final = 0.25
+RELAYERS: Final = 2
+# Every rail answers after 5-20 ms, after acting: a relayer always has sends the rail has acted
+# on in flight, so a crash or a pause leaves answers only a redelivery can recover.
+LATENCY: Final = ("--latency-ms", "5", "--latency-jitter-ms", "15")
+# 150-250 ms: a pause catches sends in flight, and a small run still drains when a fault is due.
+SLOW_RAIL: Final = ("--latency-ms", "150", "--latency-jitter-ms", "100")
+SIGNALS: Final = (
+    "repair_requeued_count",
+    "repair_failed_count",
+    "lease_lost_count",
+    "terminal_guard_hit_count",
+)
+UNAVAILABLE_EVENT: Final = '"event": "database_unavailable"'
+
+# Relayer backends (pool and LISTEN) inside a transaction, cut as a failover would cut them.
+TERMINATE_IN_TRANSACTION: LiteralString = """
+SELECT count(*) FILTER (WHERE pg_catalog.pg_terminate_backend(pid))
+FROM pg_catalog.pg_stat_activity
+WHERE datname = current_database() AND application_name LIKE 'outbox-db%%'
+  AND xact_start IS NOT NULL AND pid <> pg_catalog.pg_backend_pid()
+"""
+HELD_KEYS: LiteralString = (
+    "SELECT idempotency_key FROM public.payment_outbox_pending WHERE claimed_by = %s"
+)
+
+
+@attrs.define
+class Run:
+    """One scenario's run in progress: what injectors act on and count into."""
+
+    url: str
+    rail_type: str
+    items: int
+    fleet: Fleet
+    relayers: list[Process]
+    rail_log: Path
+    draw: random.Random
+    lease_seconds: int
+    server: EmbeddedServer | None
+    injected: int = 0
+    restarts: int = 0
+    _acted_keys: set[str] = attrs.Factory(set)
+    _log_offset: int = 0
+
+    def ended(self) -> int:
+        """Items of the run with a terminal attempt (the status view's per-rail counts)."""
+        return self._status()[1]
+
+    def drained(self) -> bool:
+        """Nothing of the run pending and every item ended."""
+        pending, ended = self._status()
+        return pending == 0 and ended == self.items
+
+    def _status(self) -> tuple[int, int]:
+        with OutboxStore.connect(self.url, role=Role.READONLY) as reader:
+            rows = [row for row in reader.status() if row.rail_type == self.rail_type]
+        if not rows:
+            return 0, 0
+        (row,) = rows
+        pending = row.due_count + row.scheduled_count + row.leased_count
+        return pending + row.expired_lease_count, row.dispatched_count + row.failed_count
+
+    def victim(self) -> Process:
+        """A running relayer, drawn from the seed, once it holds a lease the rail acted on.
+
+        Gives up waiting after 5 s (the judgement then finds no redelivery).
+        """
+        victim = self.draw.choice(self.relayers)
+        deadline = time.monotonic() + 5.0
+        while not self._holds_acted_on_lease(victim) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return victim
+
+    def _holds_acted_on_lease(self, relayer: Process) -> bool:
+        """Whether `relayer` holds a lease on a key the rail has already received."""
+        held = {key for (key,) in query_no_role(self.url, HELD_KEYS, [relayer.name])}
+        return bool(held & self._received_keys())
+
+    def _received_keys(self) -> set[str]:
+        """Keys in the rail's request log, read incrementally (a partial line waits)."""
+        with contextlib.suppress(FileNotFoundError), self.rail_log.open("rb") as log:
+            log.seek(self._log_offset)
+            chunk = log.read()
+            complete = chunk.rfind(b"\n") + 1
+            self._log_offset += complete
+            for line in chunk[:complete].splitlines():
+                self._acted_keys.add(json.loads(line)["idempotency_key"])
+        return self._acted_keys
+
+    def replace(self, relayer: Process) -> Process:
+        """Start a new relayer with the same arguments in place of `relayer`, as a supervisor."""
+        self.restarts += 1
+        base = relayer.name.rsplit("-r", 1)[0]
+        fresh = self.fleet.start(f"{base}-r{self.restarts}", *relayer.args)
+        self.relayers[self.relayers.index(relayer)] = fresh
+        return fresh
+
+
+@attrs.frozen(kw_only=True)
+class Outcome:
+    """What the run left: the audit, the ledger, the signals, the processes' logs."""
+
+    audit: DeliveryAudit
+    ledger: list[LedgerAttempt]
+    signals: Counter[str]
+    unavailable_events: int
+    faulted_requests: int
+
+
+@attrs.frozen(kw_only=True)
+class Scenario:
+    """A fault and how to judge it; `inject` runs every poll while the queue drains."""
+
+    name: str
+    summary: str
+    items: int  # at full size; --smoke runs a tenth
+    latency: tuple[str, ...] = LATENCY
+    rail_args: tuple[str, ...] = ()
+    rail_timeout_seconds: float = 5.0
+    lease_seconds: int = 10
+    # It cuts the repairer's connections too: a repair may commit unheard, so the repair
+    # signal may count fewer repairs than the ledger shows (never more).
+    cuts_connections: bool = False
+    needs_server: bool = False  # restarts the embedded server: not run on --url
+    # Duplicates the rail absorbs: True, some required; False, none allowed; None, either.
+    redelivery: bool | None = None
+    inject: Callable[[Run], None] = lambda _run: None
+    judge: Callable[[Run, Outcome], list[str]] = lambda _run, _outcome: []
+
+
+@attrs.frozen(kw_only=True)
+class Result:
+    """A row of the table, and every problem found (none: the scenario passed)."""
+
+    scenario: str
+    items: int
+    injected: int
+    recovered: int
+    absorbed: int
+    lost: int
+    double_terminal: int
+    seconds: float
+    problems: tuple[str, ...]
+
+    @property
+    def passed(self) -> bool:
+        """Audit and judgement found nothing."""
+        return not self.problems
+
+
+def planned(run: Run, per_items: int) -> int:
+    """How many times a scenario injects: one per `per_items` items, at least once."""
+    return max(1, run.items // per_items)
+
+
+def due(run: Run, count: int) -> bool:
+    """Whether the next of `count` injections is due: they are spread over the drain."""
+    return run.injected < count and run.ended() >= (run.injected + 1) * run.items // (count + 1)
+
+
+def sigkill(run: Run) -> None:
+    """SIGKILL a relayer holding leases the rail has acted on; restart it at once."""
+    if not due(run, planned(run, 2000)):
+        return
+    victim = run.victim()
+    run.fleet.kill(victim)
+    run.injected += 1
+    run.replace(victim)
+
+
+def terminate_backends(run: Run) -> None:
+    """pg_terminate_backend on relayer connections caught inside a transaction."""
+    if not due(run, planned(run, 2000)):
+        return
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
+        ((terminated,),) = query_no_role(run.url, TERMINATE_IN_TRANSACTION)
+        if terminated:
+            run.injected += terminated
+            return
+        time.sleep(0.002)
+
+
+def sigstop(run: Run) -> None:
+    """SIGSTOP a relayer holding sends in flight past its lease and repair, then SIGCONT it."""
+    if not due(run, planned(run, 500)):
+        return
+    victim = run.victim()
+    victim.popen.send_signal(signal.SIGSTOP)
+    run.injected += 1
+    time.sleep(2 * run.lease_seconds + 1.5)  # expired and repaired by the repairer meanwhile
+    victim.popen.send_signal(signal.SIGCONT)
+
+
+def restart_postgres(run: Run) -> None:
+    """Fast shutdown of the server (sessions cut, transactions rolled back), then start it."""
+    if run.server is None or not due(run, planned(run, 1000)):
+        return
+    pid_file = run.server.data_dir / "postmaster.pid"
+    postmaster = int(pid_file.read_text(encoding="utf-8").split()[0])
+    os.kill(postmaster, signal.SIGINT)  # what `pg_ctl stop -m fast` sends
+    while pid_file.exists():
+        time.sleep(0.05)
+    run.injected += 1
+    time.sleep(1.0)  # the relayers find it down for a while, as in a real restart
+    start(run.server.directory, durable=False)
+
+
+def _no_signals(_run: Run, outcome: Outcome) -> list[str]:
+    moved = {name: count for name, count in outcome.signals.items() if count}
+    return [f"signals moved without a fault: {moved}"] if moved else []
+
+
+def _kills_repaired(run: Run, outcome: Outcome) -> list[str]:
+    problems = []
+    if run.injected < planned(run, 2000):
+        problems.append(f"{run.injected} kills, {planned(run, 2000)} planned")
+    if outcome.audit.lease_repairs == 0:
+        problems.append("no lease of a killed relayer was repaired")
+    return problems
+
+
+def _connections_recovered(run: Run, outcome: Outcome) -> list[str]:
+    problems = []
+    if run.injected == 0:
+        problems.append("no relayer connection was cut")
+    if outcome.unavailable_events == 0:
+        problems.append("no relayer logged database_unavailable after its connection was cut")
+    return problems
+
+
+def _rail_faults_retried(_run: Run, outcome: Outcome) -> list[str]:
+    # Every faulted request (503, dropped, timed out) is one RETRYABLE attempt, or FAILED
+    # at the retry ceiling; every other answer is DISPATCHED.
+    retried = sum(a.state in {AttemptState.RETRYABLE, AttemptState.FAILED} for a in outcome.ledger)
+    problems = _no_signals(_run, outcome)
+    if outcome.faulted_requests == 0:
+        problems.append("the rail injected no fault")
+    if retried != outcome.faulted_requests:
+        problems.append(f"{retried} retried attempts for {outcome.faulted_requests} faults")
+    return problems
+
+
+def _stale_completions_refused(run: Run, outcome: Outcome) -> list[str]:
+    problems = []
+    if outcome.signals["lease_lost_count"] < run.injected:
+        problems.append(
+            f"lease_lost_count {outcome.signals['lease_lost_count']} for {run.injected} pauses"
+        )
+    if outcome.audit.lease_repairs == 0:
+        problems.append("no lease of the paused relayer was repaired")
+    return problems
+
+
+SCENARIOS: Final = (
+    Scenario(
+        name="baseline",
+        summary="no faults: zero duplicates, no signal",
+        items=20_000,
+        redelivery=False,
+        judge=_no_signals,
+    ),
+    Scenario(
+        name="sigkill",
+        summary="SIGKILL a relayer holding acted-on leases, once per 2,000 items; restart it",
+        items=20_000,
+        lease_seconds=2,
+        redelivery=True,
+        inject=sigkill,
+        judge=_kills_repaired,
+    ),
+    Scenario(
+        name="terminate",
+        summary="pg_terminate_backend of relayer connections mid-transaction, per 2,000 items",
+        items=20_000,
+        cuts_connections=True,
+        inject=terminate_backends,
+        judge=_connections_recovered,
+    ),
+    Scenario(
+        name="rail",
+        summary="rail: 30% 503, 5% dropped after acting, 2% answered after the 1 s timeout",
+        items=2_000,
+        rail_args=("--fail-rate", "0.3", "--drop-rate", "0.05", "--timeout-rate", "0.02"),
+        rail_timeout_seconds=1.0,
+        redelivery=True,
+        judge=_rail_faults_retried,
+    ),
+    Scenario(
+        name="sigstop",
+        summary="SIGSTOP a relayer past its 2 s lease, SIGCONT after repair, per 500 items",
+        items=1_500,
+        latency=SLOW_RAIL,
+        lease_seconds=2,
+        redelivery=True,
+        inject=sigstop,
+        judge=_stale_completions_refused,
+    ),
+    Scenario(
+        name="restart",
+        summary="PostgreSQL fast shutdown and start under load, per 1,000 items",
+        items=2_000,
+        latency=SLOW_RAIL,
+        cuts_connections=True,
+        needs_server=True,
+        inject=restart_postgres,
+        judge=_connections_recovered,
+    ),
+)
+BY_NAME: Final = {scenario.name: scenario for scenario in SCENARIOS}
+
+
+def run_scenario(  # noqa: PLR0913 - the run's own parameters, keyword-only
+    scenario: Scenario,
+    url: str,
+    *,
+    items: int,
+    seed: int,
+    out: Path,
+    server: EmbeddedServer | None = None,
+) -> Result:
+    """Enqueue `items`, relay them under the scenario's faults, audit and judge the run."""
+    folder = out / scenario.name
+    folder.mkdir(parents=True, exist_ok=True)
+    rail_type = f"faults-{scenario.name}-{seed}-{time.time_ns() % 10**9}"
+    started = time.monotonic()
+    keys = _enqueue(url, rail_type, items)
+    with _rail_sim(scenario, seed, folder) as (rail_url, rail_log):
+        rails_file = folder / "rails.toml"
+        rails_file.write_text(
+            f'[rails."{rail_type}"]\nurl = "{rail_url}"\n'
+            f"timeout_seconds = {scenario.rail_timeout_seconds}\n"
+        )
+        with _fleet(folder, _settings(url, scenario)) as fleet:
+            fleet.start("repairer", "--no-relay", "--repair-interval", "0.5")
+            relay = ("--no-repair", "--rails-file", str(rails_file), "--concurrency", "8")
+            relayers = [
+                fleet.start(f"relayer-{n}", *relay, "--batch-size", "16") for n in range(RELAYERS)
+            ]
+            draw = random.Random(seed)  # noqa: S311 - a fault schedule, not security
+            run = Run(
+                url,
+                rail_type,
+                items,
+                fleet,
+                relayers,
+                rail_log,
+                draw,
+                scenario.lease_seconds,
+                server,
+            )
+            problems = _drain(run, scenario)
+            try:
+                fleet.stop()
+            except click.ClickException as error:
+                problems.append(error.message)
+    requests = read_request_log(rail_log)
+    with OutboxStore.connect(url, role=Role.READONLY) as reader:
+        ledger = reader.ledger(rail_type)
+    outcome = Outcome(
+        audit=audit_delivery(keys, ledger, requests),
+        ledger=ledger,
+        signals=fleet.read_signals(),
+        unavailable_events=sum(
+            p.log.read_text(encoding="utf-8").count(UNAVAILABLE_EVENT) for p in fleet.processes
+        ),
+        faulted_requests=sum(request.fault is not None for request in requests),
+    )
+    problems += _judge(scenario, run, outcome)
+    return _result(scenario, run, outcome, time.monotonic() - started, problems)
+
+
+def _drain(run: Run, scenario: Scenario) -> list[str]:
+    """Inject until every item ended; a process that died on its own is a problem."""
+    seconds = max(120.0, run.items / 50)
+    deadline = time.monotonic() + seconds
+    while not run.drained():
+        scenario.inject(run)
+        watched = [run.fleet.processes[0], *run.relayers]  # the repairer and live relayers
+        if dead := [p for p in watched if p.popen.poll() is not None]:
+            return [f"{dead[0].name} exited {dead[0].popen.returncode}: see {dead[0].log}"]
+        if time.monotonic() > deadline:
+            return [f"the queue did not drain within {seconds:g} s"]
+        time.sleep(POLL_SECONDS)
+    return []
+
+
+def _judge(scenario: Scenario, run: Run, outcome: Outcome) -> list[str]:
+    """The audit's problems, the redelivery expectation, the repair signal, the scenario's own."""
+    problems = list(outcome.audit.problems)
+    absorbed = outcome.audit.absorbed
+    if scenario.redelivery and absorbed == 0:
+        problems.append("no duplicate absorbed by the rail: the fault caused no redelivery")
+    if scenario.redelivery is False and absorbed:
+        problems.append(f"{absorbed} duplicates absorbed by the rail where none may be")
+    # The repairer is never killed: its signal counts each lease repair the ledger shows.
+    repaired = outcome.signals["repair_requeued_count"]
+    ledger_repairs = outcome.audit.lease_repairs
+    if repaired > ledger_repairs or (repaired < ledger_repairs and not scenario.cuts_connections):
+        problems.append(f"repair signal {repaired}, ledger {outcome.audit.lease_repairs}")
+    if any(a.state is AttemptState.DISPATCHING for a in outcome.ledger):
+        problems.append("a DISPATCHING row was written")
+    return problems + scenario.judge(run, outcome)
+
+
+def _result(
+    scenario: Scenario, run: Run, outcome: Outcome, seconds: float, problems: list[str]
+) -> Result:
+    terminal: Counter[UUID] = Counter()
+    tries: Counter[UUID] = Counter()
+    for attempt in outcome.ledger:
+        tries[attempt.outbox_id] += 1
+        terminal[attempt.outbox_id] += attempt.state in {
+            AttemptState.DISPATCHED,
+            AttemptState.FAILED,
+        }
+    return Result(
+        scenario=scenario.name,
+        items=run.items,
+        injected=run.injected + outcome.faulted_requests,
+        recovered=sum(1 for i, n in tries.items() if n > 1 and terminal[i] == 1),
+        absorbed=outcome.audit.absorbed,
+        lost=run.items - sum(1 for n in terminal.values() if n),
+        double_terminal=sum(1 for n in terminal.values() if n > 1),
+        seconds=seconds,
+        problems=tuple(problems),
+    )
+
+
+def _enqueue(url: str, rail_type: str, items: int) -> dict[UUID, str]:
+    """`items` new items on `rail_type` over 50 participants: {outbox_id: idempotency_key}."""
+    keys: dict[UUID, str] = {}
+    with OutboxStore.connect(url, role=Role.EXECUTOR) as store:
+        for start in range(0, items, 1000):
+            requests = [
+                EnqueueRequest(
+                    instruction_id=f"{rail_type}-ins-{n}",
+                    participant_id=f"{rail_type}-bank-{n % 50}",
+                    idempotency_key=f"{rail_type}-key-{n}",
+                    rail_type=rail_type,
+                    payload={"amount": f"{n % 997 + 1}.00", "currency": "EUR", "n": n},
+                )
+                for n in range(start, min(start + 1000, items))
+            ]
+            for request, result in zip(requests, store.enqueue_many(requests), strict=True):
+                keys[result.outbox_id] = request.idempotency_key
+    return keys
+
+
+def _settings(url: str, scenario: Scenario) -> dict[str, str]:
+    """The relayers' environment: ours, minus outbox settings, plus the scenario's."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("LEASE_", "OUTBOX_"))}
+    return inherited | {
+        "DATABASE_URL": url,
+        "LEASE_SECONDS": str(scenario.lease_seconds),
+        "OUTBOX_RETRY_BASE_SECONDS": "1",
+        "OUTBOX_RETRY_CAP_SECONDS": "2",
+        "OUTBOX_POLL_INTERVAL_SECONDS": "0.2",
+    }
+
+
+@contextlib.contextmanager
+def _fleet(folder: Path, env: dict[str, str]) -> Iterator[Fleet]:
+    """The demo's fleet of relayer processes; whatever still runs is killed on the way out."""
+    fleet = Fleet(folder, env)
+    try:
+        yield fleet
+    finally:
+        for process in fleet.processes:
+            if process.popen.poll() is None:
+                process.popen.kill()
+                process.popen.wait(timeout=STOP_SECONDS)
+
+
+@contextlib.contextmanager
+def _rail_sim(scenario: Scenario, seed: int, folder: Path) -> Iterator[tuple[str, Path]]:
+    """`outbox-relayer rail-sim` as a process: (its payments URL, its request log)."""
+    log = folder / "rail-requests.jsonl"
+    log.unlink(missing_ok=True)
+    command = [str(BIN / "outbox-relayer"), "rail-sim", *scenario.latency, *scenario.rail_args]
+    command += ["--hang", "2", "--seed", str(seed), "--log", str(log)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as popen:
+        try:
+            assert popen.stdout is not None
+            url = popen.stdout.readline().decode().strip()  # the first line is its URL
+            if not url.startswith("http"):
+                msg = f"rail-sim did not start: {url!r}"
+                raise RuntimeError(msg)
+            yield f"{url}/payments", log
+        finally:
+            popen.send_signal(signal.SIGTERM)
+            popen.wait(timeout=STOP_SECONDS)
