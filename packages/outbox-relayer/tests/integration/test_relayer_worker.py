@@ -279,6 +279,23 @@ def references_by_key(simulator: RailSimulator) -> dict[str | None, str | None]:
     }
 
 
+def repair_lapsed_lease(database: Database, store: OutboxStore, outbox_id: UUID) -> None:
+    """The holder died: its lease lapses (moved into the past) and lease repair requeues it."""
+    expire_lease(database.url, outbox_id)
+    store.repair("repairer", batch_size=10)
+
+
+def assert_repaired_then_dispatched_by_b(
+    database: Database, simulator: RailSimulator, outbox_id: UUID, rail_code: str
+) -> None:
+    """A's lease was repaired, then B recorded DISPATCHED with the rail's one reference."""
+    (reference,) = references_by_key(simulator).values()
+    assert ledger_of(database.url, outbox_id) == [
+        (1, "ZOMBIE_REQUEUE", None, None, "LEASE_EXPIRED", "relayer-a"),
+        (2, "DISPATCHED", reference, rail_code, None, "relayer-b"),
+    ]
+
+
 def events(logs: Sequence[MutableMapping[str, Any]], name: str) -> list[MutableMapping[str, Any]]:
     """The captured log entries of one event."""
     return [entry for entry in logs if entry["event"] == name]
@@ -376,11 +393,8 @@ def test_an_answer_arriving_after_the_lease_was_lost_is_refused_counted_once_and
     assert warning["log_level"] == "warning"
     assert (warning["lease_lost_count"], warning["outbox_ids"]) == (1, [str(outbox_id)])
     worker_b.drain()
-    (reference,) = references_by_key(simulator).values()
-    assert ledger_of(outbox_database.url, outbox_id) == [
-        (1, "ZOMBIE_REQUEUE", None, None, "LEASE_EXPIRED", "relayer-a"),
-        (2, "DISPATCHED", reference, "201", None, "relayer-b"),
-    ], "the repair and B's outcome; A's is not recorded"
+    # The repair and B's outcome; A's is not recorded.
+    assert_repaired_then_dispatched_by_b(outbox_database, simulator, outbox_id, "201")
     assert simulator.stats().absorbed == 1, "the rail absorbed the re-send by its key"
     assert signals.totals() == CycleSignals(
         cycle="total", expired_lease_count=1, repair_requeued_count=1, lease_lost_count=1
@@ -411,8 +425,7 @@ def test_a_lease_lost_at_renewal_is_counted_once_and_the_late_answer_is_dropped(
     outbox_id = outbox_store.enqueue(make_request()).outbox_id
     assert worker_a.step() == 1
     assert wait_for(lambda: simulator.stats().requests == 1)
-    expire_lease(outbox_database.url, outbox_id)
-    outbox_store.repair("repairer", batch_size=10)
+    repair_lapsed_lease(outbox_database, outbox_store, outbox_id)
     assert worker_b.step() == 1, "B holds the item now"
 
     clock.advance(15)  # half the lease: A's next step renews
@@ -451,8 +464,7 @@ def test_the_late_answer_of_a_lost_lease_is_not_recorded_against_the_items_next_
     outbox_id = outbox_store.enqueue(make_request()).outbox_id
     assert worker.step() == 1
     assert wait_for(lambda: simulator.stats().requests == 1), "the first send is in flight"
-    expire_lease(outbox_database.url, outbox_id)
-    outbox_store.repair("repairer", batch_size=10)
+    repair_lapsed_lease(outbox_database, outbox_store, outbox_id)
 
     clock.advance(15)  # half the lease: the renewal is refused, and the item is due again
     assert worker.step() == 1, "re-claimed under a new lease"
@@ -864,17 +876,12 @@ def test_an_item_the_rail_executed_before_its_worker_died_is_reconciled_not_sent
     outbox_id = outbox_store.enqueue(request).outbox_id
     assert worker_a.step() == 1
     assert wait_for(lambda: simulator.stats().recorded_keys == 1), "the rail executed A's send"
-    expire_lease(outbox_database.url, outbox_id)  # A dies holding the answer
-    outbox_store.repair("repairer", batch_size=10)
+    repair_lapsed_lease(outbox_database, outbox_store, outbox_id)  # A dies holding the answer
 
     worker_b.drain()
 
-    (reference,) = references_by_key(simulator).values()
     rail_code = f"{RECONCILED_PREFIX}201" if lookup else "201"
-    assert ledger_of(outbox_database.url, outbox_id) == [
-        (1, "ZOMBIE_REQUEUE", None, None, "LEASE_EXPIRED", "relayer-a"),
-        (2, "DISPATCHED", reference, rail_code, None, "relayer-b"),
-    ]
+    assert_repaired_then_dispatched_by_b(outbox_database, simulator, outbox_id, rail_code)
     stats = simulator.stats()
     if lookup:
         assert posted_keys(simulator) == [request.idempotency_key], "no second POST"
@@ -896,16 +903,11 @@ def test_an_item_whose_worker_died_before_sending_is_looked_up_then_sent_once(
     request = make_request()
     outbox_id = outbox_store.enqueue(request).outbox_id
     assert len(outbox_store.claim("relayer-a", batch_size=10, lease_seconds=30)) == 1
-    expire_lease(outbox_database.url, outbox_id)
-    outbox_store.repair("repairer", batch_size=10)
+    repair_lapsed_lease(outbox_database, outbox_store, outbox_id)
 
     worker_b.drain()
 
-    (reference,) = references_by_key(simulator).values()
-    assert ledger_of(outbox_database.url, outbox_id) == [
-        (1, "ZOMBIE_REQUEUE", None, None, "LEASE_EXPIRED", "relayer-a"),
-        (2, "DISPATCHED", reference, "201", None, "relayer-b"),
-    ]
+    assert_repaired_then_dispatched_by_b(outbox_database, simulator, outbox_id, "201")
     assert posted_keys(simulator) == [request.idempotency_key]
     assert simulator.stats().lookups == {"not_found": 1}
 
@@ -925,16 +927,11 @@ def test_a_failed_lookup_is_an_unknown_outcome_and_the_item_is_sent_again_under_
     outbox_id = outbox_store.enqueue(request).outbox_id
     assert worker_a.step() == 1
     assert wait_for(lambda: simulator.stats().recorded_keys == 1), "the rail executed A's send"
-    expire_lease(outbox_database.url, outbox_id)
-    outbox_store.repair("repairer", batch_size=10)
+    repair_lapsed_lease(outbox_database, outbox_store, outbox_id)
 
     worker_b.drain()
 
-    (reference,) = references_by_key(simulator).values()
-    assert ledger_of(outbox_database.url, outbox_id) == [
-        (1, "ZOMBIE_REQUEUE", None, None, "LEASE_EXPIRED", "relayer-a"),
-        (2, "DISPATCHED", reference, "201", None, "relayer-b"),
-    ]
+    assert_repaired_then_dispatched_by_b(outbox_database, simulator, outbox_id, "201")
     assert posted_keys(simulator) == [request.idempotency_key] * 2
     stats = simulator.stats()
     assert (stats.absorbed, stats.lookups) == (1, {"failed": 1})
