@@ -22,6 +22,7 @@ __all__ = [
     "Outcome",
     "PendingState",
     "QueueStatus",
+    "RailOrdering",
     "Redrive",
     "RedriveLink",
     "RepairedLease",
@@ -204,6 +205,8 @@ class PendingState:
     claimed_by: str | None
     claimed_at: datetime | None
     lease_expires_at: datetime | None
+    ordered: bool = False  # enqueued on an ordered rail: dispatched in its lane's order
+    awaiting_predecessor: bool = False  # an earlier item of its lane is still live
 
 
 @attrs.frozen(kw_only=True)
@@ -268,3 +271,15 @@ class ItemHistory:
         if self.pending is None:
             return "unfinished"  # a DISPATCHING-era attempt the schema's 0004 did not requeue
         return "leased" if self.pending.claimed_by else "pending"
+
+
+@attrs.frozen(kw_only=True)
+class RailOrdering:
+    """An entry of the rail ordering history: are new items on the rail ordered from then on."""
+
+    entry_no: int
+    rail_type: str
+    ordered: bool
+    requested_by: str  # the login that asked
+    requested_at: datetime
+    reason: str

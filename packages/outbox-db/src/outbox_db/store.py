@@ -27,6 +27,7 @@ from outbox_db.records import (
     Outcome,
     PendingState,
     QueueStatus,
+    RailOrdering,
     Redrive,
     RedriveLink,
     RepairedLease,
@@ -248,6 +249,19 @@ class OutboxStore:
         """
         params = {"outbox_id": outbox_id, "reason": reason}
         return self._fetch("redrive", params, Redrive)[0]
+
+    def set_rail_ordering(self, rail_type: str, *, ordered: bool, reason: str) -> RailOrdering:
+        """Make new items on `rail_type` ordered per participant, or not (symphony_operator).
+
+        Items already enqueued keep what they were promised. Who asked and why are recorded
+        in the append-only ordering history, which `rail_orderings` reads.
+        """
+        params = {"rail_type": rail_type, "ordered": ordered, "reason": reason}
+        return self._fetch("set_rail_ordering", params, RailOrdering)[0]
+
+    def rail_orderings(self) -> list[RailOrdering]:
+        """The rail ordering history, oldest first (symphony_readonly or symphony_auditor)."""
+        return self._fetch("rail_orderings", {}, RailOrdering)
 
     def history(self, selector: ItemSelector) -> list[ItemHistory]:
         """The items `selector` names, each with its queue row, attempts and re-drive links.

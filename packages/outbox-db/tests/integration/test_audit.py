@@ -41,12 +41,16 @@ WORKER_FUNCTIONS: Final = frozenset(
         "repair_expired_leases",
     }
 )
-OPERATOR_FUNCTIONS: Final = frozenset({"redrive_payment_outbox"})
+OPERATOR_FUNCTIONS: Final = frozenset({"redrive_payment_outbox", "set_outbox_rail_ordering"})
 INTERNAL_FUNCTIONS: Final = frozenset(
     {
         "deny_append_only_mutation",
         "deny_outbox_attempts_mutation",
         "notify_outbox_items_enqueued",
+        "outbox_lane_has_live_item",
+        "outbox_rail_is_ordered",
+        "outbox_recheck_waiting_item",
+        "outbox_release_lane_successor",
         "outbox_require_range",
         "outbox_require_text",
     }
@@ -98,6 +102,7 @@ def test_readers_may_only_select_and_nobody_else_touches_the_tables(audit: Catal
             "payment_outbox_attempts",
             "outbox_status_view",
             "outbox_operator_log",
+            "outbox_rail_ordering",
         )
         for reader in readers
     }

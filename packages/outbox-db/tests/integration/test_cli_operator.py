@@ -334,7 +334,7 @@ def test_a_readonly_login_cannot_redrive(
     assert outbox_rows(outbox_database.url, versions=True) == snapshot
 
 
-def test_readonly_reads_exactly_the_queue_the_ledger_the_view_and_the_operator_log(
+def test_readonly_reads_exactly_the_queue_the_ledger_the_view_and_the_operator_logs(
     outbox_database: Database,
 ) -> None:
     """What inspect and status need is all symphony_readonly may SELECT in schema public."""
@@ -342,6 +342,7 @@ def test_readonly_reads_exactly_the_queue_the_ledger_the_view_and_the_operator_l
 
     assert sorted(row[0] for row in rows) == [
         "outbox_operator_log",
+        "outbox_rail_ordering",
         "outbox_status_view",
         "payment_outbox_attempts",
         "payment_outbox_pending",

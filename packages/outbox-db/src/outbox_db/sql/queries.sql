@@ -65,6 +65,16 @@ SELECT outbox_id, redrive_outbox_id, idempotency_key, created, requested_by, req
     reason
 FROM public.redrive_payment_outbox(%(outbox_id)s, %(reason)s);
 
+-- name: set_rail_ordering
+SELECT entry_no, rail_type, ordered, requested_by, requested_at, reason
+FROM public.set_outbox_rail_ordering(%(rail_type)s, %(ordered)s, %(reason)s);
+
+-- name: rail_orderings
+-- The whole ordering history, oldest first: the last entry of a rail is the one in force.
+SELECT entry_no, rail_type, ordered, requested_by, requested_at, reason
+FROM public.outbox_rail_ordering
+ORDER BY entry_no;
+
 -- name: read_snapshot
 -- Several reads that must describe one moment (an item may leave the queue for the ledger
 -- between two statements otherwise).
@@ -92,7 +102,7 @@ ORDER BY instruction_id, participant_id, sequence_id;
 
 -- name: history_pending
 SELECT outbox_id, attempt_count, next_attempt_at, created_at, claimed_by, claimed_at,
-    lease_expires_at
+    lease_expires_at, ordered, awaiting_predecessor
 FROM public.payment_outbox_pending
 WHERE outbox_id = ANY(%(outbox_ids)s::uuid[]);
 

@@ -1,0 +1,353 @@
+"""Proofs: on an ordered rail, a participant's items are claimable one at a time, in sequence.
+
+The items of one (participant, rail) on an ordered rail form a lane. Only its head (the
+lowest-sequence live item) is claimable; a retry or a lease repair keeps the head; a terminal
+outcome (DISPATCHED or FAILED) releases the next item at once. Unordered rails, and the other
+lanes, are not held up. What an item promises is fixed when it is enqueued. The last proofs
+race an enqueue against its head's completion, both ways round, with real transactions.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING, Final, LiteralString
+
+import psycopg
+import pytest
+
+from outbox_db import (
+    AppendOnlyViolation,
+    AttemptState,
+    InvalidInput,
+    OutboxStore,
+    Outcome,
+    PermissionDenied,
+    Role,
+)
+from outbox_db.testonly import expire_lease, query_no_role
+from outbox_db.testonly.factories import make_request
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from uuid import UUID
+
+    from outbox_db import ClaimedItem, EnqueueResult
+    from outbox_db.testonly.pytest_plugin import Database
+
+ORDERED: Final = "ordered-rail"
+UNORDERED: Final = "rtp"
+DEADLINE_SECONDS: Final = 30.0
+WAITING_FOR_A_LOCK: LiteralString = (
+    "SELECT count(*) FROM pg_catalog.pg_locks AS l"
+    " JOIN pg_catalog.pg_stat_activity AS s ON s.pid = l.pid"
+    " WHERE NOT l.granted AND s.datname = current_database()"
+)
+HISTORY: LiteralString = "SELECT to_jsonb(o)::text FROM public.outbox_rail_ordering AS o"
+LANE_STATE: LiteralString = """
+SELECT sequence_id, ordered, awaiting_predecessor FROM public.payment_outbox_pending
+WHERE outbox_id = %s
+"""
+
+
+@pytest.fixture
+def operator(outbox_database: Database) -> Iterator[OutboxStore]:
+    """A store acting as symphony_operator."""
+    with OutboxStore.connect(outbox_database.url, role=Role.OPERATOR, max_size=1) as store:
+        yield store
+
+
+@pytest.fixture
+def ordered_rail(operator: OutboxStore) -> str:
+    """ORDERED is an ordered rail from now on."""
+    operator.set_rail_ordering(ORDERED, ordered=True, reason="the rail needs order")
+    return ORDERED
+
+
+def enqueue(store: OutboxStore, participant: str, rail: str, count: int) -> list[EnqueueResult]:
+    """`count` new items of `participant` on `rail`, in sequence order."""
+    return [
+        store.enqueue(make_request(participant_id=participant, rail_type=rail))
+        for _ in range(count)
+    ]
+
+
+def claim(store: OutboxStore) -> dict[UUID, ClaimedItem]:
+    """Everything claimable now, by outbox_id."""
+    return {item.outbox_id: item for item in store.claim("w", batch_size=1000, lease_seconds=30)}
+
+
+def finish(store: OutboxStore, item: ClaimedItem, state: AttemptState) -> None:
+    """Record `state` for a held item (a retry is due again at once)."""
+    outcome = Outcome(lease=item.lease, state=state, retry_delay_seconds=0)
+    assert store.complete("w", outcome).lease_held
+
+
+# --- who is claimable ---------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("ordered_rail")
+def test_only_each_lanes_head_is_claimable_and_other_items_are_not_held_up(
+    outbox_store: OutboxStore,
+) -> None:
+    """Of a participant's 3 ordered items only the first is claimed; its unordered items and another participant's head are claimed alongside."""
+    lane = enqueue(outbox_store, "p1", ORDERED, 3)
+    loose = enqueue(outbox_store, "p1", UNORDERED, 2)
+    other = enqueue(outbox_store, "p2", ORDERED, 1)
+
+    claimed = claim(outbox_store)
+
+    assert set(claimed) == {lane[0].outbox_id, other[0].outbox_id} | {i.outbox_id for i in loose}
+    assert claim(outbox_store) == {}
+
+
+@pytest.mark.usefixtures("ordered_rail")
+def test_a_retry_keeps_the_head_and_its_followers_wait(
+    outbox_database: Database, outbox_store: OutboxStore
+) -> None:
+    """RETRYABLE (due again at once) and then a lease repair: the head is claimed again, never the next item."""
+    head, follower = enqueue(outbox_store, "p1", ORDERED, 2)
+    (first,) = claim(outbox_store).values()
+    finish(outbox_store, first, AttemptState.RETRYABLE)
+
+    (second,) = claim(outbox_store).values()
+    assert (second.outbox_id, second.attempt_count) == (head.outbox_id, 1)
+
+    expire_lease(outbox_database.url, second.outbox_id)
+    assert [r.outbox_id for r in outbox_store.repair("repairer", batch_size=10)] == [head.outbox_id]
+    (third,) = claim(outbox_store).values()
+    assert (third.outbox_id, third.attempt_count) == (head.outbox_id, 2)
+    assert follower.outbox_id not in claim(outbox_store)
+
+
+@pytest.mark.usefixtures("ordered_rail")
+@pytest.mark.parametrize("state", [AttemptState.DISPATCHED, AttemptState.FAILED])
+def test_a_terminal_outcome_releases_the_next_item_at_once(
+    outbox_database: Database, outbox_store: OutboxStore, state: AttemptState
+) -> None:
+    """DISPATCHED or FAILED (order is the promise, not success): the next item is claimable in the same instant, the one after still waits."""
+    lane = enqueue(outbox_store, "p1", ORDERED, 3)
+    (head,) = claim(outbox_store).values()
+
+    finish(outbox_store, head, state)
+
+    assert set(claim(outbox_store)) == {lane[1].outbox_id}
+    assert query_no_role(outbox_database.url, LANE_STATE, [lane[2].outbox_id]) == [
+        (lane[2].sequence_id, True, True)
+    ]
+
+
+@pytest.mark.usefixtures("ordered_rail")
+def test_a_lease_repair_at_the_retry_ceiling_releases_the_next_item(
+    outbox_database: Database, outbox_store: OutboxStore
+) -> None:
+    """A head whose lease lapses at the ceiling ends FAILED through repair; that too is terminal."""
+    query_no_role(outbox_database.url, "UPDATE public.payment_outbox_settings SET max_attempts = 1")
+    lane = enqueue(outbox_store, "p1", ORDERED, 2)
+    (head,) = claim(outbox_store).values()
+    expire_lease(outbox_database.url, head.outbox_id)
+
+    (repaired,) = outbox_store.repair("repairer", batch_size=10)
+
+    assert repaired.new_state == AttemptState.FAILED
+    assert set(claim(outbox_store)) == {lane[1].outbox_id}
+
+
+@pytest.mark.usefixtures("ordered_rail")
+def test_a_redrive_joins_the_end_of_its_lane(
+    outbox_store: OutboxStore, operator: OutboxStore
+) -> None:
+    """A FAILED head re-driven while its lane still holds items: the re-drive waits behind them."""
+    failed, second, third = enqueue(outbox_store, "p1", ORDERED, 3)
+    (head,) = claim(outbox_store).values()
+    finish(outbox_store, head, AttemptState.FAILED)
+
+    redrive = operator.redrive(failed.outbox_id, reason="account fixed")
+
+    order = []
+    while claimed := claim(outbox_store):
+        (item,) = claimed.values()
+        order.append(item.outbox_id)
+        finish(outbox_store, item, AttemptState.DISPATCHED)
+    assert order == [second.outbox_id, third.outbox_id, redrive.redrive_outbox_id]
+
+
+def test_an_item_keeps_the_promise_it_was_enqueued_with(
+    outbox_database: Database, outbox_store: OutboxStore, operator: OutboxStore
+) -> None:
+    """Ordered items enqueued before the rail is switched back drain in order; items enqueued after are not ordered, and do not wait for the old lane."""
+    operator.set_rail_ordering(ORDERED, ordered=True, reason="order needed")
+    old = enqueue(outbox_store, "p1", ORDERED, 2)
+    operator.set_rail_ordering(ORDERED, ordered=False, reason="the rail reorders itself now")
+    new = enqueue(outbox_store, "p1", ORDERED, 2)
+
+    assert set(claim(outbox_store)) == {old[0].outbox_id} | {i.outbox_id for i in new}
+    assert query_no_role(outbox_database.url, LANE_STATE, [new[1].outbox_id]) == [
+        (new[1].sequence_id, False, False)
+    ]
+
+
+@pytest.mark.usefixtures("ordered_rail")
+def test_a_batch_enqueue_forms_each_lane_in_request_order(outbox_store: OutboxStore) -> None:
+    """One batch with two lanes interleaved, behind an item already live: each lane drains in its sequence order, one at a time."""
+    (live,) = enqueue(outbox_store, "p1", ORDERED, 1)
+    requests = [
+        make_request(participant_id=participant, rail_type=ORDERED)
+        for _ in range(3)
+        for participant in ("p1", "p2")
+    ]
+    batch = outbox_store.enqueue_many(requests)
+    lanes: dict[str, list[UUID]] = {"p1": [live.outbox_id], "p2": []}
+    for request, result in zip(requests, batch, strict=True):
+        lanes[request.participant_id].append(result.outbox_id)
+
+    drained: dict[str, list[UUID]] = {"p1": [], "p2": []}
+    while claimed := claim(outbox_store):
+        assert len({item.participant_id for item in claimed.values()}) == len(claimed)
+        for item in claimed.values():
+            drained[item.participant_id].append(item.outbox_id)
+            finish(outbox_store, item, AttemptState.DISPATCHED)
+    assert drained == lanes
+
+
+# --- who decides which rails are ordered ----------------------------------------------------------
+
+
+def test_the_operator_switches_a_rail_and_the_history_says_who_and_why(
+    outbox_database: Database, operator: OutboxStore
+) -> None:
+    """Each switch appends an entry with the login, the database time and the reason; readers see the whole history."""
+    on = operator.set_rail_ordering(ORDERED, ordered=True, reason="rail requires order")
+    off = operator.set_rail_ordering(ORDERED, ordered=False, reason="rail reorders itself")
+
+    with OutboxStore.connect(outbox_database.url, role=Role.READONLY, max_size=1) as reader:
+        history = reader.rail_orderings()
+    ((login,),) = query_no_role(outbox_database.url, "SELECT session_user::text")
+    assert history == [on, off]
+    assert [(e.rail_type, e.ordered, e.requested_by, e.reason) for e in history] == [
+        (ORDERED, True, login, "rail requires order"),
+        (ORDERED, False, login, "rail reorders itself"),
+    ]
+    assert on.entry_no < off.entry_no
+    assert on.requested_at <= off.requested_at
+
+
+def test_the_executor_may_not_switch_a_rail(
+    outbox_database: Database, outbox_store: OutboxStore
+) -> None:
+    """A relayer or service (symphony_executor) switching a rail: 42501, nothing written."""
+    before = query_no_role(outbox_database.url, HISTORY)
+
+    with pytest.raises(PermissionDenied) as refused:
+        outbox_store.set_rail_ordering(ORDERED, ordered=True, reason="not mine to decide")
+
+    assert refused.value.sqlstate == "42501"
+    assert query_no_role(outbox_database.url, HISTORY) == before
+
+
+@pytest.mark.parametrize(
+    ("rail", "reason", "sqlstate"),
+    [
+        ("", "why", "22023"),
+        (ORDERED, " ", "22023"),
+        ("r\n", "why", "22023"),
+        (ORDERED, "a\x00b", "22021"),
+    ],
+)
+def test_a_switch_without_a_rail_or_a_reason_is_refused(
+    outbox_database: Database, operator: OutboxStore, rail: str, reason: str, sqlstate: str
+) -> None:
+    """Blank or control-character values (22023), a NUL byte (22021, the server's own refusal): nothing written."""
+    before = query_no_role(outbox_database.url, HISTORY)
+
+    with pytest.raises(InvalidInput) as refused:
+        operator.set_rail_ordering(rail, ordered=True, reason=reason)
+
+    assert refused.value.sqlstate == sqlstate
+    assert query_no_role(outbox_database.url, HISTORY) == before
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE public.outbox_rail_ordering SET ordered = NOT ordered",
+        "DELETE FROM public.outbox_rail_ordering",
+        "TRUNCATE public.outbox_rail_ordering",
+    ],
+)
+def test_nobody_rewrites_the_ordering_history(
+    outbox_database: Database, operator: OutboxStore, statement: LiteralString
+) -> None:
+    """UPDATE, DELETE and TRUNCATE, even as owner: P0001 from the append-only trigger."""
+    operator.set_rail_ordering(ORDERED, ordered=True, reason="kept for good")
+    before = query_no_role(outbox_database.url, HISTORY)
+
+    with pytest.raises(AppendOnlyViolation) as refused:
+        query_no_role(outbox_database.url, statement)
+
+    assert refused.value.sqlstate == "P0001"
+    assert query_no_role(outbox_database.url, HISTORY) == before
+
+
+# --- an enqueue racing its head's completion ------------------------------------------------------
+
+
+@pytest.mark.usefixtures("ordered_rail")
+def test_an_item_enqueued_while_its_head_completes_is_released_at_its_commit(
+    outbox_database: Database, outbox_store: OutboxStore
+) -> None:
+    """The enqueue sees the head live and enters waiting; the completion commits first and cannot see the new item; at its commit the item releases itself."""
+    enqueue(outbox_store, "p1", ORDERED, 1)
+    (head,) = claim(outbox_store).values()
+
+    with outbox_store.transaction() as transaction:
+        racer = transaction.enqueue(make_request(participant_id="p1", rail_type=ORDERED))
+        assert query_no_role(outbox_database.url, LANE_STATE, [racer.outbox_id]) == []
+        finish(outbox_store, head, AttemptState.DISPATCHED)
+
+    assert set(claim(outbox_store)) == {racer.outbox_id}
+
+
+@pytest.mark.usefixtures("ordered_rail")
+def test_a_commit_meeting_its_heads_completion_in_flight_waits_for_it(
+    outbox_database: Database, outbox_store: OutboxStore
+) -> None:
+    """The completion has deleted the head, uncommitted, when the enqueue commits: the commit waits on the head's row, then finds it gone and releases the item."""
+    enqueue(outbox_store, "p1", ORDERED, 1)
+    (head,) = claim(outbox_store).values()
+    enqueued, commit = threading.Event(), threading.Event()
+    racer: list[EnqueueResult] = []
+
+    def enqueue_and_commit_on_signal() -> None:
+        with outbox_store.transaction() as transaction:
+            racer.append(transaction.enqueue(make_request(participant_id="p1", rail_type=ORDERED)))
+            enqueued.set()
+            commit.wait(DEADLINE_SECONDS)
+
+    enqueuer = threading.Thread(target=enqueue_and_commit_on_signal)
+    with psycopg.connect(outbox_database.url) as completing:
+        completing.execute("SET ROLE symphony_executor")
+        enqueuer.start()
+        assert enqueued.wait(DEADLINE_SECONDS)
+        completing.execute(
+            "SELECT public.complete_outbox_attempt(%s, %s, 'w', 'DISPATCHED',"
+            " NULL, NULL, NULL, NULL, NULL, NULL)",
+            [head.outbox_id, head.lease.lease_token],
+        )
+        commit.set()
+        assert wait_until_a_session_waits_for_a_lock(outbox_database.url)
+        assert enqueuer.is_alive(), "the enqueue's commit waits for the completion"
+    enqueuer.join(DEADLINE_SECONDS)
+
+    assert not enqueuer.is_alive()
+    assert set(claim(outbox_store)) == {racer[0].outbox_id}
+
+
+def wait_until_a_session_waits_for_a_lock(url: str) -> bool:
+    """True once some session of the database waits for a lock (within the deadline)."""
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while time.monotonic() < deadline:
+        if query_no_role(url, WAITING_FOR_A_LOCK) != [(0,)]:
+            return True
+        time.sleep(0.01)
+    return False
