@@ -17,9 +17,16 @@ if TYPE_CHECKING:
 
     from rich.console import RenderableType
 
-    from outbox_db.records import ItemHistory, LedgerAttempt, QueueStatus, RedriveLink
+    from outbox_db.records import ItemHistory, LedgerAttempt, QueueStatus, RailOrdering, RedriveLink
 
-__all__ = ["history_json", "history_tables", "status_json", "status_tables"]
+__all__ = [
+    "history_json",
+    "history_tables",
+    "orderings_json",
+    "orderings_table",
+    "status_json",
+    "status_tables",
+]
 
 ALL_RAILS: Final = "all rails"
 # (field of QueueStatus, column heading), per table.
@@ -148,6 +155,8 @@ def _item_lines(item: ItemHistory) -> list[str]:
             + (
                 f"leased by {queue.claimed_by} until {_cell(queue.lease_expires_at)} UTC"
                 if queue.claimed_by
+                else "waits for the earlier items of its lane (ordered rail)"
+                if queue.awaiting_predecessor
                 else f"due at {_cell(queue.next_attempt_at)} UTC"
             )
         )
@@ -156,6 +165,29 @@ def _item_lines(item: ItemHistory) -> list[str]:
     if (redriven := item.redriven_as) is not None:
         lines.append(f"re-driven as {redriven.redrive_outbox_id}: {_link(redriven)}")
     return lines
+
+
+def orderings_json(entries: Sequence[RailOrdering]) -> str:
+    """One line: {"rails": {rail_type: ordered now}, "history": [entries, oldest first]}."""
+    return _json(
+        {
+            "rails": {entry.rail_type: entry.ordered for entry in entries},
+            "history": [attrs.asdict(entry, value_serializer=_json_value) for entry in entries],
+        }
+    )
+
+
+def orderings_table(entries: Sequence[RailOrdering]) -> RenderableType:
+    """The ordering history, oldest first; the last entry of a rail is in force."""
+    table = Table(
+        title="rail ordering (the last entry of a rail is in force)", title_justify="left"
+    )
+    for heading in ("#", "rail", "ordered", "by", "at (UTC)", "reason"):
+        table.add_column(heading, overflow="fold")
+    for entry in entries:
+        cells = (entry.entry_no, entry.rail_type, entry.ordered, entry.requested_by)
+        table.add_row(*map(Text, map(_cell, (*cells, entry.requested_at, entry.reason))))
+    return table
 
 
 def _link(link: RedriveLink) -> str:

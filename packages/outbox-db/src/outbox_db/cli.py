@@ -196,6 +196,57 @@ def redrive(url: str, outbox_id: uuid.UUID, reason: str) -> None:
     _fail_clearly(run, role=Role.OPERATOR)
 
 
+@main.group(name="ordering")
+def ordering_group() -> None:
+    """Which rails dispatch each participant's items in sequence order."""
+
+
+@ordering_group.command(name="set")
+@url_option
+@click.argument("rail_type")
+@click.option(
+    "--ordered/--unordered",
+    required=True,
+    help="Dispatch each participant's new items on the rail in sequence order, or not.",
+)
+@click.option("--reason", required=True, help="Why; kept in the rail ordering history (required).")
+def ordering_set(url: str, rail_type: str, *, ordered: bool, reason: str) -> None:
+    """Make new items on RAIL_TYPE ordered per participant, or not, as symphony_operator.
+
+    On an ordered rail only a participant's earliest live item is dispatched; the next waits
+    until it is DISPATCHED or FAILED. Items already enqueued keep what they were promised.
+    Who asked, when, and why go into the append-only rail ordering history.
+    """
+
+    def run() -> None:
+        with OutboxStore.connect(url, role=Role.OPERATOR, max_size=1) as store:
+            entry = store.set_rail_ordering(rail_type, ordered=ordered, reason=reason)
+        mode = "ordered" if entry.ordered else "unordered"
+        click.echo(
+            f"rail {entry.rail_type}: new items {mode} (entry {entry.entry_no})"
+            f" by {entry.requested_by} at {entry.requested_at.isoformat()}"
+        )
+
+    _fail_clearly(run, role=Role.OPERATOR)
+
+
+@ordering_group.command(name="show")
+@url_option
+@json_option
+def ordering_show(url: str, *, as_json: bool) -> None:
+    """The rail ordering history, oldest first, as symphony_readonly."""
+
+    def run() -> None:
+        with OutboxStore.connect(url, role=Role.READONLY, max_size=1) as store:
+            entries = store.rail_orderings()
+        if as_json:
+            click.echo(_render.orderings_json(entries))
+        else:
+            Console().print(_render.orderings_table(entries))
+
+    _fail_clearly(run, role=Role.READONLY)
+
+
 @main.command()
 @url_option
 def regression(url: str) -> None:

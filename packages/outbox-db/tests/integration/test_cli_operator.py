@@ -354,3 +354,67 @@ SELECT c.relname::text FROM pg_catalog.pg_class AS c
 WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'v')
     AND pg_catalog.has_table_privilege('symphony_readonly', c.oid, 'SELECT')
 """
+
+
+# --- ordering ------------------------------------------------------------------------------------
+
+
+def test_ordering_set_and_show_keep_who_asked_and_why(outbox_database: Database) -> None:
+    """`ordering set` prints the entry; `ordering show --json` gives the rail's mode and the history."""
+    on = run(outbox_database.url, "ordering", "set", "rtp", "--ordered", "--reason", "rail rule")
+    off = run(outbox_database.url, "ordering", "set", "rtp", "--unordered", "--reason", "relaxed")
+    shown = run(outbox_database.url, "ordering", "show", "--json")
+    table = CliRunner().invoke(main, ["ordering", "show", "--url", outbox_database.url], env=WIDE)
+
+    assert on.exit_code == off.exit_code == shown.exit_code == table.exit_code == 0
+    assert on.output.startswith("rail rtp: new items ordered (entry 1) by ")
+    assert off.output.startswith("rail rtp: new items unordered (entry 2) by ")
+    document = json.loads(shown.output)
+    assert document["rails"] == {"rtp": False}
+    assert [(e["entry_no"], e["ordered"], e["reason"]) for e in document["history"]] == [
+        (1, True, "rail rule"),
+        (2, False, "relaxed"),
+    ]
+    assert "rail rule" in table.output
+    assert "relaxed" in table.output
+
+
+def test_ordering_set_needs_a_mode_and_a_reason(outbox_database: Database) -> None:
+    """Without --ordered/--unordered or --reason: usage error (exit 2), nothing recorded."""
+    no_mode = run(outbox_database.url, "ordering", "set", "rtp", "--reason", "why")
+    no_reason = run(outbox_database.url, "ordering", "set", "rtp", "--ordered")
+    blank = run(outbox_database.url, "ordering", "set", "rtp", "--ordered", "--reason", " ")
+
+    assert (no_mode.exit_code, no_reason.exit_code) == (2, 2)
+    assert blank.exit_code == 1
+    assert blank.output.startswith("Error: invalid argument: reason must be a non-blank string")
+    assert blank.output.endswith("[SQLSTATE 22023]\n")
+    assert query_no_role(
+        outbox_database.url, "SELECT count(*) FROM public.outbox_rail_ordering"
+    ) == [(0,)]
+
+
+def test_a_readonly_login_cannot_switch_a_rail(reader_url: str) -> None:
+    """`ordering set` as a symphony_readonly login: exit 1 naming the operator role."""
+    result = run(reader_url, "ordering", "set", "rtp", "--ordered", "--reason", "not allowed")
+
+    assert result.exit_code == 1
+    assert f"(is the login a member of {Role.OPERATOR}?)" in result.output
+
+
+def test_inspect_says_an_item_waits_for_its_lane(
+    outbox_database: Database, outbox_store: OutboxStore
+) -> None:
+    """The second item of an ordered lane is shown waiting, not due."""
+    run(outbox_database.url, "ordering", "set", "rtp", "--ordered", "--reason", "rail rule")
+    outbox_store.enqueue(make_request(participant_id="p1"))
+    second = outbox_store.enqueue(make_request(participant_id="p1"))
+
+    result = CliRunner().invoke(
+        main, ["inspect", str(second.outbox_id), "--url", outbox_database.url], env=WIDE
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "waits for the earlier items of its lane (ordered rail)" in result.output
+    (item,) = inspected(outbox_database.url, str(second.outbox_id))
+    assert item["pending"]["awaiting_predecessor"] is True  # type: ignore[index]
