@@ -477,3 +477,21 @@ def faults(session: nox.Session) -> None:
     session.run(
         "python", "-m", "fault_matrix", *session.posargs, env=TEST_ENV | {"PYTHONPATH": path}
     )
+
+
+@nox.session
+def ordered(session: nox.Session) -> None:
+    """Outside the gate: the ordered-delivery proof at full size (the gate runs it at 40x25).
+
+    200 ordered lanes x 50 items and 50 unordered participants x 50, through 4 relayer
+    processes and a rail with 20% 503s and random latency; every lane must reach the rail in
+    sequence order. `-- 400x50` for another size.
+    """
+    install(session, "test")
+    size = session.posargs[0] if session.posargs else "200x50"
+    session.run(
+        "pytest",
+        "packages/outbox-relayer/tests/integration/test_relayer_processes.py",
+        *("-k", "ordered_lanes", "-s", "-p", "no:randomly", "-p", "no:cacheprovider"),
+        env=TEST_ENV | {"OUTBOX_ORDERED_PROOF_SIZE": size},
+    )

@@ -184,6 +184,7 @@ def status_view(total: QueueStatus, signals: Counter[str], fleet: Fleet, items: 
     for label, value in [
         ("pending: due now", total.due_count),
         ("pending: waiting to retry", total.scheduled_count),
+        ("pending: behind an earlier item (ordered rail)", total.waiting_count),
         ("pending: leased (being sent)", total.leased_count),
         ("pending: lease expired, awaiting repair", total.expired_lease_count),
         ("dispatched", total.dispatched_count),
@@ -205,9 +206,8 @@ def status_view(total: QueueStatus, signals: Counter[str], fleet: Fleet, items: 
 
 def drained(total: QueueStatus, items: int) -> bool:
     """Nothing pending and every item ended (the database holds only the demo's items)."""
-    pending = total.due_count + total.scheduled_count + total.leased_count
     ended = total.dispatched_count + total.failed_count
-    return pending + total.expired_lease_count == 0 and ended == items
+    return total.pending_count == 0 and ended == items
 
 
 def watch(url: str, fleet: Fleet, items: int) -> None:

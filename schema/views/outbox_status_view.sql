@@ -1,6 +1,7 @@
 -- Lease-aware health of the queue: one row per rail_type, plus a total row whose rail_type
 -- is NULL (present even when both tables are empty). Queue figures come from
--- payment_outbox_pending (due, scheduled, leased, expired leases, oldest due age); attempt
+-- payment_outbox_pending (due, scheduled, waiting behind an earlier item of an ordered lane,
+-- leased, expired leases, oldest due age); attempt
 -- figures from the ledger, aggregated in the same pass. Nothing here derives from the
 -- deprecated DISPATCHING state: in-flight is lease state.
 -- Re-applied by the migrator whenever this file changes (a repeatable migration). Dropped
@@ -18,16 +19,20 @@ CREATE VIEW public.outbox_status_view AS
 SELECT
     s.rail_type,
     count(*) FILTER (
-        WHERE s.queued AND s.claimed_by IS NULL AND s.next_attempt_at <= now()
+        WHERE s.queued AND s.claimed_by IS NULL AND NOT s.awaiting_predecessor
+          AND s.next_attempt_at <= now()
     ) AS due_count,
     count(*) FILTER (
-        WHERE s.queued AND s.claimed_by IS NULL AND s.next_attempt_at > now()
+        WHERE s.queued AND s.claimed_by IS NULL AND NOT s.awaiting_predecessor
+          AND s.next_attempt_at > now()
     ) AS scheduled_count,
+    count(*) FILTER (WHERE s.awaiting_predecessor) AS waiting_count,
     count(*) FILTER (WHERE s.lease_expires_at > now()) AS leased_count,
     count(*) FILTER (WHERE s.lease_expires_at <= now()) AS expired_lease_count,
     coalesce(
         extract(EPOCH FROM now() - min(s.next_attempt_at) FILTER (
-            WHERE s.queued AND s.claimed_by IS NULL AND s.next_attempt_at <= now()
+            WHERE s.queued AND s.claimed_by IS NULL AND NOT s.awaiting_predecessor
+              AND s.next_attempt_at <= now()
         )),
         0
     )::double precision AS oldest_due_age_seconds,
@@ -37,10 +42,10 @@ SELECT
     count(*) FILTER (WHERE s.state = 'ZOMBIE_REQUEUE') AS lease_repair_count
 FROM (
     SELECT TRUE AS queued, p.rail_type, p.claimed_by, p.next_attempt_at, p.lease_expires_at,
-        NULL::public.outbox_attempt_state AS state
+        p.awaiting_predecessor, NULL::public.outbox_attempt_state AS state
     FROM public.payment_outbox_pending AS p
     UNION ALL
-    SELECT FALSE, a.rail_type, NULL, NULL, NULL, a.state
+    SELECT FALSE, a.rail_type, NULL, NULL, NULL, FALSE, a.state
     FROM public.payment_outbox_attempts AS a
 ) AS s
 GROUP BY ROLLUP (s.rail_type);

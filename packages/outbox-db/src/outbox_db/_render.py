@@ -33,6 +33,7 @@ ALL_RAILS: Final = "all rails"
 QUEUE_COLUMNS: Final = (
     ("due_count", "due"),
     ("scheduled_count", "scheduled"),
+    ("waiting_count", "waiting"),
     ("leased_count", "leased"),
     ("expired_lease_count", "expired leases"),
     ("oldest_due_age_seconds", "oldest due age (s)"),

@@ -157,7 +157,8 @@ class QueueStatus:
 
     rail_type: str | None
     due_count: int
-    scheduled_count: int
+    scheduled_count: int  # waiting to retry
+    waiting_count: int  # behind an earlier live item of their ordered lane
     leased_count: int
     expired_lease_count: int
     oldest_due_age_seconds: float
@@ -165,6 +166,17 @@ class QueueStatus:
     retryable_count: int
     failed_count: int
     lease_repair_count: int
+
+    @property
+    def pending_count(self) -> int:
+        """Items in the queue, whatever they are doing: every item not yet ended."""
+        return (
+            self.due_count
+            + self.scheduled_count
+            + self.waiting_count
+            + self.leased_count
+            + self.expired_lease_count
+        )
 
 
 @attrs.frozen(kw_only=True)

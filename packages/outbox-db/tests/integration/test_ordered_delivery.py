@@ -210,6 +210,27 @@ def test_a_batch_enqueue_forms_each_lane_in_request_order(outbox_store: OutboxSt
     assert drained == lanes
 
 
+@pytest.mark.usefixtures("ordered_rail")
+def test_the_status_view_counts_waiting_items_apart_from_due_ones(
+    outbox_store: OutboxStore,
+) -> None:
+    """A lane of 3 with its head leased: 1 leased, 2 waiting, 0 due; the oldest due age ignores them."""
+    enqueue(outbox_store, "p1", ORDERED, 3)
+    claim(outbox_store)
+
+    (total, rail) = outbox_store.status()
+
+    assert rail.rail_type == ORDERED
+    for row in (total, rail):
+        assert (row.due_count, row.waiting_count, row.leased_count, row.pending_count) == (
+            0,
+            2,
+            1,
+            3,
+        )
+        assert row.oldest_due_age_seconds == 0
+
+
 # --- who decides which rails are ordered ----------------------------------------------------------
 
 

@@ -2,7 +2,7 @@
 
 from outbox_relayer.backoff import Backoff
 from outbox_relayer.config import ConfigError, RelayerConfig
-from outbox_relayer.delivery_audit import DeliveryAudit, audit_delivery
+from outbox_relayer.delivery_audit import DeliveryAudit, audit_delivery, lane_order_problems
 from outbox_relayer.lease_repair import LeaseRepairer, RepairCycle
 from outbox_relayer.rail_config import RailConfigError, RailEndpoint, Secret, load_rails
 from outbox_relayer.rails import FAILED_STATUSES, HttpRail, NoopRail, Rail, RailAnswer
@@ -48,6 +48,7 @@ __all__ = [
     "SimulatorStats",
     "audit_delivery",
     "configure_logging",
+    "lane_order_problems",
     "load_rails",
     "read_request_log",
     "start_metrics_server",

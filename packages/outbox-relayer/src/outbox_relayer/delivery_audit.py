@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from outbox_db import LedgerAttempt
     from outbox_relayer.railsim import LoggedRequest
 
-__all__ = ["DeliveryAudit", "audit_delivery"]
+__all__ = ["DeliveryAudit", "audit_delivery", "lane_order_problems"]
 
 TERMINAL: Final = frozenset({AttemptState.DISPATCHED, AttemptState.FAILED})
 # What relayers and lease repair record today; DISPATCHING is history only.
@@ -91,6 +91,29 @@ def audit_delivery(
         absorbed=sum(request.absorbed for request in requests),
         problems=tuple(problems),
     )
+
+
+def lane_order_problems(
+    lanes: Mapping[str, tuple[str, int]], requests: Sequence[LoggedRequest]
+) -> tuple[str, ...]:
+    """Ordered lanes whose items the rail did not receive strictly in sequence order.
+
+    `lanes` maps each ordered item's idempotency key to its lane (participant and rail) and
+    sequence_id. Per lane, the keys in the order the rail received them, with repeats of one
+    key in a row (retries) folded, must be the lane's keys in sequence order, each once: no
+    item reaches the rail before the one ahead of it ended, none comes back after the next
+    one started, and none is skipped (in a run where every item reaches the rail).
+    """
+    received: dict[str, list[str]] = defaultdict(list)
+    for request in sorted(requests, key=lambda logged: logged.seq):
+        key = request.idempotency_key or ""
+        if key in lanes and received[lanes[key][0]][-1:] != [key]:
+            received[lanes[key][0]].append(key)
+    expected: dict[str, list[str]] = defaultdict(list)
+    for key, (lane, _) in sorted(lanes.items(), key=lambda entry: entry[1]):
+        expected[lane].append(key)
+    disordered = [lane for lane, keys in expected.items() if received.get(lane) != keys]
+    return tuple(_problem("lanes the rail received out of sequence order", disordered))
 
 
 def _ledger_problems(

@@ -104,6 +104,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 resets connections when a few relayers open their
+    # pools at once: a failure no rail would show, and one the request log could not see.
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], state: SimulatedRail) -> None:
         super().__init__(address, _Handler)

@@ -98,8 +98,7 @@ class Run:
         if not rows:
             return 0, 0
         (row,) = rows
-        pending = row.due_count + row.scheduled_count + row.leased_count
-        return pending + row.expired_lease_count, row.dispatched_count + row.failed_count
+        return row.pending_count, row.dispatched_count + row.failed_count
 
     def victim(self) -> Process:
         """A running relayer, drawn from the seed, once it holds a lease the rail acted on.

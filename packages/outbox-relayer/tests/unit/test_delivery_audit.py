@@ -10,7 +10,7 @@ from typing import Any
 import attrs
 
 from outbox_db import AttemptState, LedgerAttempt
-from outbox_relayer import LoggedRequest, audit_delivery
+from outbox_relayer import LoggedRequest, audit_delivery, lane_order_problems
 from outbox_relayer.rails import canonical_json
 
 PAYLOAD = {"amount": "10.00", "currency": "USD"}
@@ -161,3 +161,31 @@ def test_an_answer_dropped_after_the_rail_acted_then_absorbed_is_sound() -> None
     audit = audit_delivery(KEYS, ledger, requests)
 
     assert (audit.problems, audit.rail_effects, audit.absorbed) == ((), 1, 1)
+
+
+# --- lane order ----------------------------------------------------------------------------------
+
+LANES = {"a1": ("a", 1), "a2": ("a", 2), "a3": ("a", 3), "b1": ("b", 1)}
+
+
+def arrivals(*keys: str) -> list[LoggedRequest]:
+    """The rail's log: one request per key, in this order."""
+    return [request(n, 201, idempotency_key=key) for n, key in enumerate(keys, start=1)]
+
+
+def test_lanes_received_in_order_with_retries_and_other_lanes_interleaved_pass() -> None:
+    """Retries of one item in a row fold into one; other lanes and unordered keys may interleave."""
+    assert lane_order_problems(LANES, arrivals("a1", "b1", "a1", "x", "a2", "a2", "a3")) == ()
+
+
+def test_a_lane_received_out_of_order_is_named() -> None:
+    """An item before the one ahead of it, an item back after its follower started, or one skipped."""
+    for keys in [("a2", "a1", "a3"), ("a1", "a2", "a1", "a3"), ("a1", "a3")]:
+        assert lane_order_problems(LANES, arrivals(*keys, "b1")) == (
+            "1 lanes the rail received out of sequence order: a",
+        )
+
+
+def test_the_log_is_read_in_arrival_order_whatever_the_list_order() -> None:
+    """The log's seq, not the list's order, is the arrival order."""
+    assert lane_order_problems(LANES, list(reversed(arrivals("a1", "a2", "a3", "b1")))) == ()

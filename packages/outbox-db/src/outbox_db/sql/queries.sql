@@ -54,7 +54,7 @@ SELECT outbox_id, attempt_no, new_state::text, previous_holder, lease_expired_at
 FROM public.repair_expired_leases(%(batch_size)s::integer, %(worker_id)s);
 
 -- name: status
-SELECT rail_type, due_count, scheduled_count, leased_count, expired_lease_count,
+SELECT rail_type, due_count, scheduled_count, waiting_count, leased_count, expired_lease_count,
     oldest_due_age_seconds, dispatched_count, retryable_count, failed_count,
     lease_repair_count
 FROM public.outbox_status_view
