@@ -72,6 +72,18 @@ def claim_growth(figures: Figures) -> float | None:
     return None if len(p99s) < 2 or not p99s[0][1] else p99s[-1][1] / p99s[0][1]  # noqa: PLR2004
 
 
+def waiting_claim_ratio(figures: Figures) -> float | None:
+    """Claim p99 with ordered lanes waiting, over p99 at the same backlog without them."""
+    claims = [
+        r for (f, v), r in figures.items() if f.startswith("claim_100_") and v == "claim_function"
+    ]
+    waiting = [r["p99_ms"] for r in claims if r.get("waiting")]
+    largest = max(
+        (r for r in claims if not r.get("waiting")), key=lambda r: r["backlog"], default=None
+    )
+    return ratio_of(waiting[0] if waiting else None, largest["p99_ms"] if largest else None)
+
+
 def repair_seconds(figures: Figures) -> float | None:
     """The lease repairer's best time over 100,000 expired leases (at its largest batch)."""
     times = [
@@ -129,6 +141,20 @@ TARGETS: Final = (
         "< 1.50",
         claim_growth,
         lambda v: v < 1.50,  # noqa: PLR2004
+        "x",
+    ),
+    Target(
+        "claim p99 with ordered lanes waiting, vs the same backlog without",
+        "< 1.50",
+        waiting_claim_ratio,
+        lambda v: v < 1.50,  # noqa: PLR2004
+        "x",
+    ),
+    Target(
+        "drain, 1 process, ordered rail (1,000 lanes) vs unordered",
+        ">= 0.50",
+        lambda f: ratio(f, DRAIN_1, "relayer_noop_ordered", "relayer_noop"),
+        lambda v: v >= 0.50,  # noqa: PLR2004
         "x",
     ),
     Target(

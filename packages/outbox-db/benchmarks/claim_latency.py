@@ -8,6 +8,11 @@ raw-SQL lower bound (the bare UPDATE ... FOR UPDATE SKIP LOCKED ... RETURNING, c
 and OutboxStore.claim (claim_outbox_batch, committed). Each claim's latency is one sample;
 the figures report p50 (the median) and p99, and bench_summary.py judges how p99 grows from
 the smallest backlog to the largest.
+
+Then, on the largest backlog, a tenth of --items more items wait in 1,000 ordered lanes
+(schema 0009) behind lane heads another worker holds, due an hour ago: what a claim would
+wade through if waiting items were in its index. The claim is sampled again
+(claim_100_waiting_N) and bench_summary.py compares its p99 with the largest backlog's.
 """
 
 from __future__ import annotations
@@ -60,6 +65,25 @@ SELECT 'due-' || %(round)s || '-' || g, 'due-' || %(round)s || '-' || (g %% %(pa
 FROM generate_series(1, %(due)s::bigint) AS g
 """
 CLAIMED: Final = "DELETE FROM public.payment_outbox_pending WHERE claimed_by IS NOT NULL"
+# Lane heads held by a worker that is not claiming (sequence 0), then the lanes' waiting items.
+LANE_HEADS: Final = """
+INSERT INTO public.payment_outbox_pending (
+    instruction_id, participant_id, sequence_id, idempotency_key, rail_type, payload,
+    ordered, claimed_by, lease_token, claimed_at, lease_expires_at)
+SELECT 'head-' || g, 'lane-' || g, 0, 'head-' || g, 'ordered',
+    jsonb_build_object('amount', '10.00', 'currency', 'USD', 'creditor', 'acct-' || g),
+    true, 'elsewhere', gen_random_uuid(), now(), now() + interval '1 day'
+FROM generate_series(1, %(participants)s::bigint) AS g
+"""
+WAITING: Final = """
+INSERT INTO public.payment_outbox_pending (
+    instruction_id, participant_id, sequence_id, idempotency_key, rail_type, payload,
+    next_attempt_at, ordered, awaiting_predecessor)
+SELECT 'waiting-' || g, 'lane-' || (g %% %(participants)s + 1), g, 'waiting-' || g, 'ordered',
+    jsonb_build_object('amount', '10.00', 'currency', 'USD', 'creditor', 'acct-' || g),
+    now() - interval '1 hour', true, true
+FROM generate_series(1, %(waiting)s::bigint) AS g
+"""
 
 
 def grow(url: str, backlog: int, target: int, round_no: int) -> None:
@@ -71,6 +95,13 @@ def grow(url: str, backlog: int, target: int, round_no: int) -> None:
         params = {"participants": PARTICIPANTS, "round": round_no, "due": DUE}
         connection.execute(DUE_NOW, params)
         connection.execute("VACUUM ANALYZE public.payment_outbox_pending")
+
+
+def add_waiting(url: str, waiting: int) -> None:
+    """Put `waiting` items in PARTICIPANTS ordered lanes, behind heads nobody will claim."""
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(LANE_HEADS, {"participants": PARTICIPANTS})
+        connection.execute(WAITING, {"participants": PARTICIPANTS, "waiting": waiting})
 
 
 def timed(claim: Callable[[], int]) -> float:
@@ -126,21 +157,31 @@ def main(url: str | None, items: int, runs: int) -> None:
             click.echo(f"building a backlog of {target:,} not-yet-due items ...")
             grow(database, backlog, target, round_no)
             backlog = target
-            for variant, values in sample(database, claims).items():
-                details = {
-                    "backlog": target,
-                    "due": DUE,
-                    "batch_size": BATCH,
-                    "p99_ms": p99(values),
-                }
-                figures.append(
-                    Figure(f"claim_100_backlog_{target}", variant, values, details, "ms")
-                )
-                click.echo(
-                    f"backlog {target:,} {variant}: p50 {statistics.median(values):.2f} ms"
-                    f", p99 {p99(values):.2f} ms"
-                )
+            figures += measured(database, claims, f"claim_100_backlog_{target}", target)
+        waiting = items // 10
+        click.echo(f"adding {waiting:,} items waiting in {PARTICIPANTS:,} ordered lanes ...")
+        add_waiting(database, waiting)
+        grow(database, backlog, backlog, len(BACKLOGS))
+        figures += measured(database, claims, f"claim_100_waiting_{waiting}", backlog, waiting)
         report("claim_latency", figures, settings=settings)
+
+
+def measured(url: str, claims: int, name: str, backlog: int, waiting: int = 0) -> list[Figure]:
+    """The figure `name`: each variant's claim latencies, printed as p50 and p99."""
+    figures = []
+    for variant, values in sample(url, claims).items():
+        details = {
+            "backlog": backlog,
+            "waiting": waiting,
+            "due": DUE,
+            "batch_size": BATCH,
+            "p99_ms": p99(values),
+        }
+        figures.append(Figure(name, variant, values, details, "ms"))
+        click.echo(
+            f"{name} {variant}: p50 {statistics.median(values):.2f} ms, p99 {p99(values):.2f} ms"
+        )
+    return figures
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ enqueue function over generate_series), their runs interleaved:
   payloads, one DELETE and one commit: the same physical writes without leases, functions,
   checks or dispatch;
 - relayer_noop: `outbox-relayer run --no-repair --rail rtp=noop` processes (nothing sent);
+- relayer_noop_ordered: the same with rtp an ordered rail (schema 0009), so the backlog is
+  1,000 lanes dispatched one item at a time each;
 - relayer_rail_sim: the same, sending every item over HTTP on loopback to `outbox-relayer
   rail-sim` at zero latency (1 and 2 processes, a quarter of the items: the simulator, a
   Python HTTP server on the same two cores, is the slowest part);
@@ -79,6 +81,7 @@ FROM generate_series(1, %(items)s) AS g,
         jsonb_build_object('amount', '10.00', 'currency', 'USD', 'creditor', 'acct-' || g)
     )
 """
+ORDERED_RAIL: Final = "SELECT public.set_outbox_rail_ordering('rtp', true, 'ordered drain')"
 WINDOW: Final = """
 SELECT count(*) FILTER (WHERE state IN ('DISPATCHED', 'FAILED')), count(*),
     extract(epoch FROM max(completed_at) - min(claimed_at))
@@ -87,7 +90,7 @@ FROM public.payment_outbox_attempts
 RAW_CLAIM: Final = """
 WITH due AS (
     SELECT outbox_id FROM public.payment_outbox_pending
-    WHERE claimed_by IS NULL AND next_attempt_at <= now()
+    WHERE claimed_by IS NULL AND NOT awaiting_predecessor AND next_attempt_at <= now()
     ORDER BY next_attempt_at
     LIMIT %(batch)s
     FOR UPDATE SKIP LOCKED
@@ -197,6 +200,7 @@ class Drain:
     items: int
     processes: int
     drain: Callable[[str, int], float]
+    ordered: bool = False  # the backlog's rail is an ordered one
     db_ms_per_item: list[float] = attrs.field(factory=list)
     peak_rss_mb: list[float] = attrs.field(factory=list)
     retried: list[int] = attrs.field(factory=list)  # attempts beyond one per item
@@ -206,6 +210,8 @@ class Drain:
         """Items per second of one drain of a fresh backlog."""
         url = clone(self.admin_url)
         with psycopg.connect(url, autocommit=True) as connection:
+            if self.ordered:
+                connection.execute(ORDERED_RAIL)
             # Keys unique to the run: the simulator outlives a run and would absorb repeats.
             backlog = {"items": self.items, "participants": PARTICIPANTS, "run": uuid.uuid4().hex}
             connection.execute(BACKLOG, backlog)
@@ -228,6 +234,8 @@ class Drain:
     def details(self) -> dict[str, object]:
         """What the figure reports besides its rates."""
         details: dict[str, object] = {"items": self.items, "processes": self.processes}
+        if self.ordered:
+            details["ordered_lanes"] = PARTICIPANTS
         details["retried_attempts"] = sum(self.retried)
         details["wal_bytes_per_item"] = round(statistics.median(self.wal_bytes_per_item))
         if self.db_ms_per_item:
@@ -308,6 +316,10 @@ def variants(
     found: list[tuple[str, Drain | PeerDrain]] = [
         (LOWER_BOUND, Drain(admin_url, items, processes, drain_raw)),
         ("relayer_noop", Drain(admin_url, items, processes, relayer_to(None))),
+        (
+            "relayer_noop_ordered",
+            Drain(admin_url, items, processes, relayer_to(None), ordered=True),
+        ),
     ]
     if processes <= 2:  # noqa: PLR2004 - the simulator is the bottleneck beyond two
         rail = Drain(admin_url, max(items // 4, 1), processes, relayer_to(simulator))

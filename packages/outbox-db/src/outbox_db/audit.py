@@ -19,7 +19,7 @@ from psycopg.rows import class_row
 from outbox_db._catalogue import QUERIES, load
 from outbox_db.errors import OutboxDatabaseError, sendable_url, translate
 from outbox_db.migrate import load_migrations
-from outbox_db.records import RedriveLink, Role
+from outbox_db.records import RailOrdering, RedriveLink, Role
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -241,6 +241,10 @@ class CatalogAudit:
     def operator_log(self) -> list[RedriveLink]:
         """Every entry of the append-only operator log (each a re-drive), oldest first."""
         return self._rows("operator_log", RedriveLink)
+
+    def rail_orderings(self) -> list[RailOrdering]:
+        """Every entry of the append-only rail ordering history, oldest first."""
+        return self._rows("rail_orderings", RailOrdering)
 
     def dispatching_count(self) -> RegressionCount:
         """Ledger rows in the retired DISPATCHING state (the gate's regression query)."""

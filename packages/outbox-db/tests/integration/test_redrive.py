@@ -441,10 +441,10 @@ OPERATOR_FORBIDDEN: Final[dict[str, LiteralString]] = {
 
 
 @pytest.mark.parametrize("statement", OPERATOR_FORBIDDEN.values(), ids=OPERATOR_FORBIDDEN.keys())
-def test_the_operator_can_do_nothing_but_redrive(
+def test_the_operator_can_only_redrive_and_switch_rail_ordering(
     outbox_database: Database, outbox_store: OutboxStore, statement: LiteralString
 ) -> None:
-    """symphony_operator may not enqueue, claim, read or write the tables (42501): it re-drives."""
+    """symphony_operator may not enqueue, claim, read or write the tables (42501): it re-drives (and switches rail ordering, test_ordered_delivery.py)."""
     failed_item(outbox_store)
     snapshot = outbox_rows(outbox_database.url, versions=True)
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from outbox_db.audit import ColumnDefinition, Grant, LeaseDdl, TableObject
+    from outbox_db.records import RailOrdering
 
 __all__ = ["DATABASE_PARTS", "NO_URL", "database_parts", "describe"]
 
@@ -47,6 +48,7 @@ EXPECTED_FUNCTIONS: Final = (
 )
 APPEND_ONLY_TRIGGER: Final = "payment_outbox_attempts_append_only"
 OPERATOR_LOG_TRIGGER: Final = "outbox_operator_log_append_only"
+RAIL_ORDERING_TRIGGER: Final = "outbox_rail_ordering_append_only"
 TERMINAL_INDEX: Final = "payment_outbox_attempts_one_terminal_per_outbox"
 STATUS_VIEW: Final = "public.outbox_status_view"
 
@@ -212,9 +214,14 @@ def render_migrations(audit: CatalogAudit) -> str:
 
 
 def render_operator_log(audit: CatalogAudit) -> str:
-    """The operator log's entries, oldest first; its verdict: the log is append-only."""
-    guarded = any(t.name == OPERATOR_LOG_TRIGGER for t in audit.trigger_bindings())
+    """What operators did, oldest first: re-drives, then rail ordering switches.
+
+    The verdict: both records are append-only.
+    """
+    bound = {t.name for t in audit.trigger_bindings()}
+    missing = sorted({OPERATOR_LOG_TRIGGER, RAIL_ORDERING_TRIGGER} - bound)
     entries = audit.operator_log()
+    switches = audit.rail_orderings()
     rows = [
         [
             str(entry.entry_no),
@@ -228,15 +235,45 @@ def render_operator_log(audit: CatalogAudit) -> str:
         for entry in entries
     ]
     heading = ["entry", "requested at", "by", "FAILED item", "re-driven as", "new key", "reason"]
-    problems = [] if guarded else [f"not in the catalog: {OPERATOR_LOG_TRIGGER}"]
+    problems = [f"not in the catalog: {name}" for name in missing]
+    summary = (
+        f"append-only ({OPERATOR_LOG_TRIGGER}, {RAIL_ORDERING_TRIGGER}), {len(entries)} "
+        f"re-drives, {len(switches)} rail ordering switches"
+    )
     return "\n".join(
         [
-            verdict(problems, f"append-only ({OPERATOR_LOG_TRIGGER}), {len(entries)} entries"),
+            verdict(problems, summary),
             f"read as {Role.AUDITOR} from public.outbox_operator_log, oldest first",
             "",
-            *(aligned([heading, *rows]) if rows else ["(no operator action recorded)"]),
+            *(aligned([heading, *rows]) if rows else ["(no re-drive recorded)"]),
+            "",
+            (
+                f"read as {Role.AUDITOR} from public.outbox_rail_ordering, oldest first "
+                "(the last entry of a rail is in force; a rail without one is unordered)"
+            ),
+            "",
+            *_ordering_rows(switches),
         ]
     )
+
+
+def _ordering_rows(switches: Sequence[RailOrdering]) -> list[str]:
+    """The ordering history as aligned rows, or a line saying there is none."""
+    if not switches:
+        return ["(no rail ordering recorded: every rail is unordered)"]
+    heading = ["entry", "requested at", "by", "rail", "new items", "reason"]
+    rows = [
+        [
+            str(switch.entry_no),
+            switch.requested_at.astimezone(UTC).isoformat(),
+            switch.requested_by,
+            switch.rail_type,
+            "ordered" if switch.ordered else "unordered",
+            switch.reason,
+        ]
+        for switch in switches
+    ]
+    return aligned([heading, *rows])
 
 
 DATABASE_PARTS: Final[dict[str, Callable[[CatalogAudit], str]]] = {

@@ -71,8 +71,9 @@ FILES: Final = {
     MIGRATIONS: "the applied schema migrations with their SHA-256, next to the shipped ones",
     PROOF_CONTROLS: "each sabotage migration (an invariant removed) and the proofs that then "
     "failed: evidence that every proof can fail (`nox -s proof_controls`)",
-    OPERATOR_LOG: "the append-only operator log: every re-drive of a FAILED item, who asked, "
-    "when (database clock, UTC), the new item and the reason, oldest first",
+    OPERATOR_LOG: "what operators did, from two append-only records: every re-drive of a FAILED "
+    "item (who asked, when by the database clock in UTC, the new item, the reason) and every "
+    "switch of a rail's ordering (who, when, which rail, ordered or not, why), oldest first",
     ISOLATION: "PostgreSQL's isolation tester on each interleaving spec (disjoint claims, "
     "uncommitted enqueues, completion after repair, repair racing completion, append-only "
     "refusals, why a claim never deletes): the output and whether it matched the expected one",

@@ -127,22 +127,33 @@ def test_a_bundle_from_a_migrated_database_is_complete_and_verifies(
     )
     assert "result: 0" in (out / "08_regression.txt").read_text().splitlines()
     assert (out / "11_operator_log.txt").read_text().splitlines()[2:] == [
-        "verdict: PASS (append-only (outbox_operator_log_append_only), 0 entries)",
+        (
+            "verdict: PASS (append-only (outbox_operator_log_append_only,"
+            " outbox_rail_ordering_append_only), 0 re-drives, 0 rail ordering switches)"
+        ),
         "read as symphony_auditor from public.outbox_operator_log, oldest first",
         "",
-        "(no operator action recorded)",
+        "(no re-drive recorded)",
+        "",
+        (
+            "read as symphony_auditor from public.outbox_rail_ordering, oldest first"
+            " (the last entry of a rail is in force; a rail without one is unordered)"
+        ),
+        "",
+        "(no rail ordering recorded: every rail is unordered)",
     ]
 
 
 def test_the_operator_log_lists_each_redrive_and_still_verifies(
     outbox_database: Database, tmp_path: Path, inputs: list[str]
 ) -> None:
-    """A re-drive's entry (time in UTC, who, both items, key, reason); regenerated: same bytes."""
+    """A re-drive's entry (time in UTC, who, both items, key, reason) and a rail ordering switch; regenerated: same bytes."""
     with OutboxStore.connect(outbox_database.url) as executor:
         item = leased_item(executor)
         executor.complete("worker-1", Outcome(lease=item.lease, state=AttemptState.FAILED))
     with OutboxStore.connect(outbox_database.url, role=Role.OPERATOR) as operator:
         redrive = operator.redrive(item.outbox_id, reason="rail outage over")
+        switch = operator.set_rail_ordering("rtp", ordered=True, reason="rail needs order")
 
     generated = [generate(outbox_database.url, tmp_path / name, inputs) for name in ("a", "b")]
     verified = CliRunner().invoke(main, ["verify", str(tmp_path / "a")])
@@ -151,7 +162,8 @@ def test_the_operator_log_lists_each_redrive_and_still_verifies(
     assert verified.exit_code == 0, verified.output
     log = (tmp_path / "a" / "11_operator_log.txt").read_text()
     assert log == (tmp_path / "b" / "11_operator_log.txt").read_text()
-    header, entry = log.splitlines()[-2:]
+    lines = log.splitlines()
+    header, entry = lines[5:7]
     assert header.split() == [
         "entry", "requested", "at", "by", "FAILED", "item", "re-driven", "as", "new", "key", "reason"
     ]  # fmt: skip
@@ -163,6 +175,14 @@ def test_the_operator_log_lists_each_redrive_and_still_verifies(
         str(redrive.redrive_outbox_id),
         redrive.idempotency_key,
         "rail outage over",
+    ]
+    assert lines[-1].split(maxsplit=5) == [
+        "1",
+        switch.requested_at.astimezone(UTC).isoformat(),
+        switch.requested_by,
+        "rtp",
+        "ordered",
+        "rail needs order",
     ]
 
 

@@ -105,5 +105,11 @@ SELECT entry_no, outbox_id, redrive_outbox_id, redrive_idempotency_key, redrive_
 FROM public.outbox_operator_log
 ORDER BY entry_no;
 
+-- name: rail_orderings
+-- Every rail ordering switch, oldest first: the last entry of a rail is in force.
+SELECT entry_no, rail_type, ordered, requested_by, requested_at, reason
+FROM public.outbox_rail_ordering
+ORDER BY entry_no;
+
 -- name: dispatching_count
 SELECT COUNT(*) FROM public.payment_outbox_attempts WHERE state = 'DISPATCHING';
