@@ -200,7 +200,7 @@ def target_rows(figures: Figures) -> list[list[str]]:
 
 
 def scaling_rows(figures: Figures) -> list[list[str]]:
-    """Per relayer count: no-op and bound rates, ratio, database time and WAL per item."""
+    """Per relayer count: no-op, ordered no-op and bound rates, ratio, database time, WAL."""
     rows = []
     for processes in (1, 2, 4):
         name = f"relayer_drain_{processes}_process{'es' if processes > 1 else ''}"
@@ -208,11 +208,13 @@ def scaling_rows(figures: Figures) -> list[list[str]]:
         if record is None:
             continue
         bound = median(figures, name, LOWER_BOUND)
+        ordered = median(figures, name, "relayer_noop_ordered")
         per_item = record.get("db_ms_per_item")
         rows.append(
             [
                 str(processes),
                 f"{record['median']:,.0f}",
+                "-" if ordered is None else f"{ordered:,.0f}",
                 "-" if bound is None else f"{bound:,.0f}",
                 "-"
                 if record["ratio_to_lower_bound"] is None
@@ -243,6 +245,7 @@ def main() -> None:
         [
             "relayer processes",
             "no-op drain items/s",
+            "ordered (1,000 lanes) items/s",
             "raw-SQL bound items/s",
             "ratio",
             "database ms per item",

@@ -13,7 +13,9 @@ after every step the database, read as the owner, must keep every invariant:
 - the lease columns of every pending row are all NULL or all set;
 - every enqueued item is pending or has its terminal attempt: never both, never neither;
 - each participant's sequence numbers are 1..n without gaps, and its allocator says n + 1;
-- the ledger only grows: every row seen before is still there, unchanged.
+- the ledger only grows: every row seen before is still there, unchanged;
+- on the ordered rail (one of the two), an item waits exactly while an earlier item of its
+  participant's lane is pending, so a claim only ever takes a lane's head.
 
 Failing examples are kept in `.hypothesis/` at the repository root, so the next run replays
 them first.
@@ -66,6 +68,10 @@ LEASE_SECONDS: Final = 600  # never lapses by itself during a run: expiry is alw
 PARTICIPANTS: Final = ("participant-a", "participant-b", "participant-c")
 WORKERS: Final = ("worker-1", "worker-2", "worker-3")
 RAILS: Final = ("rtp", "ach")
+ORDERED_RAIL: Final = "rtp"  # its items are dispatched in each participant's sequence order
+ORDER_RAIL: LiteralString = (
+    "SELECT public.set_outbox_rail_ordering('rtp', true, 'the state machine orders rtp')"
+)
 COMPLETION_STATES: Final = (AttemptState.DISPATCHED, AttemptState.RETRYABLE, AttemptState.FAILED)
 TERMINAL: Final = frozenset({"DISPATCHED", "FAILED"})
 # Sized for the gate (integration tier): about 20 s on a busy 2-core machine.
@@ -87,7 +93,8 @@ SELECT
      FROM public.payment_outbox_attempts AS a),
     (SELECT coalesce(json_agg(json_build_object(
         'outbox_id', p.outbox_id, 'participant_id', p.participant_id,
-        'sequence_id', p.sequence_id, 'claimed_by', p.claimed_by,
+        'sequence_id', p.sequence_id, 'rail_type', p.rail_type, 'ordered', p.ordered,
+        'awaiting_predecessor', p.awaiting_predecessor, 'claimed_by', p.claimed_by,
         'lease_token', p.lease_token, 'lease_fields_set', num_nonnulls(
             p.claimed_by, p.lease_token, p.claimed_at, p.lease_expires_at))), '[]')
      FROM public.payment_outbox_pending AS p),
@@ -127,6 +134,7 @@ class OutboxMachine(RuleBasedStateMachine):
         query_no_role(
             self.url, "UPDATE public.payment_outbox_settings SET max_attempts = %s", [MAX_ATTEMPTS]
         )
+        query_no_role(self.url, ORDER_RAIL)
         self.store = self._resources.enter_context(
             OutboxStore.connect(self.url, role=Role.EXECUTOR, max_size=2)
         )
@@ -206,8 +214,12 @@ class OutboxMachine(RuleBasedStateMachine):
 
     @rule(worker=st.sampled_from(WORKERS), batch_size=st.integers(1, 4))
     def claim(self, worker: str, batch_size: int) -> None:
-        """A claim leases the oldest due, unleased items, as many as asked and available."""
-        due = {item.outbox_id: item for item in self.items.values() if item.due and not item.done}
+        """A claim leases the oldest due, unleased items that head their lane, as many as asked and available."""
+        due = {
+            item.outbox_id: item
+            for item in self.items.values()
+            if item.due and not item.done and not self._waits(item)
+        }
         claimed = self.store.claim(worker, batch_size=batch_size, lease_seconds=LEASE_SECONDS)
         taken = {c.outbox_id for c in claimed}
         assert taken <= due.keys()
@@ -336,6 +348,16 @@ class OutboxMachine(RuleBasedStateMachine):
         (item,) = (i for i in self.items.values() if i.request == request)
         return item
 
+    def _waits(self, item: Item) -> bool:
+        """Whether an earlier item of its ordered lane is still pending."""
+        return item.request.rail_type == ORDERED_RAIL and any(
+            other.request.rail_type == ORDERED_RAIL
+            and other.request.participant_id == item.request.participant_id
+            and other.sequence_id < item.sequence_id
+            and not other.done
+            for other in self.items.values()
+        )
+
     def _holds(self, worker: str, leased: ClaimedItem) -> bool:
         """Whether the database still has this lease: same holder and token, not expired."""
         item = self.items[leased.outbox_id]
@@ -388,6 +410,22 @@ class OutboxMachine(RuleBasedStateMachine):
         assert pending_ids | terminal == enqueued, "an item lost, or one nobody enqueued"
         self._sequences_are_gapless(pending, attempts, allocators)
         self._queue_matches_the_model(pending, terminal)
+        self._lanes_wait_in_order(pending)
+
+    def _lanes_wait_in_order(self, pending: list[dict[str, Any]]) -> None:
+        """Ordered exactly on the ordered rail; waiting exactly behind a pending earlier item."""
+        for row in pending:
+            ordered = row["rail_type"] == ORDERED_RAIL
+            behind = any(
+                other["ordered"]
+                and (other["participant_id"], other["rail_type"])
+                == (row["participant_id"], row["rail_type"])
+                and other["sequence_id"] < row["sequence_id"]
+                for other in pending
+            )
+            assert (row["ordered"], row["awaiting_predecessor"]) == (ordered, ordered and behind), (
+                f"lane state: {row}"
+            )
 
     def _ledger_only_grows(self, attempts: list[dict[str, Any]]) -> None:
         now = {row["attempt_id"]: row["row"] for row in attempts}
