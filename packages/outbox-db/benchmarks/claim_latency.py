@@ -64,7 +64,9 @@ SELECT 'due-' || %(round)s || '-' || g, 'due-' || %(round)s || '-' || (g %% %(pa
     now() - interval '1 second'
 FROM generate_series(1, %(due)s::bigint) AS g
 """
-CLAIMED: Final = "DELETE FROM public.payment_outbox_pending WHERE claimed_by IS NOT NULL"
+# What the sampled claims took (not the lane heads "elsewhere" holds: deleting those would
+# release their lanes' next items).
+CLAIMED: Final = "DELETE FROM public.payment_outbox_pending WHERE claimed_by IN ('raw', 'bench')"
 # Lane heads held by a worker that is not claiming (sequence 0), then the lanes' waiting items.
 LANE_HEADS: Final = """
 INSERT INTO public.payment_outbox_pending (
