@@ -52,6 +52,9 @@ SIGNALS: Final = (
     "terminal_guard_hit_count",
 )
 UNAVAILABLE_EVENT: Final = '"event": "database_unavailable"'
+# The rail's Retry-After on a throttled answer: above the relayers' retry cap (2 s), so only
+# the rail's floor can explain a wait this long.
+RETRY_AFTER_SECONDS: Final = 3
 
 # Relayer backends (pool and LISTEN) inside a transaction, cut as a failover would cut them.
 TERMINATE_IN_TRANSACTION: LiteralString = """
@@ -282,6 +285,31 @@ def _rail_faults_retried(_run: Run, outcome: Outcome) -> list[str]:
     return problems
 
 
+def _retry_after_honoured(_run: Run, outcome: Outcome) -> list[str]:
+    """Every throttled attempt's item was claimed again no sooner than the Retry-After.
+
+    Both times are the database's: completed_at when the 429 was recorded, claimed_at when
+    the next attempt's lease was taken.
+    """
+    attempts = {(a.outbox_id, a.attempt_no): a for a in outcome.ledger}
+    throttled = [a for a in outcome.ledger if a.rail_code == "429"]
+    waits = [
+        (following.claimed_at - attempt.completed_at).total_seconds()
+        for attempt in throttled
+        if (following := attempts.get((attempt.outbox_id, attempt.attempt_no + 1)))
+        and following.claimed_at is not None
+    ]
+    problems = _rail_faults_retried(_run, outcome)
+    if not waits:
+        problems.append("no throttled attempt was tried again: the rail answered no 429")
+    if early := [wait for wait in waits if wait < RETRY_AFTER_SECONDS]:
+        problems.append(
+            f"{len(early)} of {len(waits)} throttled items claimed again before the "
+            f"{RETRY_AFTER_SECONDS} s Retry-After (shortest wait {min(early):.2f} s)"
+        )
+    return problems
+
+
 def _stale_completions_refused(run: Run, outcome: Outcome) -> list[str]:
     problems = []
     if outcome.signals["lease_lost_count"] < run.injected:
@@ -320,12 +348,16 @@ SCENARIOS: Final = (
     ),
     Scenario(
         name="rail",
-        summary="rail: 30% 503, 5% dropped after acting, 2% answered after the 1 s timeout",
+        summary="rail: 30% 503, 5% dropped after acting, 2% answered after the 1 s timeout, "
+        f"5% 429 with Retry-After {RETRY_AFTER_SECONDS} s",
         items=2_000,
-        rail_args=("--fail-rate", "0.3", "--drop-rate", "0.05", "--timeout-rate", "0.02"),
+        rail_args=(
+            *("--fail-rate", "0.3", "--drop-rate", "0.05", "--timeout-rate", "0.02"),
+            *("--throttle-rate", "0.05", "--retry-after", str(RETRY_AFTER_SECONDS)),
+        ),
         rail_timeout_seconds=1.0,
         redelivery=True,
-        judge=_rail_faults_retried,
+        judge=_retry_after_honoured,
     ),
     Scenario(
         name="sigstop",
