@@ -114,6 +114,12 @@ def _settings_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option(
     "--metrics-port", type=int, help="Serve Prometheus /metrics (env OUTBOX_METRICS_PORT)."
 )
+@click.option(
+    "--renew-leases/--no-renew-leases",
+    default=None,
+    help="Renew the lease of a send past half of it (default; env OUTBOX_RENEW_LEASES). Off "
+    "only in drills: a send that outlives its lease is then repaired and sent again.",
+)
 def run(
     *,
     log_format: str,

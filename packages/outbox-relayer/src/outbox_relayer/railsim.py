@@ -104,6 +104,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # The listen backlog (socketserver's default is 5): relayers opening a hundred connections
+    # at once must all reach the rail, not be reset before it saw their request.
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], state: SimulatedRail) -> None:
         super().__init__(address, _Handler)

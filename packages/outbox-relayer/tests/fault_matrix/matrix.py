@@ -45,6 +45,8 @@ RELAYERS: Final = 2
 LATENCY: Final = ("--latency-ms", "5", "--latency-jitter-ms", "15")
 # 150-250 ms: a pause catches sends in flight, and a small run still drains when a fault is due.
 SLOW_RAIL: Final = ("--latency-ms", "150", "--latency-jitter-ms", "100")
+# 1-4 s against a 3 s lease: a third of the sends outlive the lease, most pass half of it.
+SLOWER_THAN_LEASE: Final = ("--latency-ms", "1000", "--latency-jitter-ms", "3000")
 SIGNALS: Final = (
     "repair_requeued_count",
     "repair_failed_count",
@@ -162,6 +164,8 @@ class Scenario:
     rail_args: tuple[str, ...] = ()
     rail_timeout_seconds: float = 5.0
     lease_seconds: int = 10
+    concurrency: int = 8  # sends in flight per relayer
+    renew_leases: bool = True
     # It cuts the repairer's connections too: a repair may commit unheard, so the repair
     # signal may count fewer repairs than the ledger shows (never more).
     cuts_connections: bool = False
@@ -170,6 +174,8 @@ class Scenario:
     redelivery: bool | None = None
     inject: Callable[[Run], None] = lambda _run: None
     judge: Callable[[Run, Outcome], list[str]] = lambda _run, _outcome: []
+    # Faults the run caused that neither an injector nor the rail counted: (count, what).
+    measure: Callable[[Run, Outcome], tuple[int, str]] = lambda _run, _outcome: (0, "")
 
 
 @attrs.frozen(kw_only=True)
@@ -185,6 +191,7 @@ class Result:
     double_terminal: int
     seconds: float
     problems: tuple[str, ...]
+    note: str = ""  # what the faults column counts, where a scenario says
 
     @property
     def passed(self) -> bool:
@@ -310,6 +317,41 @@ def _retry_after_honoured(_run: Run, outcome: Outcome) -> list[str]:
     return problems
 
 
+def _outlived_their_lease(run: Run, outcome: Outcome) -> int:
+    """Sends recorded with a latency beyond the lease: only a renewed lease can record them."""
+    limit_ms = run.lease_seconds * 1000
+    return sum(a.latency_ms is not None and a.latency_ms > limit_ms for a in outcome.ledger)
+
+
+def _sends_past_the_lease(run: Run, outcome: Outcome) -> tuple[int, str]:
+    outlived = _outlived_their_lease(run, outcome)
+    return outlived, f"{outlived} sends outlived the {run.lease_seconds} s lease, renewed"
+
+
+def _lapsed_leases(_run: Run, outcome: Outcome) -> tuple[int, str]:
+    lapsed = outcome.audit.lease_repairs
+    lost = outcome.signals["lease_lost_count"]
+    return lapsed, f"{lapsed} leases lapsed and repaired; {lost} late outcomes refused (P7002)"
+
+
+def _renewal_kept_leases(run: Run, outcome: Outcome) -> list[str]:
+    problems = _no_signals(run, outcome)
+    if _outlived_their_lease(run, outcome) == 0:
+        problems.append(f"no send outlived the {run.lease_seconds} s lease: renewal went untested")
+    return problems
+
+
+def _lapsed_leases_repaired(run: Run, outcome: Outcome) -> list[str]:
+    problems = []
+    if outlived := _outlived_their_lease(run, outcome):
+        problems.append(f"{outlived} sends recorded past a lease nobody renewed")
+    if outcome.audit.lease_repairs == 0:
+        problems.append("no lapsed lease was repaired")
+    if outcome.signals["lease_lost_count"] == 0:
+        problems.append("no late completion was refused as a lost lease")
+    return problems
+
+
 def _stale_completions_refused(run: Run, outcome: Outcome) -> list[str]:
     problems = []
     if outcome.signals["lease_lost_count"] < run.injected:
@@ -370,6 +412,31 @@ SCENARIOS: Final = (
         judge=_stale_completions_refused,
     ),
     Scenario(
+        name="slow-rail",
+        summary="rail answers in 1-4 s, lease 3 s: renewal keeps every lease, nothing repaired",
+        items=1_000,
+        latency=SLOWER_THAN_LEASE,
+        rail_timeout_seconds=10.0,  # well past the slowest answer: no send times out
+        lease_seconds=3,
+        concurrency=64,
+        redelivery=False,
+        judge=_renewal_kept_leases,
+        measure=_sends_past_the_lease,
+    ),
+    Scenario(
+        name="slow-rail-no-renewal",
+        summary="the same rail, OUTBOX_RENEW_LEASES=false: lapsed leases repaired, re-sent",
+        items=1_000,
+        latency=SLOWER_THAN_LEASE,
+        rail_timeout_seconds=10.0,  # well past the slowest answer: no send times out
+        lease_seconds=3,
+        concurrency=64,
+        renew_leases=False,
+        redelivery=True,
+        judge=_lapsed_leases_repaired,
+        measure=_lapsed_leases,
+    ),
+    Scenario(
         name="restart",
         summary="PostgreSQL fast shutdown and start under load, per 1,000 items",
         items=2_000,
@@ -406,7 +473,8 @@ def run_scenario(  # noqa: PLR0913 - the run's own parameters, keyword-only
         )
         with _fleet(folder, _settings(url, scenario)) as fleet:
             fleet.start("repairer", "--no-relay", "--repair-interval", "0.5")
-            relay = ("--no-repair", "--rails-file", str(rails_file), "--concurrency", "8")
+            concurrency = str(scenario.concurrency)
+            relay = ("--no-repair", "--rails-file", str(rails_file), "--concurrency", concurrency)
             relayers = [
                 fleet.start(f"relayer-{n}", *relay, "--batch-size", "16") for n in range(RELAYERS)
             ]
@@ -481,6 +549,7 @@ def _result(
 ) -> Result:
     terminal: Counter[UUID] = Counter()
     tries: Counter[UUID] = Counter()
+    measured, note = scenario.measure(run, outcome)
     for attempt in outcome.ledger:
         tries[attempt.outbox_id] += 1
         terminal[attempt.outbox_id] += attempt.state in {
@@ -490,13 +559,14 @@ def _result(
     return Result(
         scenario=scenario.name,
         items=run.items,
-        injected=run.injected + outcome.faulted_requests,
+        injected=run.injected + outcome.faulted_requests + measured,
         recovered=sum(1 for i, n in tries.items() if n > 1 and terminal[i] == 1),
         absorbed=outcome.audit.absorbed,
         lost=run.items - sum(1 for n in terminal.values() if n),
         double_terminal=sum(1 for n in terminal.values() if n > 1),
         seconds=seconds,
         problems=tuple(problems),
+        note=note,
     )
 
 
@@ -529,6 +599,7 @@ def _settings(url: str, scenario: Scenario) -> dict[str, str]:
         "OUTBOX_RETRY_BASE_SECONDS": "1",
         "OUTBOX_RETRY_CAP_SECONDS": "2",
         "OUTBOX_POLL_INTERVAL_SECONDS": "0.2",
+        "OUTBOX_RENEW_LEASES": str(scenario.renew_leases).lower(),
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import json
 import socket
@@ -204,3 +205,20 @@ def test_throttle_counts_toward_the_total_fault_rate() -> None:
     """Each request draws at most one fault, the throttle included."""
     with pytest.raises(ValueError, match="throttle_rate must not exceed 1"):
         Faults(fail_rate=0.5, throttle_rate=0.6)
+
+
+def test_a_burst_of_new_connections_all_reach_the_rail(
+    start_simulator: Callable[..., RailSimulator],
+) -> None:
+    """128 clients connecting at once (relayers starting) are all served, none reset unseen."""
+    simulator = start_simulator(Faults(latency_ms=300))
+
+    def send(n: int) -> int:
+        with httpx.Client() as fresh:  # a connection of its own, opened in the burst
+            return post(fresh, simulator, f"k-{n}", {"n": n}).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=128) as pool:
+        statuses = list(pool.map(send, range(128)))
+
+    assert statuses == [201] * 128
+    assert simulator.stats().requests == 128
