@@ -470,7 +470,7 @@ def faults(session: nox.Session) -> None:
     each run audited; the table goes to reports/faults/. The runner:
     packages/outbox-relayer/tests/fault_matrix/.
     """
-    install(session, "test")
+    install(session, "faults")
     path = os.pathsep.join(
         str(ROOT / folder) for folder in ("packages/outbox-relayer/tests", "examples")
     )

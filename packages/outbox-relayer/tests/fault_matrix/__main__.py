@@ -99,7 +99,8 @@ def main(url: str | None, smoke: bool, seed: int | None, only: tuple[str, ...], 
     Scenarios, in order: baseline (no faults), sigkill (relayers SIGKILLed and restarted),
     terminate (pg_terminate_backend mid-transaction), rail (5xx, drops, timeouts, 429 with
     Retry-After), sigstop (a relayer paused past its lease), slow-rail and
-    slow-rail-no-renewal (answers slower than the lease, with and without renewal), restart
+    slow-rail-no-renewal (answers slower than the lease, with and without renewal), skew
+    (relayer clocks 300 s ahead and behind), restart
     (PostgreSQL fast shutdown and start; only on the embedded server). Exit 1 if any
     scenario's audit fails.
     """

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import random
 import signal
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, LiteralString
 
@@ -57,6 +59,8 @@ UNAVAILABLE_EVENT: Final = '"event": "database_unavailable"'
 # The rail's Retry-After on a throttled answer: above the relayers' retry cap (2 s), so only
 # the rail's floor can explain a wait this long.
 RETRY_AFTER_SECONDS: Final = 3
+SKEW_SECONDS: Final = 300
+SKEW_TOLERANCE_SECONDS: Final = 30.0
 
 # Relayer backends (pool and LISTEN) inside a transaction, cut as a failover would cut them.
 TERMINATE_IN_TRANSACTION: LiteralString = """
@@ -68,6 +72,14 @@ WHERE datname = current_database() AND application_name LIKE 'outbox-db%%'
 HELD_KEYS: LiteralString = (
     "SELECT idempotency_key FROM public.payment_outbox_pending WHERE claimed_by = %s"
 )
+
+
+@attrs.frozen(kw_only=True)
+class Skew:
+    """A process's clock skew, and the true wall time it was launched at."""
+
+    seconds: int
+    launched: float
 
 
 @attrs.define
@@ -83,6 +95,7 @@ class Run:
     draw: random.Random
     lease_seconds: int
     server: EmbeddedServer | None
+    skews: dict[str, Skew]  # the processes run with a skewed clock, by name
     injected: int = 0
     restarts: int = 0
     _acted_keys: set[str] = attrs.Factory(set)
@@ -166,6 +179,8 @@ class Scenario:
     lease_seconds: int = 10
     concurrency: int = 8  # sends in flight per relayer
     renew_leases: bool = True
+    # Clock skew: the repairer and relayer-0 run this many seconds ahead, relayer-1 behind.
+    skew_seconds: int = 0
     # It cuts the repairer's connections too: a repair may commit unheard, so the repair
     # signal may count fewer repairs than the ledger shows (never more).
     cuts_connections: bool = False
@@ -352,6 +367,43 @@ def _lapsed_leases_repaired(run: Run, outcome: Outcome) -> list[str]:
     return problems
 
 
+def _skew_seen(run: Run) -> dict[str, float]:
+    """Each skewed process's clock minus the true time, from the stamp of its first log line.
+
+    NaN when the log has no stamped line (the process did not start).
+    """
+    seen = {}
+    for process in run.fleet.processes:
+        if (skew := run.skews.get(process.name)) is None:
+            continue
+        stamped = (json.loads(line) for line in process.log.read_text().splitlines())
+        first = next((line["timestamp"] for line in stamped if "timestamp" in line), None)
+        clock = datetime.fromisoformat(first).timestamp() if first else math.nan
+        seen[process.name] = clock - skew.launched
+    return seen
+
+
+def _skewed_clocks(run: Run, _outcome: Outcome) -> tuple[int, str]:
+    seen = ", ".join(f"{name} {offset:+.1f} s" for name, offset in _skew_seen(run).items())
+    return len(run.skews), f"clocks skewed, as their first log lines show: {seen}"
+
+
+def _database_clock_decided(run: Run, outcome: Outcome) -> list[str]:
+    """The skew applied, and changed nothing: no signal, no repair, ledger on the db clock."""
+    problems = _no_signals(run, outcome)
+    for name, offset in _skew_seen(run).items():
+        # Start-up takes a few seconds at most; a skew not applied reads about 0.
+        if not abs(offset - run.skews[name].seconds) < SKEW_TOLERANCE_SECONDS:
+            problems.append(f"{name} ran {offset:+.1f} s off, not {run.skews[name].seconds:+d} s")
+    earliest = min(skew.launched for skew in run.skews.values()) - SKEW_TOLERANCE_SECONDS
+    latest = time.time() + SKEW_TOLERANCE_SECONDS
+    stamps = [a.completed_at.timestamp() for a in outcome.ledger]
+    stamps += [a.claimed_at.timestamp() for a in outcome.ledger if a.claimed_at is not None]
+    if off := [stamp for stamp in stamps if not earliest <= stamp <= latest]:
+        problems.append(f"{len(off)} ledger times off the true clock: a relayer's clock leaked")
+    return problems
+
+
 def _stale_completions_refused(run: Run, outcome: Outcome) -> list[str]:
     problems = []
     if outcome.signals["lease_lost_count"] < run.injected:
@@ -437,6 +489,15 @@ SCENARIOS: Final = (
         measure=_lapsed_leases,
     ),
     Scenario(
+        name="skew",
+        summary=f"relayer clocks {SKEW_SECONDS} s ahead and behind: the same as the baseline",
+        items=2_000,
+        skew_seconds=SKEW_SECONDS,
+        redelivery=False,
+        judge=_database_clock_decided,
+        measure=_skewed_clocks,
+    ),
+    Scenario(
         name="restart",
         summary="PostgreSQL fast shutdown and start under load, per 1,000 items",
         items=2_000,
@@ -472,12 +533,7 @@ def run_scenario(  # noqa: PLR0913 - the run's own parameters, keyword-only
             f"timeout_seconds = {scenario.rail_timeout_seconds}\n"
         )
         with _fleet(folder, _settings(url, scenario)) as fleet:
-            fleet.start("repairer", "--no-relay", "--repair-interval", "0.5")
-            concurrency = str(scenario.concurrency)
-            relay = ("--no-repair", "--rails-file", str(rails_file), "--concurrency", concurrency)
-            relayers = [
-                fleet.start(f"relayer-{n}", *relay, "--batch-size", "16") for n in range(RELAYERS)
-            ]
+            relayers, skews = _start(fleet, scenario, rails_file)
             draw = random.Random(seed)  # noqa: S311 - a fault schedule, not security
             run = Run(
                 url,
@@ -489,6 +545,7 @@ def run_scenario(  # noqa: PLR0913 - the run's own parameters, keyword-only
                 draw,
                 scenario.lease_seconds,
                 server,
+                skews,
             )
             problems = _drain(run, scenario)
             try:
@@ -509,6 +566,30 @@ def run_scenario(  # noqa: PLR0913 - the run's own parameters, keyword-only
     )
     problems += _judge(scenario, run, outcome)
     return _result(scenario, run, outcome, time.monotonic() - started, problems)
+
+
+def _start(
+    fleet: Fleet, scenario: Scenario, rails_file: Path
+) -> tuple[list[Process], dict[str, Skew]]:
+    """The repairer and the relayers; with a skew, the repairer and even relayers run ahead."""
+    skews: dict[str, Skew] = {}
+
+    def start(name: str, skew: int, *args: str) -> Process:
+        if not skew:
+            return fleet.start(name, *args)
+        skews[name] = Skew(seconds=skew, launched=time.time())
+        launcher = (sys.executable, "-m", "fault_matrix.skewed", str(skew))
+        return fleet.start(name, *args, program=launcher)
+
+    ahead = scenario.skew_seconds
+    start("repairer", ahead, "--no-relay", "--repair-interval", "0.5")
+    concurrency = str(scenario.concurrency)
+    relay = ("--no-repair", "--rails-file", str(rails_file), "--concurrency", concurrency)
+    relayers = [
+        start(f"relayer-{n}", -ahead if n % 2 else ahead, *relay, "--batch-size", "16")
+        for n in range(RELAYERS)
+    ]
+    return relayers, skews
 
 
 def _drain(run: Run, scenario: Scenario) -> list[str]:
