@@ -104,8 +104,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
-    # The listen backlog (socketserver's default is 5): relayers opening a hundred connections
-    # at once must all reach the rail, not be reset before it saw their request.
+    # socketserver's default backlog of 5 resets connections when a few relayers open their
+    # pools at once: a failure no rail would show, and one the request log could not see.
     request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], state: SimulatedRail) -> None:
