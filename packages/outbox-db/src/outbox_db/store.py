@@ -270,13 +270,20 @@ class OutboxStore:
         return assemble(items, pending, attempts, links)
 
     def _fetch(self, name: str, params: Mapping[str, object], row: type[T]) -> list[T]:
-        """One statement in its own transaction: BEGIN, role and statement in one round trip."""
+        """One statement in its own transaction: BEGIN, role, statement, COMMIT in one round trip.
+
+        The COMMIT travels with the statement, so the server never waits on this client inside
+        the transaction: a paused worker holds no lock. (A pipeline's closing flush request
+        disarms the server's idle_in_transaction_session_timeout, so a COMMIT sent after the
+        pipeline would leave that wait unguarded.)
+        """
         try:
             with self._pool.connection() as connection:
                 with connection.pipeline():
                     self._switch_role(connection)
                     cursor: psycopg.Cursor[T] = connection.cursor(row_factory=class_row(row))
                     cursor.execute(QUERIES[name], params)
+                    connection.commit()
                 return cursor.fetchall()
         # A lone surrogate (invalid UTF-8 from a command line) fails while encoding the value.
         except (psycopg.Error, UnicodeEncodeError) as error:

@@ -100,7 +100,8 @@ def main(url: str | None, smoke: bool, seed: int | None, only: tuple[str, ...], 
     terminate (pg_terminate_backend mid-transaction), rail (5xx, drops, timeouts, 429 with
     Retry-After), sigstop (a relayer paused past its lease), slow-rail and
     slow-rail-no-renewal (answers slower than the lease, with and without renewal), skew
-    (relayer clocks 300 s ahead and behind), restart
+    (relayer clocks 300 s ahead and behind), timeouts (statement, lock and idle-in-transaction
+    timeouts under a locked queue; only on the embedded server), restart
     (PostgreSQL fast shutdown and start; only on the embedded server). Exit 1 if any
     scenario's audit fails.
     """

@@ -12,10 +12,12 @@ import json
 import math
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +29,7 @@ import click
 from demo import Fleet, Process
 from outbox_db import AttemptState, EnqueueRequest, OutboxStore, Role
 from outbox_db.embedded import start
-from outbox_db.testonly import query_no_role
+from outbox_db.testonly import query_no_role, queue_locked
 from outbox_relayer import audit_delivery, read_request_log
 
 if TYPE_CHECKING:
@@ -60,6 +62,34 @@ UNAVAILABLE_EVENT: Final = '"event": "database_unavailable"'
 # the rail's floor can explain a wait this long.
 RETRY_AFTER_SECONDS: Final = 3
 SKEW_SECONDS: Final = 300
+# One relayer per database timeout, set for every session it opens. The queue is locked
+# longer than the first two: relayer-0's claims and completions hit statement_timeout,
+# relayer-1's lock_timeout. Relayer-2 waits the lock out and is stopped just before it
+# goes: its statements then finish while it cannot send a COMMIT. The store sends the
+# COMMIT with the statement, so no transaction is left open for
+# idle_in_transaction_session_timeout to end (were one left open, the timeout would not end
+# it either: a pipeline's closing flush request disarms it).
+DB_TIMEOUTS: Final = (
+    "-c statement_timeout=400",
+    "-c lock_timeout=200",
+    "-c idle_in_transaction_session_timeout=300",
+)
+TIMEOUT_SQLSTATES: Final = ("57014", "55P03")  # relayer-0's and relayer-1's
+QUEUE_LOCK_SECONDS: Final = 2.0
+IDLE_STOP_SECONDS: Final = 1.0  # past relayer-2's idle timeout
+# The server's log: each timeout, and for a canceled statement the statement's text.
+TIMEOUT_MESSAGES: Final = {
+    "canceling statement due to statement timeout": "statement_timeout",
+    "canceling statement due to lock timeout": "lock_timeout",
+    "terminating connection due to idle-in-transaction timeout": "idle_in_transaction",
+}
+LOG_RECORD: Final = re.compile(r"^\S+ \S+ \S+ \[(\d+)\] ([A-Z]+):  (.*)$")
+STATEMENT_KINDS: Final = {
+    "claim_outbox_batch": "claim",
+    "complete_outbox_attempt": "completion",
+    "renew_outbox_lease": "renewal",
+    "repair_expired_leases": "repair",
+}
 SKEW_TOLERANCE_SECONDS: Final = 30.0
 
 # Relayer backends (pool and LISTEN) inside a transaction, cut as a failover would cut them.
@@ -68,6 +98,19 @@ SELECT count(*) FILTER (WHERE pg_catalog.pg_terminate_backend(pid))
 FROM pg_catalog.pg_stat_activity
 WHERE datname = current_database() AND application_name LIKE 'outbox-db%%'
   AND xact_start IS NOT NULL AND pid <> pg_catalog.pg_backend_pid()
+"""
+# Statements waiting for the queue lock for over a second: relayer-2's (and the repairer's),
+# the other relayers' time out sooner.
+LONG_WAITS: LiteralString = """
+SELECT query FROM pg_catalog.pg_stat_activity
+WHERE datname = current_database() AND application_name = 'outbox-db'
+  AND wait_event_type = 'Lock' AND query_start < now() - interval '1 second'
+"""
+# Sessions waiting on their client inside a transaction for a while: the stopped relayer's.
+OPEN_TRANSACTIONS: LiteralString = """
+SELECT query FROM pg_catalog.pg_stat_activity
+WHERE datname = current_database() AND application_name = 'outbox-db'
+  AND state = 'idle in transaction' AND state_change < now() - interval '100 milliseconds'
 """
 HELD_KEYS: LiteralString = (
     "SELECT idempotency_key FROM public.payment_outbox_pending WHERE claimed_by = %s"
@@ -96,7 +139,9 @@ class Run:
     lease_seconds: int
     server: EmbeddedServer | None
     skews: dict[str, Skew]  # the processes run with a skewed clock, by name
+    server_log_from: int  # where this run's lines of the embedded server's log begin
     injected: int = 0
+    observed: Counter[str] = attrs.Factory(Counter)  # what an injector saw happen
     restarts: int = 0
     _acted_keys: set[str] = attrs.Factory(set)
     _log_offset: int = 0
@@ -181,6 +226,8 @@ class Scenario:
     renew_leases: bool = True
     # Clock skew: the repairer and relayer-0 run this many seconds ahead, relayer-1 behind.
     skew_seconds: int = 0
+    # PostgreSQL settings per relayer (libpq `options`), one relayer each (at least RELAYERS).
+    session_settings: tuple[str, ...] = ()
     # It cuts the repairer's connections too: a repair may commit unheard, so the repair
     # signal may count fewer repairs than the ledger shows (never more).
     cuts_connections: bool = False
@@ -270,6 +317,92 @@ def restart_postgres(run: Run) -> None:
     run.injected += 1
     time.sleep(1.0)  # the relayers find it down for a while, as in a real restart
     start(run.server.directory, durable=False)
+
+
+def lock_the_queue(run: Run) -> None:
+    """Lock the queue's writers out; relayer-2 is stopped just before the lock goes."""
+    if not due(run, planned(run, 500)):
+        return
+    stopped = run.relayers[2]
+    with queue_locked(run.url):
+        time.sleep(QUEUE_LOCK_SECONDS)  # relayer-0 and relayer-1 time out meanwhile
+        stopped.popen.send_signal(signal.SIGSTOP)
+        for (query,) in query_no_role(run.url, LONG_WAITS):
+            run.observed["waiting in " + _statement_kind(query)] += 1
+    # The lock gone, relayer-2's statements finish while it is stopped.
+    time.sleep(0.3)
+    for (query,) in query_no_role(run.url, OPEN_TRANSACTIONS):
+        run.observed["left open after " + _statement_kind(query)] += 1
+    time.sleep(IDLE_STOP_SECONDS)
+    stopped.popen.send_signal(signal.SIGCONT)
+    run.injected += 1
+
+
+def _statement_kind(text: str) -> str:
+    return next((kind for name, kind in STATEMENT_KINDS.items() if name in text), "other")
+
+
+def _timeouts_fired(run: Run) -> Counter[tuple[str, str]]:
+    """(timeout, statement) for each timeout the server logged during the run.
+
+    A canceled statement is named by the STATEMENT line that follows its ERROR; a session
+    ended idle in a transaction ran no statement (the stalled-statement count names them).
+    """
+    assert run.server is not None
+    with (run.server.directory / "server.log").open("rb") as log:
+        log.seek(run.server_log_from)
+        lines = log.read().decode(errors="replace").splitlines()
+    records: list[list[str]] = []  # [pid, level, message with its continuation lines]
+    for line in lines:
+        if record := LOG_RECORD.match(line):
+            records.append(list(record.groups()))
+        elif records:
+            records[-1][2] += "\n" + line
+    fired: Counter[tuple[str, str]] = Counter()
+    pending: dict[str, str] = {}  # pid -> the timeout awaiting its STATEMENT line
+    for pid, level, message in records:
+        timeout = next((t for m, t in TIMEOUT_MESSAGES.items() if message.startswith(m)), None)
+        if timeout == "idle_in_transaction":
+            fired[timeout, "idle"] += 1
+        elif timeout is not None:
+            pending[pid] = timeout
+        elif level == "STATEMENT" and pid in pending:
+            fired[pending.pop(pid), _statement_kind(message)] += 1
+    return fired
+
+
+def _timeouts_measured(run: Run, _outcome: Outcome) -> tuple[int, str]:
+    fired = _timeouts_fired(run)
+    split = ", ".join(f"{timeout} in {kind} {n}" for (timeout, kind), n in sorted(fired.items()))
+    stopped = ", ".join(f"{what} {n}" for what, n in sorted(run.observed.items()))
+    note = f"{split or 'none'}; relayer-2 stopped: {stopped or 'nothing in flight'}"
+    return sum(fired.values()), f"{run.injected} queue locks; timeouts: {note}"
+
+
+def _timeouts_recovered(run: Run, outcome: Outcome) -> list[str]:
+    """Statement and lock timeouts hit claims and completions; nothing was left open.
+
+    Each relayer logged its own timeout and went on; the relayer stopped mid-statement left
+    no transaction open, and no session was ended idle in one.
+    """
+    fired = _timeouts_fired(run)
+    problems = _no_signals(run, outcome)
+    for timeout in ("statement_timeout", "lock_timeout"):
+        for kind in ("claim", "completion"):
+            if not fired[timeout, kind]:
+                problems.append(f"no {timeout} fired during a {kind}")
+    waited = run.observed["waiting in claim"] + run.observed["waiting in completion"]
+    if not waited:
+        problems.append("relayer-2 was never stopped with a claim or completion in flight")
+    if left := sum(n for what, n in run.observed.items() if what.startswith("left open")):
+        problems.append(f"{left} transactions left open by the stopped relayer")
+    if idle := fired["idle_in_transaction", "idle"]:
+        problems.append(f"{idle} sessions ended idle in a transaction")
+    for relayer, sqlstate in zip(run.relayers, TIMEOUT_SQLSTATES, strict=False):
+        seen = relayer.log.read_text(encoding="utf-8").count(f"[SQLSTATE {sqlstate}]")
+        if not seen:
+            problems.append(f"{relayer.name} logged no database_unavailable with {sqlstate}")
+    return problems
 
 
 def _no_signals(_run: Run, outcome: Outcome) -> list[str]:
@@ -498,6 +631,18 @@ SCENARIOS: Final = (
         measure=_skewed_clocks,
     ),
     Scenario(
+        name="timeouts",
+        summary="the queue locked 2 s per 500 items: statement, lock and idle-in-transaction "
+        "timeouts",
+        items=1_500,
+        latency=SLOW_RAIL,
+        needs_server=True,
+        session_settings=DB_TIMEOUTS,
+        inject=lock_the_queue,
+        judge=_timeouts_recovered,
+        measure=_timeouts_measured,
+    ),
+    Scenario(
         name="restart",
         summary="PostgreSQL fast shutdown and start under load, per 1,000 items",
         items=2_000,
@@ -533,7 +678,7 @@ def run_scenario(  # noqa: PLR0913 - the run's own parameters, keyword-only
             f"timeout_seconds = {scenario.rail_timeout_seconds}\n"
         )
         with _fleet(folder, _settings(url, scenario)) as fleet:
-            relayers, skews = _start(fleet, scenario, rails_file)
+            relayers, skews = _start(fleet, scenario, url, rails_file)
             draw = random.Random(seed)  # noqa: S311 - a fault schedule, not security
             run = Run(
                 url,
@@ -546,6 +691,7 @@ def run_scenario(  # noqa: PLR0913 - the run's own parameters, keyword-only
                 scenario.lease_seconds,
                 server,
                 skews,
+                _server_log_size(server),
             )
             problems = _drain(run, scenario)
             try:
@@ -569,9 +715,12 @@ def run_scenario(  # noqa: PLR0913 - the run's own parameters, keyword-only
 
 
 def _start(
-    fleet: Fleet, scenario: Scenario, rails_file: Path
+    fleet: Fleet, scenario: Scenario, url: str, rails_file: Path
 ) -> tuple[list[Process], dict[str, Skew]]:
-    """The repairer and the relayers; with a skew, the repairer and even relayers run ahead."""
+    """The repairer and the relayers; with a skew, the repairer and even relayers run ahead.
+
+    With session settings, relayer n connects with the n-th as libpq `options`.
+    """
     skews: dict[str, Skew] = {}
 
     def start(name: str, skew: int, *args: str) -> Process:
@@ -585,11 +734,22 @@ def _start(
     start("repairer", ahead, "--no-relay", "--repair-interval", "0.5")
     concurrency = str(scenario.concurrency)
     relay = ("--no-repair", "--rails-file", str(rails_file), "--concurrency", concurrency)
-    relayers = [
-        start(f"relayer-{n}", -ahead if n % 2 else ahead, *relay, "--batch-size", "16")
-        for n in range(RELAYERS)
-    ]
+    relayers = []
+    for n in range(max(RELAYERS, len(scenario.session_settings))):
+        args = [*relay, "--batch-size", "16"]
+        if n < len(scenario.session_settings):
+            args += ["--database-url", _with_options(url, scenario.session_settings[n])]
+        relayers.append(start(f"relayer-{n}", -ahead if n % 2 else ahead, *args))
     return relayers, skews
+
+
+def _with_options(url: str, options: str) -> str:
+    """`url` with libpq's `options` parameter: settings for every session it opens."""
+    return f"{url}{'&' if '?' in url else '?'}options={urllib.parse.quote(options)}"
+
+
+def _server_log_size(server: EmbeddedServer | None) -> int:
+    return (server.directory / "server.log").stat().st_size if server is not None else 0
 
 
 def _drain(run: Run, scenario: Scenario) -> list[str]:
