@@ -33,7 +33,8 @@ REPORTS: Final = Path("reports/faults")
 # Wide enough for the table whatever the terminal (CI logs have none).
 console = Console(width=110)
 CAPTION: Final = (
-    "faults: injected (kills, cut connections, rail faults, pauses); recovered: items that "
+    "faults: injected (kills, cut connections, rail faults, pauses, sends past the lease, "
+    "timeouts fired, skewed processes); recovered: items that "
     "took more than one attempt and ended once; absorbed: duplicates absorbed by the rail; "
     "lost and 2x terminal (items ended twice) must be 0"
 )
