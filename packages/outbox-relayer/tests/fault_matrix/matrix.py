@@ -346,7 +346,7 @@ def _timeouts_fired(run: Run) -> Counter[tuple[str, str]]:
     """(timeout, statement) for each timeout the server logged during the run.
 
     A canceled statement is named by the STATEMENT line that follows its ERROR; a session
-    ended idle in a transaction ran no statement (the stalled-statement count names them).
+    ended idle in a transaction was running no statement ("idle").
     """
     assert run.server is not None
     with (run.server.directory / "server.log").open("rb") as log:
