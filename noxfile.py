@@ -466,11 +466,12 @@ def bench(session: nox.Session) -> None:
 def faults(session: nox.Session) -> None:
     """Outside the gate: the fault-injection matrix (`-- --smoke` a tenth, `-- --help`).
 
-    Relayer processes against rail-sim under SIGKILL, cut connections, rail faults and pauses,
-    each run audited; the table goes to reports/faults/. The runner:
+    Relayer processes against rail-sim under SIGKILL, cut connections, rail faults, pauses,
+    slow rails, database timeouts and skewed clocks, each run audited; the table goes to
+    reports/faults/. The runner:
     packages/outbox-relayer/tests/fault_matrix/.
     """
-    install(session, "test")
+    install(session, "faults")
     path = os.pathsep.join(
         str(ROOT / folder) for folder in ("packages/outbox-relayer/tests", "examples")
     )

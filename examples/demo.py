@@ -38,7 +38,7 @@ from outbox_relayer import DeliveryAudit, audit_delivery, read_request_log
 from payments_service import PaymentInstruction, PaymentsService
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
     from uuid import UUID
 
 BIN: Final = Path(sys.executable).parent  # the outbox CLIs installed next to this Python
@@ -85,11 +85,15 @@ class Fleet:
     signals: Counter[str] = attrs.Factory(Counter)
     _read: dict[Path, int] = attrs.Factory(dict)
 
-    def start(self, name: str, *args: str) -> Process:
-        """`outbox-relayer run <args>` with JSON logs to <folder>/<name>.log."""
+    def start(self, name: str, *args: str, program: Sequence[str] = ()) -> Process:
+        """`outbox-relayer run <args>` with JSON logs to <folder>/<name>.log.
+
+        `program` runs in place of `outbox-relayer` (a launcher that takes its arguments).
+        """
         log = self.folder / f"{name}.log"
         with log.open("wb") as out:
-            command = [str(BIN / "outbox-relayer"), "run", "--worker-id", name, *args]
+            command = [*(program or [str(BIN / "outbox-relayer")]), "run", "--worker-id", name]
+            command += args
             popen = subprocess.Popen(command, env=self.env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
         process = Process(name, args, popen, log)
         self.processes.append(process)

@@ -15,6 +15,7 @@ __all__ = [
     "AppendOnlyViolation",
     "ConnectionRejected",
     "ConstraintViolation",
+    "DatabaseTimeout",
     "DatabaseUnavailable",
     "EmbeddedServerError",
     "IdempotencyConflict",
@@ -134,6 +135,17 @@ class DatabaseUnavailable(OutboxDatabaseError):
     summary = "database unavailable"
 
 
+class DatabaseTimeout(DatabaseUnavailable):
+    """The server gave up on the operation; nothing of its transaction was kept: retry.
+
+    57014 (statement_timeout, or a cancel), 55P03 (lock_timeout) or 25P03
+    (idle_in_transaction_session_timeout, which also ends the session). A DatabaseUnavailable,
+    so whatever retries an unreachable database retries this too.
+    """
+
+    summary = "the database timed out the operation"
+
+
 class ConnectionRejected(OutboxDatabaseError):
     """The server refused us (no such database or role, bad password) or the URL is malformed.
 
@@ -161,6 +173,9 @@ _BY_SQLSTATE: Final[dict[str, type[OutboxDatabaseError]]] = {
     "42501": PermissionDenied,
     "40001": RetryableConflict,
     "40P01": RetryableConflict,
+    "57014": DatabaseTimeout,
+    "55P03": DatabaseTimeout,
+    "25P03": DatabaseTimeout,
 }
 # Our own functions raise these with value-free messages; anything else gets the summary.
 _OWN_MESSAGES: Final = frozenset({"22023", "P7001", "P7002", "P7003", "P7004", "P7005"})

@@ -284,12 +284,18 @@ class OutboxStore:
         return assemble(items, pending, attempts, links)
 
     def _fetch(self, name: str, params: Mapping[str, object], row: type[T]) -> list[T]:
-        """One statement in its own transaction: BEGIN, role and statement in one round trip."""
+        """One statement in its own transaction: BEGIN, role, statement, COMMIT in one round trip.
+
+        The COMMIT travels with the statement, so the server never waits on this client inside
+        the transaction: a paused worker holds no lock. (A pipeline's closing flush request
+        disarms the server's idle_in_transaction_session_timeout, so a COMMIT sent after the
+        pipeline would leave that wait unguarded.)
+        """
         try:
             with self._pool.connection() as connection:
-                with connection.pipeline():
+                cursor: psycopg.Cursor[T] = connection.cursor(row_factory=class_row(row))
+                with _committed_in_one_round_trip(connection):
                     self._switch_role(connection)
-                    cursor: psycopg.Cursor[T] = connection.cursor(row_factory=class_row(row))
                     cursor.execute(QUERIES[name], params)
                 return cursor.fetchall()
         # A lone surrogate (invalid UTF-8 from a command line) fails while encoding the value.
@@ -300,6 +306,29 @@ class OutboxStore:
         if self._role is not None:
             role = sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(self._role.value))
             connection.execute(role)
+
+
+@contextlib.contextmanager
+def _committed_in_one_round_trip(connection: psycopg.Connection[Any]) -> Iterator[None]:
+    """The block's statements, then COMMIT, in one pipeline: a single round trip.
+
+    An error of the statements may surface at the COMMIT; it is raised once the pipeline has
+    closed, since a pipeline whose block raises logs the error again when closing fails too
+    (after a lost connection or an aborted pipeline).
+    """
+    deferred: psycopg.Error | None = None
+    try:
+        with connection.pipeline():
+            yield
+            try:
+                connection.commit()
+            except psycopg.Error as error:
+                deferred = error
+    except psycopg.Error:
+        if deferred is None:
+            raise
+    if deferred is not None:
+        raise deferred
 
 
 class EnqueueWakeups:

@@ -35,13 +35,17 @@ class Faults:
     fail_rate: float = attrs.field(default=0.0, validator=_RATE)  # answered 503, not recorded
     timeout_rate: float = attrs.field(default=0.0, validator=_RATE)  # recorded, answered late
     drop_rate: float = attrs.field(default=0.0, validator=_RATE)  # recorded, never answered
+    throttle_rate: float = attrs.field(default=0.0, validator=_RATE)  # answered 429, not recorded
+    retry_after_seconds: int = attrs.field(  # the throttled answer's Retry-After
+        default=1, validator=[attrs.validators.instance_of(int), attrs.validators.ge(0)]
+    )
     hang_seconds: float = attrs.field(default=30.0, validator=attrs.validators.gt(0.0))
     lookup_fail_rate: float = attrs.field(default=0.0, validator=_RATE)  # GET by key answered 503
     seed: int | None = None
 
     def __attrs_post_init__(self) -> None:
-        if self.fail_rate + self.timeout_rate + self.drop_rate > 1.0:
-            msg = "fail_rate + timeout_rate + drop_rate must not exceed 1"
+        if self.fail_rate + self.timeout_rate + self.drop_rate + self.throttle_rate > 1.0:
+            msg = "fail_rate + timeout_rate + drop_rate + throttle_rate must not exceed 1"
             raise ValueError(msg)
 
 
@@ -54,7 +58,7 @@ class SimulatorStats:
     recorded_keys: int  # keys with a recorded outcome (what GET /payments/<key> finds)
     absorbed: int
     by_status: dict[str, int]  # HTTP status as text, or "dropped"
-    faults: dict[str, int]  # "fail", "timeout", "drop"
+    faults: dict[str, int]  # "fail", "timeout", "drop", "throttle"
     lookups: dict[str, int] = attrs.Factory(dict)  # GET by key: "found", "not_found", "failed"
 
 
@@ -121,6 +125,7 @@ class SimulatedRail:
             ("fail", self.faults.fail_rate),
             ("timeout", self.faults.timeout_rate),
             ("drop", self.faults.drop_rate),
+            ("throttle", self.faults.throttle_rate),
         ):
             upper += rate
             if draw < upper:
@@ -133,6 +138,11 @@ class SimulatedRail:
         self.seen_keys.add(key)
         if fault == "fail":  # the rail fell over before looking at the request
             return Decision(status=503, body={"error": "SIMULATED_FAILURE"}, fault=fault)
+        if fault == "throttle":  # the rail's rate limit, also before looking at the request
+            wait = {"Retry-After": str(self.faults.retry_after_seconds)}
+            return Decision(
+                status=429, body={"error": "SIMULATED_THROTTLE"}, headers=wait, fault=fault
+            )
         first = self.outcomes.get(key)
         if first is not None and first.payload_sha256 != digest:
             return Decision(status=422, body={"error": "IDEMPOTENCY_KEY_REUSED"}, fault=fault)

@@ -114,6 +114,12 @@ def _settings_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option(
     "--metrics-port", type=int, help="Serve Prometheus /metrics (env OUTBOX_METRICS_PORT)."
 )
+@click.option(
+    "--renew-leases/--no-renew-leases",
+    default=None,
+    help="Renew the lease of a send past half of it (default; env OUTBOX_RENEW_LEASES). Off "
+    "only in drills: a send that outlives its lease is then repaired and sent again.",
+)
 def run(
     *,
     log_format: str,
@@ -224,6 +230,20 @@ def _clear_errors() -> Iterator[None]:
     "--drop-rate", type=rate, default=0.0, help="Share recorded, then the connection is dropped."
 )
 @click.option(
+    "--throttle-rate",
+    type=rate,
+    default=0.0,
+    help="Share answered 429 with a Retry-After of --retry-after seconds (not recorded).",
+)
+@click.option(
+    "--retry-after",
+    "retry_after_seconds",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Whole seconds in the Retry-After header of a --throttle-rate answer.",
+)
+@click.option(
     "--hang",
     "hang_seconds",
     type=click.FloatRange(min=0.0, min_open=True),
@@ -259,6 +279,8 @@ def rail_sim(  # noqa: PLR0913 - one parameter per documented option
     fail_rate: float,
     timeout_rate: float,
     drop_rate: float,
+    throttle_rate: float,
+    retry_after_seconds: int,
     hang_seconds: float,
     lookup_fail_rate: float,
     seed: int | None,
@@ -269,8 +291,8 @@ def rail_sim(  # noqa: PLR0913 - one parameter per documented option
 
     POST /payments (needs Idempotency-Key), GET /payments/<key>, GET /stats.
     """
-    if fail_rate + timeout_rate + drop_rate > 1.0:
-        msg = "--fail-rate + --timeout-rate + --drop-rate must not exceed 1"
+    if fail_rate + timeout_rate + drop_rate + throttle_rate > 1.0:
+        msg = "--fail-rate + --timeout-rate + --drop-rate + --throttle-rate must not exceed 1"
         raise click.UsageError(msg)
     faults = Faults(
         latency_ms=latency_ms,
@@ -278,6 +300,8 @@ def rail_sim(  # noqa: PLR0913 - one parameter per documented option
         fail_rate=fail_rate,
         timeout_rate=timeout_rate,
         drop_rate=drop_rate,
+        throttle_rate=throttle_rate,
+        retry_after_seconds=retry_after_seconds,
         hang_seconds=hang_seconds,
         lookup_fail_rate=lookup_fail_rate,
         seed=seed,

@@ -90,6 +90,23 @@ def _cap_at_least_base(instance: RelayerConfig, _: attrs.Attribute[int], value: 
         raise ConfigError(msg)
 
 
+_SWITCH: Final = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def _switch(text: str) -> bool:
+    """true/false (also 1/0, yes/no, any case); anything else is a ValueError."""
+    try:
+        return _SWITCH[text.lower()]
+    except KeyError:
+        raise ValueError(text) from None
+
+
+def _renewal(_: object, __: attrs.Attribute[bool], value: object) -> None:
+    if not isinstance(value, bool):
+        msg = "OUTBOX_RENEW_LEASES must be true or false"
+        raise ConfigError(msg)
+
+
 def _to_secret(value: str | Secret) -> Secret:
     return value if isinstance(value, Secret) else Secret(value)
 
@@ -132,7 +149,7 @@ class RelayerConfig:
     LEASE_REPAIR_BATCH_SIZE, OUTBOX_BATCH_SIZE, OUTBOX_CONCURRENCY, OUTBOX_POLL_INTERVAL_SECONDS,
     OUTBOX_REPAIR_INTERVAL_SECONDS, OUTBOX_RETRY_BASE_SECONDS, OUTBOX_RETRY_CAP_SECONDS,
     OUTBOX_SHUTDOWN_GRACE_SECONDS, OUTBOX_RAILS_FILE, OUTBOX_RAIL_LOOKUP, OUTBOX_WORKER_ID,
-    DATABASE_URL, OUTBOX_METRICS_PORT.
+    DATABASE_URL, OUTBOX_METRICS_PORT, OUTBOX_RENEW_LEASES.
     """
 
     database_url: Secret = attrs.field(
@@ -172,6 +189,11 @@ class RelayerConfig:
     )
     metrics_port: int | None = attrs.field(
         default=None, validator=_optional_port, metadata=_env("OUTBOX_METRICS_PORT", int)
+    )
+    # A drill and test knob, never for production: false stops lease renewal, so a send that
+    # outlives its lease is repaired and sent again (the fault matrix's slow-rail drill).
+    renew_leases: bool = attrs.field(
+        default=True, validator=_renewal, metadata=_env("OUTBOX_RENEW_LEASES", _switch)
     )
 
     @classmethod

@@ -119,6 +119,7 @@ def serve(
             batch_size=config.batch_size,
             concurrency=config.concurrency,
             lease_seconds=config.lease_seconds,
+            renew_leases=config.renew_leases,
         )
         store = connect(config, stop)
         if store is None:
@@ -146,6 +147,7 @@ def settings_of(config: RelayerConfig) -> RelayerSettings:
         lease_seconds=config.lease_seconds,
         poll_interval_seconds=config.poll_interval_seconds,
         shutdown_grace_seconds=config.shutdown_grace_seconds,
+        renew_leases=config.renew_leases,
     )
 
 

@@ -71,6 +71,7 @@ class RelayerSettings:
     lease_seconds: int = 30
     poll_interval_seconds: float = 1.0
     shutdown_grace_seconds: float = 10.0
+    renew_leases: bool = True  # False only in drills: see RelayerConfig.renew_leases
 
 
 @attrs.define
@@ -400,7 +401,7 @@ class Relayer:
         """Renew the lease of every item held past half of it (checked about once a second)."""
         now = self._clock()
         horizon = self.settings.lease_seconds * RENEW_AFTER_FRACTION
-        if now < self._next_renewal_check:
+        if not self.settings.renew_leases or now < self._next_renewal_check:
             return
         self._next_renewal_check = now + min(RENEWAL_CHECK_SECONDS, horizon / 4)
         lost = 0

@@ -273,6 +273,18 @@ def configure_logging(*, json: bool | None = None, stream: TextIO | None = None)
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
+    # Libraries' warnings (psycopg and its pool) go the same way: one line each, under
+    # structlog's write lock, so they never split a line of the relayer's own.
+    root = logging.getLogger()
+    if not any(isinstance(handler, _ThroughStructlog) for handler in root.handlers):
+        root.addHandler(_ThroughStructlog())
+
+
+class _ThroughStructlog(logging.Handler):
+    """Hands the standard library's log records (WARNING and up, by default) to structlog."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        structlog.get_logger().log(record.levelno, record.getMessage(), logger=record.name)
 
 
 def start_metrics_server(

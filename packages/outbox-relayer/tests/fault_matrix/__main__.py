@@ -31,9 +31,10 @@ SEED_ENV: Final = "OUTBOX_FAULT_SEED"
 RAISE_CEILING: LiteralString = "UPDATE public.payment_outbox_settings SET max_attempts = 25"
 REPORTS: Final = Path("reports/faults")
 # Wide enough for the table whatever the terminal (CI logs have none).
-console = Console(width=100)
+console = Console(width=110)
 CAPTION: Final = (
-    "faults: injected (kills, cut connections, rail faults, pauses); recovered: items that "
+    "faults: injected (kills, cut connections, rail faults, pauses, sends past the lease, "
+    "timeouts fired, skewed processes); recovered: items that "
     "took more than one attempt and ended once; absorbed: duplicates absorbed by the rail; "
     "lost and 2x terminal (items ended twice) must be 0"
 )
@@ -97,9 +98,13 @@ def main(url: str | None, smoke: bool, seed: int | None, only: tuple[str, ...], 
     """The fault-injection matrix: relayer processes against rail-sim, faults, then the audit.
 
     Scenarios, in order: baseline (no faults), sigkill (relayers SIGKILLed and restarted),
-    terminate (pg_terminate_backend mid-transaction), rail (5xx, drops, timeouts), sigstop
-    (a relayer paused past its lease), restart (PostgreSQL fast shutdown and start; only on
-    the embedded server). Exit 1 if any scenario's audit fails.
+    terminate (pg_terminate_backend mid-transaction), rail (5xx, drops, timeouts, 429 with
+    Retry-After), sigstop (a relayer paused past its lease), slow-rail and
+    slow-rail-no-renewal (answers slower than the lease, with and without renewal), skew
+    (relayer clocks 300 s ahead and behind), timeouts (statement, lock and idle-in-transaction
+    timeouts under a locked queue; only on the embedded server), restart
+    (PostgreSQL fast shutdown and start; only on the embedded server). Exit 1 if any
+    scenario's audit fails.
     """
     seed = random.SystemRandom().randrange(2**31) if seed is None else seed
     size = "smoke" if smoke else "full"
@@ -119,6 +124,8 @@ def main(url: str | None, smoke: bool, seed: int | None, only: tuple[str, ...], 
                 scenario, target, items=items, seed=seed, out=out / size, server=server
             )
             results.append(result)
+            if result.note:
+                console.print(f"{scenario.name}: {result.note}")
             for problem in result.problems:
                 console.print(f"[red]PROBLEM[/red] {scenario.name}: {problem}")
             console.print(result_table([result], scenario.name))

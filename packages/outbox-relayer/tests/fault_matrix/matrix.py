@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, LiteralString
 
@@ -25,7 +29,7 @@ import click
 from demo import Fleet, Process
 from outbox_db import AttemptState, EnqueueRequest, OutboxStore, Role
 from outbox_db.embedded import start
-from outbox_db.testonly import query_no_role
+from outbox_db.testonly import query_no_role, queue_locked
 from outbox_relayer import audit_delivery, read_request_log
 
 if TYPE_CHECKING:
@@ -45,6 +49,8 @@ RELAYERS: Final = 2
 LATENCY: Final = ("--latency-ms", "5", "--latency-jitter-ms", "15")
 # 150-250 ms: a pause catches sends in flight, and a small run still drains when a fault is due.
 SLOW_RAIL: Final = ("--latency-ms", "150", "--latency-jitter-ms", "100")
+# 1-4 s against a 3 s lease: a third of the sends outlive the lease, most pass half of it.
+SLOWER_THAN_LEASE: Final = ("--latency-ms", "1000", "--latency-jitter-ms", "3000")
 SIGNALS: Final = (
     "repair_requeued_count",
     "repair_failed_count",
@@ -52,6 +58,39 @@ SIGNALS: Final = (
     "terminal_guard_hit_count",
 )
 UNAVAILABLE_EVENT: Final = '"event": "database_unavailable"'
+# The rail's Retry-After on a throttled answer: above the relayers' retry cap (2 s), so only
+# the rail's floor can explain a wait this long.
+RETRY_AFTER_SECONDS: Final = 3
+SKEW_SECONDS: Final = 300
+# One relayer per database timeout, set for every session it opens. The queue is locked
+# longer than the first two: relayer-0's claims and completions hit statement_timeout,
+# relayer-1's lock_timeout. Relayer-2 waits the lock out and is stopped just before it
+# goes: its statements then finish while it cannot send a COMMIT. The store sends the
+# COMMIT with the statement, so no transaction is left open for
+# idle_in_transaction_session_timeout to end (were one left open, the timeout would not end
+# it either: a pipeline's closing flush request disarms it).
+DB_TIMEOUTS: Final = (
+    "-c statement_timeout=400",
+    "-c lock_timeout=200",
+    "-c idle_in_transaction_session_timeout=300",
+)
+TIMEOUT_SQLSTATES: Final = ("57014", "55P03")  # relayer-0's and relayer-1's
+QUEUE_LOCK_SECONDS: Final = 2.0
+IDLE_STOP_SECONDS: Final = 1.0  # past relayer-2's idle timeout
+# The server's log: each timeout, and for a canceled statement the statement's text.
+TIMEOUT_MESSAGES: Final = {
+    "canceling statement due to statement timeout": "statement_timeout",
+    "canceling statement due to lock timeout": "lock_timeout",
+    "terminating connection due to idle-in-transaction timeout": "idle_in_transaction",
+}
+LOG_RECORD: Final = re.compile(r"^\S+ \S+ \S+ \[(\d+)\] ([A-Z]+):  (.*)$")
+STATEMENT_KINDS: Final = {
+    "claim_outbox_batch": "claim",
+    "complete_outbox_attempt": "completion",
+    "renew_outbox_lease": "renewal",
+    "repair_expired_leases": "repair",
+}
+SKEW_TOLERANCE_SECONDS: Final = 30.0
 
 # Relayer backends (pool and LISTEN) inside a transaction, cut as a failover would cut them.
 TERMINATE_IN_TRANSACTION: LiteralString = """
@@ -60,9 +99,30 @@ FROM pg_catalog.pg_stat_activity
 WHERE datname = current_database() AND application_name LIKE 'outbox-db%%'
   AND xact_start IS NOT NULL AND pid <> pg_catalog.pg_backend_pid()
 """
+# Statements waiting for the queue lock for over a second: relayer-2's (and the repairer's),
+# the other relayers' time out sooner.
+LONG_WAITS: LiteralString = """
+SELECT query FROM pg_catalog.pg_stat_activity
+WHERE datname = current_database() AND application_name = 'outbox-db'
+  AND wait_event_type = 'Lock' AND query_start < now() - interval '1 second'
+"""
+# Sessions waiting on their client inside a transaction for a while: the stopped relayer's.
+OPEN_TRANSACTIONS: LiteralString = """
+SELECT query FROM pg_catalog.pg_stat_activity
+WHERE datname = current_database() AND application_name = 'outbox-db'
+  AND state = 'idle in transaction' AND state_change < now() - interval '100 milliseconds'
+"""
 HELD_KEYS: LiteralString = (
     "SELECT idempotency_key FROM public.payment_outbox_pending WHERE claimed_by = %s"
 )
+
+
+@attrs.frozen(kw_only=True)
+class Skew:
+    """A process's clock skew, and the true wall time it was launched at."""
+
+    seconds: int
+    launched: float
 
 
 @attrs.define
@@ -78,7 +138,10 @@ class Run:
     draw: random.Random
     lease_seconds: int
     server: EmbeddedServer | None
+    skews: dict[str, Skew]  # the processes run with a skewed clock, by name
+    server_log_from: int  # where this run's lines of the embedded server's log begin
     injected: int = 0
+    observed: Counter[str] = attrs.Factory(Counter)  # what an injector saw happen
     restarts: int = 0
     _acted_keys: set[str] = attrs.Factory(set)
     _log_offset: int = 0
@@ -158,6 +221,12 @@ class Scenario:
     rail_args: tuple[str, ...] = ()
     rail_timeout_seconds: float = 5.0
     lease_seconds: int = 10
+    concurrency: int = 8  # sends in flight per relayer
+    renew_leases: bool = True
+    # Clock skew: the repairer and relayer-0 run this many seconds ahead, relayer-1 behind.
+    skew_seconds: int = 0
+    # PostgreSQL settings per relayer (libpq `options`), one relayer each (at least RELAYERS).
+    session_settings: tuple[str, ...] = ()
     # It cuts the repairer's connections too: a repair may commit unheard, so the repair
     # signal may count fewer repairs than the ledger shows (never more).
     cuts_connections: bool = False
@@ -166,6 +235,8 @@ class Scenario:
     redelivery: bool | None = None
     inject: Callable[[Run], None] = lambda _run: None
     judge: Callable[[Run, Outcome], list[str]] = lambda _run, _outcome: []
+    # Faults the run caused that neither an injector nor the rail counted: (count, what).
+    measure: Callable[[Run, Outcome], tuple[int, str]] = lambda _run, _outcome: (0, "")
 
 
 @attrs.frozen(kw_only=True)
@@ -181,6 +252,7 @@ class Result:
     double_terminal: int
     seconds: float
     problems: tuple[str, ...]
+    note: str = ""  # what the faults column counts, where a scenario says
 
     @property
     def passed(self) -> bool:
@@ -246,6 +318,92 @@ def restart_postgres(run: Run) -> None:
     start(run.server.directory, durable=False)
 
 
+def lock_the_queue(run: Run) -> None:
+    """Lock the queue's writers out; relayer-2 is stopped just before the lock goes."""
+    if not due(run, planned(run, 500)):
+        return
+    stopped = run.relayers[2]
+    with queue_locked(run.url):
+        time.sleep(QUEUE_LOCK_SECONDS)  # relayer-0 and relayer-1 time out meanwhile
+        stopped.popen.send_signal(signal.SIGSTOP)
+        for (query,) in query_no_role(run.url, LONG_WAITS):
+            run.observed["waiting in " + _statement_kind(query)] += 1
+    # The lock gone, relayer-2's statements finish while it is stopped.
+    time.sleep(0.3)
+    for (query,) in query_no_role(run.url, OPEN_TRANSACTIONS):
+        run.observed["left open after " + _statement_kind(query)] += 1
+    time.sleep(IDLE_STOP_SECONDS)
+    stopped.popen.send_signal(signal.SIGCONT)
+    run.injected += 1
+
+
+def _statement_kind(text: str) -> str:
+    return next((kind for name, kind in STATEMENT_KINDS.items() if name in text), "other")
+
+
+def _timeouts_fired(run: Run) -> Counter[tuple[str, str]]:
+    """(timeout, statement) for each timeout the server logged during the run.
+
+    A canceled statement is named by the STATEMENT line that follows its ERROR; a session
+    ended idle in a transaction was running no statement ("idle").
+    """
+    assert run.server is not None
+    with (run.server.directory / "server.log").open("rb") as log:
+        log.seek(run.server_log_from)
+        lines = log.read().decode(errors="replace").splitlines()
+    records: list[list[str]] = []  # [pid, level, message with its continuation lines]
+    for line in lines:
+        if record := LOG_RECORD.match(line):
+            records.append(list(record.groups()))
+        elif records:
+            records[-1][2] += "\n" + line
+    fired: Counter[tuple[str, str]] = Counter()
+    pending: dict[str, str] = {}  # pid -> the timeout awaiting its STATEMENT line
+    for pid, level, message in records:
+        timeout = next((t for m, t in TIMEOUT_MESSAGES.items() if message.startswith(m)), None)
+        if timeout == "idle_in_transaction":
+            fired[timeout, "idle"] += 1
+        elif timeout is not None:
+            pending[pid] = timeout
+        elif level == "STATEMENT" and pid in pending:
+            fired[pending.pop(pid), _statement_kind(message)] += 1
+    return fired
+
+
+def _timeouts_measured(run: Run, _outcome: Outcome) -> tuple[int, str]:
+    fired = _timeouts_fired(run)
+    split = ", ".join(f"{timeout} in {kind} {n}" for (timeout, kind), n in sorted(fired.items()))
+    stopped = ", ".join(f"{what} {n}" for what, n in sorted(run.observed.items()))
+    note = f"{split or 'none'}; relayer-2 stopped: {stopped or 'nothing in flight'}"
+    return sum(fired.values()), f"{run.injected} queue locks; timeouts: {note}"
+
+
+def _timeouts_recovered(run: Run, outcome: Outcome) -> list[str]:
+    """Statement and lock timeouts hit claims and completions; nothing was left open.
+
+    Each relayer logged its own timeout and went on; the relayer stopped mid-statement left
+    no transaction open, and no session was ended idle in one.
+    """
+    fired = _timeouts_fired(run)
+    problems = _no_signals(run, outcome)
+    for timeout in ("statement_timeout", "lock_timeout"):
+        for kind in ("claim", "completion"):
+            if not fired[timeout, kind]:
+                problems.append(f"no {timeout} fired during a {kind}")
+    waited = run.observed["waiting in claim"] + run.observed["waiting in completion"]
+    if not waited:
+        problems.append("relayer-2 was never stopped with a claim or completion in flight")
+    if left := sum(n for what, n in run.observed.items() if what.startswith("left open")):
+        problems.append(f"{left} transactions left open by the stopped relayer")
+    if idle := fired["idle_in_transaction", "idle"]:
+        problems.append(f"{idle} sessions ended idle in a transaction")
+    for relayer, sqlstate in zip(run.relayers, TIMEOUT_SQLSTATES, strict=False):
+        seen = relayer.log.read_text(encoding="utf-8").count(f"[SQLSTATE {sqlstate}]")
+        if not seen:
+            problems.append(f"{relayer.name} logged no database_unavailable with {sqlstate}")
+    return problems
+
+
 def _no_signals(_run: Run, outcome: Outcome) -> list[str]:
     moved = {name: count for name, count in outcome.signals.items() if count}
     return [f"signals moved without a fault: {moved}"] if moved else []
@@ -278,6 +436,103 @@ def _rail_faults_retried(_run: Run, outcome: Outcome) -> list[str]:
         problems.append("the rail injected no fault")
     if retried != outcome.faulted_requests:
         problems.append(f"{retried} retried attempts for {outcome.faulted_requests} faults")
+    return problems
+
+
+def _retry_after_honoured(_run: Run, outcome: Outcome) -> list[str]:
+    """Every throttled attempt's item was claimed again no sooner than the Retry-After.
+
+    Both times are the database's: completed_at when the 429 was recorded, claimed_at when
+    the next attempt's lease was taken.
+    """
+    attempts = {(a.outbox_id, a.attempt_no): a for a in outcome.ledger}
+    throttled = [a for a in outcome.ledger if a.rail_code == "429"]
+    waits = [
+        (following.claimed_at - attempt.completed_at).total_seconds()
+        for attempt in throttled
+        if (following := attempts.get((attempt.outbox_id, attempt.attempt_no + 1)))
+        and following.claimed_at is not None
+    ]
+    problems = _rail_faults_retried(_run, outcome)
+    if not waits:
+        problems.append("no throttled attempt was tried again: the rail answered no 429")
+    if early := [wait for wait in waits if wait < RETRY_AFTER_SECONDS]:
+        problems.append(
+            f"{len(early)} of {len(waits)} throttled items claimed again before the "
+            f"{RETRY_AFTER_SECONDS} s Retry-After (shortest wait {min(early):.2f} s)"
+        )
+    return problems
+
+
+def _outlived_their_lease(run: Run, outcome: Outcome) -> int:
+    """Sends recorded with a latency beyond the lease: only a renewed lease can record them."""
+    limit_ms = run.lease_seconds * 1000
+    return sum(a.latency_ms is not None and a.latency_ms > limit_ms for a in outcome.ledger)
+
+
+def _sends_past_the_lease(run: Run, outcome: Outcome) -> tuple[int, str]:
+    outlived = _outlived_their_lease(run, outcome)
+    return outlived, f"{outlived} sends outlived the {run.lease_seconds} s lease, renewed"
+
+
+def _lapsed_leases(_run: Run, outcome: Outcome) -> tuple[int, str]:
+    lapsed = outcome.audit.lease_repairs
+    lost = outcome.signals["lease_lost_count"]
+    return lapsed, f"{lapsed} leases lapsed and repaired; {lost} late outcomes refused (P7002)"
+
+
+def _renewal_kept_leases(run: Run, outcome: Outcome) -> list[str]:
+    problems = _no_signals(run, outcome)
+    if _outlived_their_lease(run, outcome) == 0:
+        problems.append(f"no send outlived the {run.lease_seconds} s lease: renewal went untested")
+    return problems
+
+
+def _lapsed_leases_repaired(run: Run, outcome: Outcome) -> list[str]:
+    problems = []
+    if outlived := _outlived_their_lease(run, outcome):
+        problems.append(f"{outlived} sends recorded past a lease nobody renewed")
+    if outcome.audit.lease_repairs == 0:
+        problems.append("no lapsed lease was repaired")
+    if outcome.signals["lease_lost_count"] == 0:
+        problems.append("no late completion was refused as a lost lease")
+    return problems
+
+
+def _skew_seen(run: Run) -> dict[str, float]:
+    """Each skewed process's clock minus the true time, from the stamp of its first log line.
+
+    NaN when the log has no stamped line (the process did not start).
+    """
+    seen = {}
+    for process in run.fleet.processes:
+        if (skew := run.skews.get(process.name)) is None:
+            continue
+        stamped = (json.loads(line) for line in process.log.read_text().splitlines())
+        first = next((line["timestamp"] for line in stamped if "timestamp" in line), None)
+        clock = datetime.fromisoformat(first).timestamp() if first else math.nan
+        seen[process.name] = clock - skew.launched
+    return seen
+
+
+def _skewed_clocks(run: Run, _outcome: Outcome) -> tuple[int, str]:
+    seen = ", ".join(f"{name} {offset:+.1f} s" for name, offset in _skew_seen(run).items())
+    return len(run.skews), f"clocks skewed, as their first log lines show: {seen}"
+
+
+def _database_clock_decided(run: Run, outcome: Outcome) -> list[str]:
+    """The skew applied, and changed nothing: no signal, no repair, ledger on the db clock."""
+    problems = _no_signals(run, outcome)
+    for name, offset in _skew_seen(run).items():
+        # Start-up takes a few seconds at most; a skew not applied reads about 0.
+        if not abs(offset - run.skews[name].seconds) < SKEW_TOLERANCE_SECONDS:
+            problems.append(f"{name} ran {offset:+.1f} s off, not {run.skews[name].seconds:+d} s")
+    earliest = min(skew.launched for skew in run.skews.values()) - SKEW_TOLERANCE_SECONDS
+    latest = time.time() + SKEW_TOLERANCE_SECONDS
+    stamps = [a.completed_at.timestamp() for a in outcome.ledger]
+    stamps += [a.claimed_at.timestamp() for a in outcome.ledger if a.claimed_at is not None]
+    if off := [stamp for stamp in stamps if not earliest <= stamp <= latest]:
+        problems.append(f"{len(off)} ledger times off the true clock: a relayer's clock leaked")
     return problems
 
 
@@ -319,12 +574,16 @@ SCENARIOS: Final = (
     ),
     Scenario(
         name="rail",
-        summary="rail: 30% 503, 5% dropped after acting, 2% answered after the 1 s timeout",
+        summary="rail: 30% 503, 5% dropped after acting, 2% answered after the 1 s timeout, "
+        f"5% 429 with Retry-After {RETRY_AFTER_SECONDS} s",
         items=2_000,
-        rail_args=("--fail-rate", "0.3", "--drop-rate", "0.05", "--timeout-rate", "0.02"),
+        rail_args=(
+            *("--fail-rate", "0.3", "--drop-rate", "0.05", "--timeout-rate", "0.02"),
+            *("--throttle-rate", "0.05", "--retry-after", str(RETRY_AFTER_SECONDS)),
+        ),
         rail_timeout_seconds=1.0,
         redelivery=True,
-        judge=_rail_faults_retried,
+        judge=_retry_after_honoured,
     ),
     Scenario(
         name="sigstop",
@@ -335,6 +594,52 @@ SCENARIOS: Final = (
         redelivery=True,
         inject=sigstop,
         judge=_stale_completions_refused,
+    ),
+    Scenario(
+        name="slow-rail",
+        summary="rail answers in 1-4 s, lease 3 s: renewal keeps every lease, nothing repaired",
+        items=1_000,
+        latency=SLOWER_THAN_LEASE,
+        rail_timeout_seconds=10.0,  # well past the slowest answer: no send times out
+        lease_seconds=3,
+        concurrency=64,
+        redelivery=False,
+        judge=_renewal_kept_leases,
+        measure=_sends_past_the_lease,
+    ),
+    Scenario(
+        name="slow-rail-no-renewal",
+        summary="the same rail, OUTBOX_RENEW_LEASES=false: lapsed leases repaired, re-sent",
+        items=1_000,
+        latency=SLOWER_THAN_LEASE,
+        rail_timeout_seconds=10.0,  # well past the slowest answer: no send times out
+        lease_seconds=3,
+        concurrency=64,
+        renew_leases=False,
+        redelivery=True,
+        judge=_lapsed_leases_repaired,
+        measure=_lapsed_leases,
+    ),
+    Scenario(
+        name="skew",
+        summary=f"relayer clocks {SKEW_SECONDS} s ahead and behind: the same as the baseline",
+        items=2_000,
+        skew_seconds=SKEW_SECONDS,
+        redelivery=False,
+        judge=_database_clock_decided,
+        measure=_skewed_clocks,
+    ),
+    Scenario(
+        name="timeouts",
+        summary="the queue locked 2 s per 500 items: statement, lock and idle-in-transaction "
+        "timeouts",
+        items=1_500,
+        latency=SLOW_RAIL,
+        needs_server=True,
+        session_settings=DB_TIMEOUTS,
+        inject=lock_the_queue,
+        judge=_timeouts_recovered,
+        measure=_timeouts_measured,
     ),
     Scenario(
         name="restart",
@@ -372,11 +677,7 @@ def run_scenario(  # noqa: PLR0913 - the run's own parameters, keyword-only
             f"timeout_seconds = {scenario.rail_timeout_seconds}\n"
         )
         with _fleet(folder, _settings(url, scenario)) as fleet:
-            fleet.start("repairer", "--no-relay", "--repair-interval", "0.5")
-            relay = ("--no-repair", "--rails-file", str(rails_file), "--concurrency", "8")
-            relayers = [
-                fleet.start(f"relayer-{n}", *relay, "--batch-size", "16") for n in range(RELAYERS)
-            ]
+            relayers, skews = _start(fleet, scenario, url, rails_file)
             draw = random.Random(seed)  # noqa: S311 - a fault schedule, not security
             run = Run(
                 url,
@@ -388,6 +689,8 @@ def run_scenario(  # noqa: PLR0913 - the run's own parameters, keyword-only
                 draw,
                 scenario.lease_seconds,
                 server,
+                skews,
+                _server_log_size(server),
             )
             problems = _drain(run, scenario)
             try:
@@ -408,6 +711,44 @@ def run_scenario(  # noqa: PLR0913 - the run's own parameters, keyword-only
     )
     problems += _judge(scenario, run, outcome)
     return _result(scenario, run, outcome, time.monotonic() - started, problems)
+
+
+def _start(
+    fleet: Fleet, scenario: Scenario, url: str, rails_file: Path
+) -> tuple[list[Process], dict[str, Skew]]:
+    """The repairer and the relayers; with a skew, the repairer and even relayers run ahead.
+
+    With session settings, relayer n connects with the n-th as libpq `options`.
+    """
+    skews: dict[str, Skew] = {}
+
+    def start(name: str, skew: int, *args: str) -> Process:
+        if not skew:
+            return fleet.start(name, *args)
+        skews[name] = Skew(seconds=skew, launched=time.time())
+        launcher = (sys.executable, "-m", "fault_matrix.skewed", str(skew))
+        return fleet.start(name, *args, program=launcher)
+
+    ahead = scenario.skew_seconds
+    start("repairer", ahead, "--no-relay", "--repair-interval", "0.5")
+    concurrency = str(scenario.concurrency)
+    relay = ("--no-repair", "--rails-file", str(rails_file), "--concurrency", concurrency)
+    relayers = []
+    for n in range(max(RELAYERS, len(scenario.session_settings))):
+        args = [*relay, "--batch-size", "16"]
+        if n < len(scenario.session_settings):
+            args += ["--database-url", _with_options(url, scenario.session_settings[n])]
+        relayers.append(start(f"relayer-{n}", -ahead if n % 2 else ahead, *args))
+    return relayers, skews
+
+
+def _with_options(url: str, options: str) -> str:
+    """`url` with libpq's `options` parameter: settings for every session it opens."""
+    return f"{url}{'&' if '?' in url else '?'}options={urllib.parse.quote(options)}"
+
+
+def _server_log_size(server: EmbeddedServer | None) -> int:
+    return (server.directory / "server.log").stat().st_size if server is not None else 0
 
 
 def _drain(run: Run, scenario: Scenario) -> list[str]:
@@ -448,6 +789,7 @@ def _result(
 ) -> Result:
     terminal: Counter[UUID] = Counter()
     tries: Counter[UUID] = Counter()
+    measured, note = scenario.measure(run, outcome)
     for attempt in outcome.ledger:
         tries[attempt.outbox_id] += 1
         terminal[attempt.outbox_id] += attempt.state in {
@@ -457,13 +799,14 @@ def _result(
     return Result(
         scenario=scenario.name,
         items=run.items,
-        injected=run.injected + outcome.faulted_requests,
+        injected=run.injected + outcome.faulted_requests + measured,
         recovered=sum(1 for i, n in tries.items() if n > 1 and terminal[i] == 1),
         absorbed=outcome.audit.absorbed,
         lost=run.items - sum(1 for n in terminal.values() if n),
         double_terminal=sum(1 for n in terminal.values() if n > 1),
         seconds=seconds,
         problems=tuple(problems),
+        note=note,
     )
 
 
@@ -496,6 +839,7 @@ def _settings(url: str, scenario: Scenario) -> dict[str, str]:
         "OUTBOX_RETRY_BASE_SECONDS": "1",
         "OUTBOX_RETRY_CAP_SECONDS": "2",
         "OUTBOX_POLL_INTERVAL_SECONDS": "0.2",
+        "OUTBOX_RENEW_LEASES": str(scenario.renew_leases).lower(),
     }
 
 

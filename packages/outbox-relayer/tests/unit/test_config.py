@@ -200,3 +200,27 @@ def test_an_error_in_another_key_does_not_echo_the_database_url() -> None:
         RelayerConfig.from_env(BASE_ENV | {"LEASE_SECONDS": PASSWORD})
     assert PASSWORD not in str(caught.value)
     assert "LEASE_SECONDS" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"), [("", True), ("true", True), ("YES", True), ("false", False), ("0", False)]
+)
+def test_lease_renewal_is_on_unless_switched_off(text: str, value: bool) -> None:
+    """OUTBOX_RENEW_LEASES, a drill knob: on by default, true/false (1/0, yes/no) to switch."""
+    config = RelayerConfig.from_env(BASE_ENV | {"OUTBOX_RENEW_LEASES": text})
+    assert config.renew_leases is value
+
+
+@pytest.mark.parametrize("bad", ["maybe", "2", "off-ish"])
+def test_an_invalid_renewal_switch_stops_start_up_naming_the_key(bad: str) -> None:
+    """Anything but a clear true or false is refused, not read as one."""
+    with pytest.raises(ConfigError, match="OUTBOX_RENEW_LEASES must be true or false"):
+        RelayerConfig.from_env(BASE_ENV | {"OUTBOX_RENEW_LEASES": bad})
+
+
+def test_the_renewal_flag_wins_and_must_be_a_bool() -> None:
+    """--no-renew-leases beats the environment; a non-bool override is refused."""
+    env = BASE_ENV | {"OUTBOX_RENEW_LEASES": "true"}
+    assert RelayerConfig.from_env(env, renew_leases=False).renew_leases is False
+    with pytest.raises(ConfigError, match="OUTBOX_RENEW_LEASES"):
+        RelayerConfig.from_env(env, renew_leases="false")

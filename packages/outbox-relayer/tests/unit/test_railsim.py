@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import json
 import socket
@@ -175,3 +176,49 @@ def test_rates_above_one_in_total_are_refused() -> None:
     """The fault rates cannot exceed 1 in total: each request draws at most one fault."""
     with pytest.raises(ValueError, match="must not exceed 1"):
         Faults(fail_rate=0.5, timeout_rate=0.3, drop_rate=0.3)
+
+
+def test_a_throttled_request_is_answered_429_with_retry_after_and_not_recorded(
+    client: httpx.Client,
+    start_simulator: Callable[..., RailSimulator],
+) -> None:
+    """--throttle-rate: 429 with the configured Retry-After; the rail did not act on it."""
+    simulator = start_simulator(Faults(throttle_rate=1.0, retry_after_seconds=3))
+
+    answer = post(client, simulator, "k", {"n": 1})
+
+    assert (answer.status_code, answer.headers["Retry-After"]) == (429, "3")
+    assert client.get(f"{simulator.url}/payments/k").status_code == 404
+    (line,) = read_request_log(simulator.log_path)
+    assert (line.status, line.fault, line.absorbed) == (429, "throttle", False)
+    assert simulator.stats().faults == {"throttle": 1}
+
+
+@pytest.mark.parametrize("retry_after", [-1, 1.5])
+def test_retry_after_must_be_whole_non_negative_seconds(retry_after: float) -> None:
+    """A Retry-After the header cannot carry (negative, fractional) is refused up front."""
+    with pytest.raises((ValueError, TypeError)):
+        Faults(throttle_rate=0.1, retry_after_seconds=retry_after)  # type: ignore[arg-type]
+
+
+def test_throttle_counts_toward_the_total_fault_rate() -> None:
+    """Each request draws at most one fault, the throttle included."""
+    with pytest.raises(ValueError, match="throttle_rate must not exceed 1"):
+        Faults(fail_rate=0.5, throttle_rate=0.6)
+
+
+def test_a_burst_of_new_connections_all_reach_the_rail(
+    start_simulator: Callable[..., RailSimulator],
+) -> None:
+    """128 clients connecting at once (relayers starting) are all served, none reset unseen."""
+    simulator = start_simulator(Faults(latency_ms=300))
+
+    def send(n: int) -> int:
+        with httpx.Client() as fresh:  # a connection of its own, opened in the burst
+            return post(fresh, simulator, f"k-{n}", {"n": n}).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=128) as pool:
+        statuses = list(pool.map(send, range(128)))
+
+    assert statuses == [201] * 128
+    assert simulator.stats().requests == 128

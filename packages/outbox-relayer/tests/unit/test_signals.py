@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import sys
 import threading
 import uuid
@@ -49,9 +50,12 @@ def signals(registry: CollectorRegistry) -> Signals:
 
 @pytest.fixture
 def _restore_structlog() -> Iterator[None]:
-    """configure_logging changes global structlog state; put the defaults back."""
+    """configure_logging changes global structlog and logging state; put the defaults back."""
     yield
     structlog.reset_defaults()
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if type(h).__name__ == "_ThroughStructlog"]:
+        root.removeHandler(handler)
 
 
 def repaired(
@@ -354,6 +358,22 @@ def test_logs_are_json_lines_in_production() -> None:
     assert [line["event"] for line in lines] == [SIGNALS_EVENT, LEASE_LOST_EVENT]
     assert [line["level"] for line in lines] == ["info", "warning"]
     assert all("timestamp" in line for line in lines)
+
+
+@pytest.mark.usefixtures("_restore_structlog")
+def test_library_warnings_are_json_lines_too() -> None:
+    """Psycopg's pool warning comes out as a JSON line naming its logger, not as raw stderr."""
+    stream = io.StringIO()
+    configure_logging(stream=stream)
+    configure_logging(stream=stream)  # configured twice: still one line per record
+    logging.getLogger("psycopg.pool").warning("discarding closed connection: %s", "<conn>")
+
+    (line,) = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert (line["event"], line["level"], line["logger"]) == (
+        "discarding closed connection: <conn>",
+        "warning",
+        "psycopg.pool",
+    )
 
 
 @pytest.mark.usefixtures("_restore_structlog")

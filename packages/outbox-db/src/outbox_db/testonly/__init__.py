@@ -21,5 +21,13 @@ from outbox_db.testonly._access import (
     query_no_role,
     run_sql_file,
 )
+from outbox_db.testonly._contention import queue_locked
 
-__all__ = ["expire_lease", "outbox_rows", "query_as", "query_no_role", "run_sql_file"]
+__all__ = [
+    "expire_lease",
+    "outbox_rows",
+    "query_as",
+    "query_no_role",
+    "queue_locked",
+    "run_sql_file",
+]
