@@ -364,6 +364,35 @@ def test_a_commit_meeting_its_heads_completion_in_flight_waits_for_it(
     assert set(claim(outbox_store)) == {racer[0].outbox_id}
 
 
+@pytest.mark.usefixtures("ordered_rail")
+def test_a_batch_that_waited_for_an_earlier_enqueue_of_its_lane_queues_behind_it(
+    outbox_database: Database, outbox_store: OutboxStore
+) -> None:
+    """A batch blocked on the participant's sequence row by an open enqueue: once that commits, the batch's item waits behind it, never beside it (a batch is one statement, its snapshot older than the wait)."""
+    blocked, batch = threading.Event(), []
+
+    def enqueue_batch() -> None:
+        blocked.set()
+        batch.extend(
+            outbox_store.enqueue_many([make_request(participant_id="p1", rail_type=ORDERED)])
+        )
+
+    with outbox_store.transaction() as transaction:
+        first = transaction.enqueue(make_request(participant_id="p1", rail_type=ORDERED))
+        batcher = threading.Thread(target=enqueue_batch)
+        batcher.start()
+        assert blocked.wait(DEADLINE_SECONDS)
+        assert wait_until_a_session_waits_for_a_lock(outbox_database.url)
+    batcher.join(DEADLINE_SECONDS)
+
+    ((second,),) = [batch]
+    assert second.sequence_id == first.sequence_id + 1
+    assert set(claim(outbox_store)) == {first.outbox_id}
+    assert query_no_role(outbox_database.url, LANE_STATE, [second.outbox_id]) == [
+        (second.sequence_id, True, True)
+    ]
+
+
 def wait_until_a_session_waits_for_a_lock(url: str) -> bool:
     """True once some session of the database waits for a lock (within the deadline)."""
     deadline = time.monotonic() + DEADLINE_SECONDS
