@@ -14,14 +14,15 @@
 -- already enqueued was promised. Lanes hold ordered items only; an unordered item left from
 -- before the switch neither waits nor holds anyone up.
 --
--- Who waits for whom. The only race is an enqueue that finds a live head while that head's
--- completion runs: the enqueue cannot see the deletion yet, the completion cannot see the
--- uncommitted item, and the item would wait for a release that never comes. So an item that
--- enters its lane waiting re-checks at its commit (a deferred constraint trigger), taking a
--- KEY SHARE lock on the lane's last live item: a completion deleting that item either
--- committed already (the re-check sees it gone and the item releases itself) or waits for
--- the enqueue's commit (microseconds: the lock is taken at commit) and then, with a fresh
--- snapshot, sees the item and releases it. A completion never waits for an open service
+-- Who waits for whom. An enqueue cannot decide by itself whether its item heads the lane:
+-- the head's completion may be running (the enqueue cannot see the deletion yet, the
+-- completion cannot see the uncommitted item), and a batch's snapshot predates its wait for
+-- the sequence rows (it cannot see an item committed by the transaction it waited for). So
+-- every ordered item enters its lane waiting and re-checks at its commit (a deferred
+-- constraint trigger), taking a KEY SHARE lock on the lane's last live item: a completion
+-- deleting that item either committed already (the re-check sees it gone and the item
+-- releases itself) or waits for the enqueue's commit (microseconds: the lock is taken at
+-- commit) and then, with a fresh snapshot, sees the item and releases it. A completion never waits for an open service
 -- transaction, and the claim is the same single statement as before, plus one predicate.
 --
 -- Unordered rails pay one lookup of the rail's ordering per enqueue (per distinct rail in a
@@ -91,24 +92,6 @@ AS $function$
     ), false);
 $function$;
 
--- Whether an ordered item of (participant, rail) is live below p_sequence_id: then a new item
--- of the lane waits. The single enqueue asks it, in a statement that starts after its wait
--- for the participant's sequence row, so it sees every earlier item of the lane.
-CREATE FUNCTION public.outbox_lane_has_live_item(
-    p_participant_id text, p_rail_type text, p_sequence_id bigint
-)
-RETURNS boolean
-LANGUAGE sql
-STABLE
-SET search_path = pg_catalog, pg_temp
-AS $function$
-    SELECT EXISTS (
-        SELECT FROM public.payment_outbox_pending AS e
-        WHERE e.participant_id = p_participant_id AND e.rail_type = p_rail_type
-          AND e.ordered AND e.sequence_id < p_sequence_id
-    );
-$function$;
-
 -- Marks p_rail_type ordered or not for items enqueued from now on, and records who asked and
 -- why. Returns the entry. Items already enqueued keep what they were promised.
 CREATE FUNCTION public.set_outbox_rail_ordering(
@@ -140,7 +123,7 @@ BEGIN
 END
 $function$;
 
--- Deferred to the enqueue's commit, for an item that entered its lane waiting: if no
+-- Deferred to the enqueue's commit, for every item that entered its lane (waiting): if no
 -- ordered item is live below it any more, it is the head. The KEY SHARE lock on the lane's
 -- last live item makes a completion deleting that item wait for this commit (see the
 -- header); a row deleted meanwhile is skipped and the next one locked instead.
@@ -338,7 +321,8 @@ BEGIN
         RETURN;
     END IF;
 
-    -- On an ordered rail the item joins its lane, waiting while an earlier one is live.
+    -- On an ordered rail the item enters its lane waiting; the re-check at commit releases it
+    -- if no earlier item of the lane is live then.
     v_ordered := public.outbox_rail_is_ordered(p_rail_type);
     RETURN QUERY
     INSERT INTO public.payment_outbox_pending AS p (
@@ -347,10 +331,7 @@ BEGIN
     )
     VALUES (
         gen_random_uuid(), p_instruction_id, p_participant_id, v_sequence_id,
-        p_idempotency_key, p_rail_type, p_payload, v_ordered,
-        v_ordered AND public.outbox_lane_has_live_item(
-            p_participant_id, p_rail_type, v_sequence_id
-        )
+        p_idempotency_key, p_rail_type, p_payload, v_ordered, v_ordered
     )
     -- Same key, another participant, concurrently: a conflicting request, not a replay.
     ON CONFLICT (instruction_id, idempotency_key) DO NOTHING
@@ -487,9 +468,8 @@ BEGIN
             rail_type, payload, ordered, awaiting_predecessor
         )
         -- Every item of an ordered rail enters its lane waiting, and the re-check at commit
-        -- releases each lane's head. The batch is one statement: its snapshot predates any
-        -- wait for the sequence rows above, so it cannot see an item of the lane that a
-        -- transaction it waited for has just committed; the re-check's snapshot can.
+        -- releases each lane's head (see the header: this statement's snapshot predates its
+        -- wait for the sequence rows above; the re-check's does not).
         SELECT gen_random_uuid(), f.instruction_id, f.participant_id,
             n.next_sequence_id - f.participant_count + f.rank - 1, f.idempotency_key,
             f.rail_type, f.payload, r.ordered, r.ordered
@@ -530,7 +510,6 @@ $function$;
 
 ALTER TABLE public.outbox_rail_ordering OWNER TO outbox_owner;
 ALTER FUNCTION public.outbox_rail_is_ordered(text) OWNER TO outbox_owner;
-ALTER FUNCTION public.outbox_lane_has_live_item(text, text, bigint) OWNER TO outbox_owner;
 ALTER FUNCTION public.set_outbox_rail_ordering(text, boolean, text) OWNER TO outbox_owner;
 ALTER FUNCTION public.outbox_recheck_waiting_item() OWNER TO outbox_owner;
 ALTER FUNCTION public.outbox_release_lane_successor() OWNER TO outbox_owner;
@@ -542,7 +521,6 @@ ALTER FUNCTION public.enqueue_payment_outbox_batch(text[], text[], text[], text[
 
 REVOKE ALL ON FUNCTION
     public.outbox_rail_is_ordered(text),
-    public.outbox_lane_has_live_item(text, text, bigint),
     public.set_outbox_rail_ordering(text, boolean, text),
     public.outbox_recheck_waiting_item(),
     public.outbox_release_lane_successor(),

@@ -47,7 +47,6 @@ INTERNAL_FUNCTIONS: Final = frozenset(
         "deny_append_only_mutation",
         "deny_outbox_attempts_mutation",
         "notify_outbox_items_enqueued",
-        "outbox_lane_has_live_item",
         "outbox_rail_is_ordered",
         "outbox_recheck_waiting_item",
         "outbox_release_lane_successor",
