@@ -37,9 +37,10 @@ if TYPE_CHECKING:
     from outbox_db import ClaimedItem, OutboxStore
     from outbox_db.testonly.pytest_plugin import Database
 
-# Refusals a caller can act on, each with its SQLSTATE (README, SQLSTATE map): bad arguments
-# are InvalidInput whatever told them apart (the functions' checks 22023, an integer beyond
-# its type 22003, text that cannot be sent 22021, JSON the server cannot read 22P02 / 22P05).
+# Refusals a caller can act on, each with its SQLSTATE (docs/proofs.md, SQLSTATE map): bad
+# arguments are InvalidInput whatever told them apart (the functions' checks 22023, an integer
+# beyond its type 22003, text that cannot be sent 22021, JSON the server cannot read 22P02 /
+# 22P05).
 INVALID_ARGUMENT: Final = frozenset({"22023", "22003", "22021", "22P02", "22P05"})
 OTHER_REFUSALS: Final = frozenset({"P7001", "P7002", "P7003"})
 HOSTILE: Final = settings(
