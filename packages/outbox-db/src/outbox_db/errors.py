@@ -158,12 +158,16 @@ class ConnectionRejected(OutboxDatabaseError):
 # Text the driver cannot send (a NUL byte, a lone surrogate) is refused before it leaves, with
 # the SQLSTATE PostgreSQL gives such text: character not in repertoire.
 UNSENDABLE_TEXT: Final = "22021"
+# A payload that is not JSON (NaN, an infinity, a value of no JSON type) is refused before it
+# leaves with the SQLSTATE the server gives JSON it cannot read.
+UNREADABLE_JSON: Final = "22P02"
 
 _BY_SQLSTATE: Final[dict[str, type[OutboxDatabaseError]]] = {
     "22023": InvalidInput,
     "22003": InvalidInput,  # an integer argument beyond its type
     UNSENDABLE_TEXT: InvalidInput,
-    "22P02": InvalidInput,  # a payload the server cannot read as JSON (NaN, Infinity)
+    UNREADABLE_JSON: InvalidInput,  # a payload that is not JSON (NaN, Infinity)
+    "54001": InvalidInput,  # JSON nested deeper than the server can parse (~100,000 levels)
     "22P05": InvalidInput,  # a payload with a character jsonb cannot hold (\u0000)
     "P7001": IdempotencyConflict,
     "P7002": LeaseLost,

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 __all__ = ["Migration", "MigrationReport", "load_migrations", "migrate"]
 
 VERSIONED: Final = "v1"
+# A migration that finds data breaking the rule it adds refuses with this SQLSTATE; its
+# DETAIL names the rows (0010: idempotency keys that already name two items).
+MIGRATION_REFUSED: Final = "P7006"
 REPEATABLE: Final = "views"
 
 
@@ -95,16 +98,29 @@ def _apply_pending(
     _check_history(applied, migrations)
     pending = [m for m in migrations if applied.get(m.name) != m.checksum]
     for migration in pending:
-        with connection.transaction():
-            connection.execute(QUERIES["migration_search_path"])
-            # Shipped package data, reviewed like code: literal by construction.
-            connection.execute(cast("LiteralString", migration.text))  # type: ignore[redundant-cast]
-            record = {"filename": migration.name, "checksum": migration.checksum}
-            connection.execute(QUERIES["migration_record"], record)
+        try:
+            with connection.transaction():
+                connection.execute(QUERIES["migration_search_path"])
+                # Shipped package data, reviewed like code: literal by construction.
+                connection.execute(cast("LiteralString", migration.text))  # type: ignore[redundant-cast]
+                record = {"filename": migration.name, "checksum": migration.checksum}
+                connection.execute(QUERIES["migration_record"], record)
+        except psycopg.Error as error:
+            if error.diag.sqlstate == MIGRATION_REFUSED:
+                raise MigrationError(_refusal(migration, error)) from error
+            raise
         on_apply(migration.name)
     return MigrationReport(
         applied=tuple(m.name for m in pending), unchanged=len(migrations) - len(pending)
     )
+
+
+def _refusal(migration: Migration, error: psycopg.Error) -> str:
+    """A migration's own refusal, whole: what it found (DETAIL) and what to do (HINT)."""
+    diag = error.diag
+    parts = [f"{migration.name} refused [SQLSTATE {MIGRATION_REFUSED}]: {diag.message_primary}"]
+    parts += [text for text in (diag.message_detail, diag.message_hint) if text]
+    return "\n".join(parts)
 
 
 def _check_history(applied: Mapping[str, str], migrations: Sequence[Migration]) -> None:

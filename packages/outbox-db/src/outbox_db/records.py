@@ -9,6 +9,8 @@ from uuid import UUID  # noqa: TC003 - attrs resolves annotations at runtime
 
 import attrs
 
+from outbox_db import payloads
+
 __all__ = [
     "AttemptState",
     "ClaimedItem",
@@ -102,13 +104,20 @@ class ClaimedItem:
     sequence_id: int
     idempotency_key: str
     rail_type: str
-    payload: JsonObject
+    # The payload as the database stores it (jsonb's text). Decoded only when read, item by
+    # item: a payload the relayer cannot decode fails its own send, never the claim's batch.
+    payload_json: str
     attempt_count: int
     lease_token: UUID
     lease_expires_at: datetime
     # The error_code of the item's last attempt (None before the first): LEASE_EXPIRED after a
     # lease repair, RAIL_TIMEOUT after a send that timed out, and so on.
     last_error_code: str | None = None
+
+    @property
+    def payload(self) -> JsonObject:
+        """The payload, numbers exact (fractions as Decimal); RecursionError if too deep."""
+        return payloads.loads(self.payload_json)
 
     @property
     def lease(self) -> Lease:

@@ -9,12 +9,19 @@ import attrs
 import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Jsonb, set_json_loads
 from psycopg_pool import ConnectionPool
 
+from outbox_db import payloads
 from outbox_db._catalogue import QUERIES
 from outbox_db._history import assemble
-from outbox_db.errors import OutboxError, sendable_url, translate
+from outbox_db.errors import (
+    UNREADABLE_JSON,
+    InvalidInput,
+    OutboxError,
+    sendable_url,
+    translate,
+)
 from outbox_db.records import (
     ClaimedItem,
     CompletionResult,
@@ -46,6 +53,8 @@ T = TypeVar("T")
 APPLICATION_NAME: Final = "outbox-db"
 # Requests per statement of enqueue_many (enqueue_payment_outbox_batch's own limit).
 MAX_ENQUEUE_BATCH: Final = 10_000
+# Payloads up to this many bytes travel in the single round trip of a pipeline (see enqueue).
+_PIPELINED_PAYLOAD_BYTES: Final = 65_536
 
 
 @attrs.frozen
@@ -136,6 +145,7 @@ class OutboxStore:
             # Not autocommit: the first statement opens the transaction, so BEGIN can travel
             # in the same pipeline as the role switch; the pool commits when a block ends.
             kwargs={"autocommit": False, "application_name": APPLICATION_NAME},
+            configure=_read_exact_numbers,
             open=False,
             name=APPLICATION_NAME,
         )
@@ -177,7 +187,13 @@ class OutboxStore:
 
     def enqueue(self, request: EnqueueRequest) -> EnqueueResult:
         """Create the item for `request` in its own transaction, or return the existing one."""
-        (result,) = self._fetch("enqueue", _enqueue_params(request), EnqueueResult)
+        payload = _payload_param(request.payload)
+        params = attrs.asdict(request, recurse=False) | {"payload": payload}
+        # psycopg's pipeline can stall on a message larger than the socket's buffers (the
+        # server waits for the rest of it, the client for results): large payloads go
+        # statement by statement, one round trip each.
+        pipelined = len(payload.obj) <= _PIPELINED_PAYLOAD_BYTES
+        (result,) = self._fetch("enqueue", params, EnqueueResult, pipelined=pipelined)
         return result
 
     def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[EnqueueResult]:
@@ -283,7 +299,9 @@ class OutboxStore:
             raise translate(error) from error
         return assemble(items, pending, attempts, links)
 
-    def _fetch(self, name: str, params: Mapping[str, object], row: type[T]) -> list[T]:
+    def _fetch(
+        self, name: str, params: Mapping[str, object], row: type[T], *, pipelined: bool = True
+    ) -> list[T]:
         """One statement in its own transaction: BEGIN, role, statement, COMMIT in one round trip.
 
         The COMMIT travels with the statement, so the server never waits on this client inside
@@ -294,7 +312,7 @@ class OutboxStore:
         try:
             with self._pool.connection() as connection:
                 cursor: psycopg.Cursor[T] = connection.cursor(row_factory=class_row(row))
-                with _committed_in_one_round_trip(connection):
+                with _committed_in_one_round_trip(connection, pipelined=pipelined):
                     self._switch_role(connection)
                     cursor.execute(QUERIES[name], params)
                 return cursor.fetchall()
@@ -308,14 +326,26 @@ class OutboxStore:
             connection.execute(role)
 
 
+def _read_exact_numbers(connection: psycopg.Connection[Any]) -> None:
+    """Payloads read back (ledger, history) keep their numbers exact: no float in between."""
+    set_json_loads(payloads.loads, connection)
+
+
 @contextlib.contextmanager
-def _committed_in_one_round_trip(connection: psycopg.Connection[Any]) -> Iterator[None]:
+def _committed_in_one_round_trip(
+    connection: psycopg.Connection[Any], *, pipelined: bool
+) -> Iterator[None]:
     """The block's statements, then COMMIT, in one pipeline: a single round trip.
 
     An error of the statements may surface at the COMMIT; it is raised once the pipeline has
     closed, since a pipeline whose block raises logs the error again when closing fails too
-    (after a lost connection or an aborted pipeline).
+    (after a lost connection or an aborted pipeline). Not `pipelined`: each statement is its
+    own round trip, COMMIT included.
     """
+    if not pipelined:
+        yield
+        connection.commit()
+        return
     deferred: psycopg.Error | None = None
     try:
         with connection.pipeline():
@@ -420,7 +450,27 @@ def _arrays(
 
 
 def _enqueue_params(request: EnqueueRequest) -> dict[str, object]:
-    return attrs.asdict(request) | {"payload": Jsonb(dict(request.payload))}
+    return attrs.asdict(request, recurse=False) | {"payload": _payload_param(request.payload)}
+
+
+def _payload_param(payload: Mapping[str, object]) -> Jsonb:
+    """The payload as exact JSON text (Decimal digit for digit), or InvalidInput (22P02).
+
+    Serialized here, before anything is sent, so a value JSON cannot hold (NaN, an infinity,
+    a lone surrogate, an object of no JSON type) is refused as the server refuses unreadable
+    JSON.
+    """
+    try:
+        # A lone surrogate fails here (UnicodeEncodeError is a ValueError), not mid-pipeline.
+        data = payloads.canonical_json(payload).encode()
+    except (ValueError, TypeError, RecursionError) as error:
+        msg = f"invalid argument: a payload value JSON cannot carry [SQLSTATE {UNREADABLE_JSON}]"
+        raise InvalidInput(msg, sqlstate=UNREADABLE_JSON, constraint=None) from error
+    return Jsonb(data, dumps=_serialized)
+
+
+def _serialized(data: bytes) -> bytes:
+    return data
 
 
 def _outcome_params(outcome: Outcome) -> dict[str, object]:

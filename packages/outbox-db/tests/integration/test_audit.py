@@ -47,10 +47,15 @@ INTERNAL_FUNCTIONS: Final = frozenset(
         "deny_append_only_mutation",
         "deny_outbox_attempts_mutation",
         "notify_outbox_items_enqueued",
+        "outbox_enqueue_item",
+        "outbox_item_of_key",
         "outbox_rail_is_ordered",
         "outbox_recheck_waiting_item",
         "outbox_release_lane_successor",
+        "outbox_replay",
+        "outbox_require_payload",
         "outbox_require_range",
+        "outbox_require_service_key",
         "outbox_require_text",
     }
 )
@@ -102,6 +107,7 @@ def test_readers_may_only_select_and_nobody_else_touches_the_tables(audit: Catal
             "outbox_status_view",
             "outbox_operator_log",
             "outbox_rail_ordering",
+            "outbox_idempotency_keys",
         )
         for reader in readers
     }

@@ -142,7 +142,7 @@ def inspected(url: str, *selector: str) -> list[dict[str, object]]:
 def test_redrive_prints_the_new_item_and_then_the_same_one_again(
     outbox_database: Database, outbox_store: OutboxStore
 ) -> None:
-    """First call: 're-driven as NEW (key K:redrive:1)'; second: 'already re-driven as NEW'."""
+    """First call: 're-driven as NEW (key outbox:redrive:OLD)'; second: 'already re-driven as NEW'."""
     failed = failed_item(outbox_store)
 
     first = run(outbox_database.url, "redrive", str(failed.outbox_id), "--reason", "rail fixed")
@@ -152,10 +152,10 @@ def test_redrive_prints_the_new_item_and_then_the_same_one_again(
     ((new_id,),) = query_no_role(
         outbox_database.url, "SELECT redrive_outbox_id FROM public.outbox_operator_log"
     )
-    expected = f"{failed.outbox_id} re-driven as {new_id} (key {failed.idempotency_key}:redrive:1)"
+    expected = f"{failed.outbox_id} re-driven as {new_id} (key outbox:redrive:{failed.outbox_id})"
     assert first.output.startswith(expected)
     assert again.output.startswith(
-        f"{failed.outbox_id} already re-driven as {new_id} (key {failed.idempotency_key}:redrive:1)"
+        f"{failed.outbox_id} already re-driven as {new_id} (key outbox:redrive:{failed.outbox_id})"
     )
 
 
@@ -211,7 +211,7 @@ def test_inspect_json_shows_the_history_and_the_link_both_ways(
 
     (original,) = inspected(outbox_database.url, str(failed.outbox_id))
     both = inspected(outbox_database.url, "--instruction", failed.instruction_id)
-    (redriven,) = inspected(outbox_database.url, "--key", f"{failed.idempotency_key}:redrive:1")
+    (redriven,) = inspected(outbox_database.url, "--key", f"outbox:redrive:{failed.outbox_id}")
 
     assert both == [original, redriven]
     for item in both:
@@ -337,10 +337,11 @@ def test_a_readonly_login_cannot_redrive(
 def test_readonly_reads_exactly_the_queue_the_ledger_the_view_and_the_operator_logs(
     outbox_database: Database,
 ) -> None:
-    """What inspect and status need is all symphony_readonly may SELECT in schema public."""
+    """What inspect and status need, and which item holds a key, is all symphony_readonly may SELECT."""
     rows = query_no_role(outbox_database.url, READABLE_BY_READONLY)
 
     assert sorted(row[0] for row in rows) == [
+        "outbox_idempotency_keys",
         "outbox_operator_log",
         "outbox_rail_ordering",
         "outbox_status_view",

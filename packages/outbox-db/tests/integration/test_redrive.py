@@ -1,7 +1,7 @@
 """Proofs: an operator re-drives a FAILED item as a new, linked item, once, and only that.
 
-A re-drive is enqueued like any item (next sequence number, due now) under the derived key
-`<key>:redrive:<n>`, and recorded with who asked, when and why in the append-only operator
+A re-drive is enqueued like any item (next sequence number, due now) under the outbox's own
+key `outbox:redrive:<outbox_id of the FAILED item>`, and recorded with who asked, when and why in the append-only operator
 log; the FAILED item itself never changes. Every refusal is asserted on its SQLSTATE first
 and shows that nothing was written (every row of every outbox table, with the transaction
 that last wrote it, is the same before and after).
@@ -22,7 +22,6 @@ import pytest
 from outbox_db import (
     AppendOnlyViolation,
     AttemptState,
-    IdempotencyConflict,
     InvalidInput,
     OutboxStore,
     Outcome,
@@ -112,7 +111,7 @@ def operator(outbox_database: Database) -> Iterator[OutboxStore]:
 def test_redrive_enqueues_a_new_item_for_the_instruction_under_the_derived_key(
     outbox_database: Database, outbox_store: OutboxStore, operator: OutboxStore
 ) -> None:
-    """A new item: same instruction, participant, rail and payload, key + ':redrive:1', the next sequence number, due now, no attempts; the FAILED item's ledger is untouched."""
+    """A new item: same instruction, participant, rail and payload, key 'outbox:redrive:<id>', the next sequence number, due now, no attempts; the FAILED item's ledger is untouched."""
     failed = failed_item(outbox_store)
     ledger_before = query_no_role(outbox_database.url, LEDGER_OF, [failed.outbox_id])
     before = db_now(outbox_database.url)
@@ -122,7 +121,7 @@ def test_redrive_enqueues_a_new_item_for_the_instruction_under_the_derived_key(
     after = db_now(outbox_database.url)
     assert (redrive.outbox_id, redrive.created) == (failed.outbox_id, True)
     assert redrive.redrive_outbox_id != failed.outbox_id
-    assert redrive.idempotency_key == f"{failed.idempotency_key}:redrive:1"
+    assert redrive.idempotency_key == f"outbox:redrive:{failed.outbox_id}"
     assert (redrive.requested_by, redrive.reason) == (
         login(outbox_database.url),
         "rail fixed the account mapping",
@@ -178,7 +177,7 @@ def test_the_redrive_is_claimed_with_the_derived_key(
 
     assert (claimed.outbox_id, claimed.idempotency_key, claimed.attempt_count) == (
         redrive.redrive_outbox_id,
-        f"{failed.idempotency_key}:redrive:1",
+        f"outbox:redrive:{failed.outbox_id}",
         0,
     )
     assert (claimed.instruction_id, claimed.payload) == (failed.instruction_id, failed.payload)
@@ -187,7 +186,7 @@ def test_the_redrive_is_claimed_with_the_derived_key(
 def test_a_failed_redrive_is_redriven_under_the_next_generation_key(
     outbox_database: Database, outbox_store: OutboxStore, operator: OutboxStore
 ) -> None:
-    """A re-drive that fails too is re-driven as <original key>:redrive:2, logged as generation 2."""
+    """A re-drive that fails too is re-driven under its own id's key, logged as generation 2."""
     failed = failed_item(outbox_store)
     first = operator.redrive(failed.outbox_id, reason="first try")
     (claimed,) = outbox_store.claim("worker-1", batch_size=10, lease_seconds=30)
@@ -195,7 +194,7 @@ def test_a_failed_redrive_is_redriven_under_the_next_generation_key(
 
     second = operator.redrive(first.redrive_outbox_id, reason="second try")
 
-    assert second.idempotency_key == f"{failed.idempotency_key}:redrive:2"
+    assert second.idempotency_key == f"outbox:redrive:{first.redrive_outbox_id}"
     generations = [(row[1], row[5]) for row in query_no_role(outbox_database.url, LOG)]
     assert generations == [(failed.outbox_id, 1), (first.redrive_outbox_id, 2)]
 
@@ -364,27 +363,59 @@ def test_redrive_without_a_usable_reason_is_refused_and_writes_nothing(
     assert outbox_rows(outbox_database.url, versions=True) == snapshot
 
 
-def test_redrive_when_the_derived_key_is_taken_is_a_conflict_and_writes_nothing(
+def test_a_service_cannot_take_the_redrive_key_first(
     outbox_database: Database, outbox_store: OutboxStore, operator: OutboxStore
 ) -> None:
-    """A service already enqueued `<key>:redrive:1` for the instruction: P7001, nothing written."""
+    """Enqueueing the key a re-drive will use is 22023 (the outbox's namespace), nothing written; the re-drive then gets it."""
+    failed = failed_item(outbox_store)
+    snapshot = outbox_rows(outbox_database.url, versions=True)
+    squatter = make_request(
+        instruction_id=failed.instruction_id,
+        participant_id=failed.participant_id,
+        idempotency_key=f"outbox:redrive:{failed.outbox_id}",
+        rail_type=failed.rail_type,
+        payload=failed.payload,
+    )
+
+    with pytest.raises(InvalidInput) as refused:
+        outbox_store.enqueue(squatter)
+
+    assert refused.value.sqlstate == "22023"
+    assert refused.value.__cause__.diag.column_name == "idempotency_key"  # type: ignore[union-attr]
+    assert outbox_rows(outbox_database.url, versions=True) == snapshot
+    redrive = operator.redrive(failed.outbox_id, reason="namespace is ours")
+    assert (redrive.created, redrive.idempotency_key) == (True, squatter.idempotency_key)
+
+
+def test_the_old_derived_key_taken_by_a_service_no_longer_collides(
+    outbox_store: OutboxStore, operator: OutboxStore
+) -> None:
+    """A service's `<key>:redrive:1` (the scheme before 0010) leaves the re-drive unaffected."""
     failed = failed_item(outbox_store)
     outbox_store.enqueue(
         make_request(
-            instruction_id=failed.instruction_id,
+            instruction_id=f"{failed.instruction_id}-other",
             participant_id=failed.participant_id,
             idempotency_key=f"{failed.idempotency_key}:redrive:1",
             rail_type=failed.rail_type,
-            payload=failed.payload,
         )
     )
-    snapshot = outbox_rows(outbox_database.url, versions=True)
 
-    with pytest.raises(IdempotencyConflict) as refused:
-        operator.redrive(failed.outbox_id, reason="collides")
+    redrive = operator.redrive(failed.outbox_id, reason="no collision")
 
-    assert refused.value.sqlstate == "P7001"
-    assert outbox_rows(outbox_database.url, versions=True) == snapshot
+    assert redrive.created
+
+
+def test_an_item_with_a_255_character_key_can_be_redriven(
+    outbox_store: OutboxStore, operator: OutboxStore
+) -> None:
+    """The re-drive's key is 51 characters whatever the original's: no 22023 for a key at the limit."""
+    failed = failed_item(outbox_store, idempotency_key="k" * 255)
+
+    redrive = operator.redrive(failed.outbox_id, reason="long key")
+
+    assert redrive.created
+    assert len(redrive.idempotency_key) == len("outbox:redrive:") + 36
 
 
 # --- the operator log is append-only, the re-drive the operator's alone --------------------------

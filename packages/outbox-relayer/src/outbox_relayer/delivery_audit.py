@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from outbox_db import AttemptState
-from outbox_relayer.rails import canonical_json
+from outbox_db.payloads import canonical_json
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -150,7 +150,7 @@ def _rail_problems(
     changed, unsent, misreferenced = [], [], []
     for outbox_id, attempts in history.items():
         requests = sent.get(keys[outbox_id], [])
-        whole = hashlib.sha256(canonical_json(attempts[0].payload)).hexdigest()
+        whole = hashlib.sha256(canonical_json(attempts[0].payload).encode()).hexdigest()
         if {request.payload_sha256 for request in requests} - {whole}:
             changed.append(outbox_id)
         # A lease repair records no send; every other attempt is an answer the rail gave.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import email.utils
-import json
 import math
 import re
 import time
@@ -15,9 +14,9 @@ import attrs
 import httpx
 
 from outbox_db import AttemptState, ClaimedItem
+from outbox_db.payloads import canonical_json
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
     from types import TracebackType
 
     from outbox_relayer.rail_config import RailEndpoint
@@ -30,7 +29,6 @@ __all__ = [
     "NoopRail",
     "Rail",
     "RailAnswer",
-    "canonical_json",
     "classify",
     "outcome_unknown",
 ]
@@ -141,9 +139,18 @@ class HttpRail:
         """POST the item once and classify the answer (see the package README for the table)."""
         started = time.monotonic()
         try:
+            body = canonical_json(item.payload).encode()
+        except (RecursionError, ValueError):
+            # Stored before the database limited depth: this item alone can never be sent.
+            return RailAnswer(
+                state=AttemptState.FAILED,
+                error_code="PAYLOAD_UNREADABLE",
+                error_message="the stored payload cannot be decoded (nested too deep)",
+            )
+        try:
             response = self._client.post(
                 self.endpoint.url,
-                content=canonical_json(item.payload),
+                content=body,
                 headers=self._headers(item),
                 timeout=self.endpoint.timeout_seconds,
             )
@@ -202,12 +209,6 @@ class HttpRail:
         if self.endpoint.auth_header and self.endpoint.auth_secret:
             headers[self.endpoint.auth_header] = self.endpoint.auth_secret.reveal()
         return headers
-
-
-def canonical_json(payload: Mapping[str, object]) -> bytes:
-    """The payload as compact JSON with sorted keys: the same item always sends the same bytes."""
-    text = json.dumps(dict(payload), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return text.encode()
 
 
 def classify(response: httpx.Response, latency_ms: int) -> RailAnswer:

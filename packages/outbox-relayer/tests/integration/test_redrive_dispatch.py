@@ -13,6 +13,7 @@ import random
 from typing import TYPE_CHECKING, Final, LiteralString
 
 from outbox_db import OutboxStore, Role
+from outbox_db.payloads import canonical_json
 from outbox_db.testonly import query_no_role
 from outbox_db.testonly.factories import make_request
 from outbox_relayer import (
@@ -26,7 +27,6 @@ from outbox_relayer import (
     Signals,
     read_request_log,
 )
-from outbox_relayer.rails import canonical_json
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -79,7 +79,9 @@ def test_a_redriven_item_is_dispatched_with_the_derived_key(
     derived = f"{request.idempotency_key}:redrive:1"
     (sent,) = read_request_log(recovered.log_path)
     assert (sent.idempotency_key, sent.status, sent.absorbed) == (derived, 201, False)
-    assert sent.payload_sha256 == hashlib.sha256(canonical_json(request.payload)).hexdigest()
+    assert (
+        sent.payload_sha256 == hashlib.sha256(canonical_json(request.payload).encode()).hexdigest()
+    )
     assert [line.idempotency_key for line in read_request_log(down.log_path)] == [
         request.idempotency_key
     ]

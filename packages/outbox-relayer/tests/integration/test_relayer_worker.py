@@ -29,6 +29,7 @@ from outbox_db import (
     Role,
     TerminalAlreadyRecorded,
 )
+from outbox_db.payloads import canonical_json
 from outbox_db.testonly import expire_lease, query_no_role
 from outbox_db.testonly.factories import leased_item, make_request
 from outbox_relayer import (
@@ -43,7 +44,7 @@ from outbox_relayer import (
     Signals,
     read_request_log,
 )
-from outbox_relayer.rails import RECONCILED_PREFIX, canonical_json
+from outbox_relayer.rails import RECONCILED_PREFIX
 from outbox_relayer.relayer import Relayer, RelayerSettings
 from outbox_relayer.signals import LEASE_LOST_EVENT, TERMINAL_GUARD_EVENT, TERMINAL_INDEX
 
@@ -340,7 +341,10 @@ def test_drain_dispatches_every_item_once_with_its_key_and_records_the_rails_ref
     assert sorted(line.idempotency_key or "" for line in requests) == sorted(items)
     for line in requests:
         _, request = items[line.idempotency_key or ""]
-        assert line.payload_sha256 == hashlib.sha256(canonical_json(request.payload)).hexdigest()
+        assert (
+            line.payload_sha256
+            == hashlib.sha256(canonical_json(request.payload).encode()).hexdigest()
+        )
         assert (line.status, line.absorbed, line.fault) == (201, False, None)
     references = references_by_key(simulator)
     assert sorted(ledger(outbox_database.url)) == sorted(

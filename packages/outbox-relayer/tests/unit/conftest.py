@@ -11,10 +11,11 @@ import httpx
 import pytest
 
 from outbox_db import ClaimedItem
+from outbox_db.payloads import canonical_json
 from outbox_relayer import Faults, HttpRail, RailEndpoint, RailSimulator
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Mapping
     from pathlib import Path
 
 
@@ -22,7 +23,8 @@ if TYPE_CHECKING:
 def make_item() -> Callable[..., ClaimedItem]:
     """A factory of leased items, each with a fresh outbox_id and lease token."""
 
-    def make(**overrides: object) -> ClaimedItem:
+    def make(*, payload: Mapping[str, object] | None = None, **overrides: object) -> ClaimedItem:
+        """`payload` (a mapping) is stored as the database would: its JSON text."""
         fields: dict[str, object] = {
             "outbox_id": uuid.uuid4(),
             "instruction_id": "ins-1",
@@ -30,7 +32,7 @@ def make_item() -> Callable[..., ClaimedItem]:
             "sequence_id": 1,
             "idempotency_key": f"key-{uuid.uuid4()}",
             "rail_type": "rtp",
-            "payload": {"amount": "10.00", "currency": "USD"},
+            "payload_json": canonical_json(payload or {"amount": "10.00", "currency": "USD"}),
             "attempt_count": 0,
             "lease_token": uuid.uuid4(),
             "lease_expires_at": datetime.now(UTC) + timedelta(seconds=30),

@@ -10,11 +10,11 @@ from typing import Any
 import attrs
 
 from outbox_db import AttemptState, LedgerAttempt
+from outbox_db.payloads import canonical_json
 from outbox_relayer import LoggedRequest, audit_delivery, lane_order_problems
-from outbox_relayer.rails import canonical_json
 
 PAYLOAD = {"amount": "10.00", "currency": "USD"}
-DIGEST = hashlib.sha256(canonical_json(PAYLOAD)).hexdigest()
+DIGEST = hashlib.sha256(canonical_json(PAYLOAD).encode()).hexdigest()
 ITEM = uuid.UUID(int=1)
 KEYS = {ITEM: "key-1"}
 COMPLETED_AT = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

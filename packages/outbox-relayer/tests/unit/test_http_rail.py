@@ -12,8 +12,9 @@ import httpx
 import pytest
 
 from outbox_db import AttemptState, ClaimedItem
+from outbox_db.payloads import canonical_json
 from outbox_relayer import FAILED_STATUSES, Faults, HttpRail, RailEndpoint, RailSimulator, Secret
-from outbox_relayer.rails import canonical_json, retry_after
+from outbox_relayer.rails import retry_after
 from outbox_relayer.railsim import read_request_log
 
 if TYPE_CHECKING:
@@ -225,7 +226,7 @@ def test_request_carries_the_items_idempotency_key_ids_and_canonical_payload(
     assert item.instruction_id == request.headers["X-Instruction-Id"]
     expected_digest = hashlib.sha256(b'{"amount":"1.00","currency":"USD"}').hexdigest()
     assert expected_digest == logged.payload_sha256
-    assert canonical_json(item.payload) == b'{"amount":"1.00","currency":"USD"}'
+    assert canonical_json(item.payload) == '{"amount":"1.00","currency":"USD"}'
 
 
 def test_latency_covers_the_rails_answer_time(

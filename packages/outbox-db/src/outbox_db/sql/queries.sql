@@ -16,8 +16,11 @@ FROM public.enqueue_payment_outbox_batch(
 );
 
 -- name: claim
+-- The payload travels as text: the client decodes it item by item (exact numbers), so one
+-- it cannot decode never fails the batch whose leases this statement commits.
 SELECT outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
-    payload, attempt_count, lease_token, lease_expires_at, last_error_code
+    payload::text AS payload_json, attempt_count, lease_token, lease_expires_at,
+    last_error_code
 FROM public.claim_outbox_batch(
     %(batch_size)s::integer, %(worker_id)s, %(lease_seconds)s::integer
 );
