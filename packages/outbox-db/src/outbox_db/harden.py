@@ -16,7 +16,7 @@ import psycopg
 from psycopg.rows import class_row
 
 from outbox_db._catalogue import load
-from outbox_db.errors import OutboxError, sendable_url, translate
+from outbox_db.errors import PermissionDenied, sendable_url, translate
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -35,8 +35,10 @@ APPLICATION_NAME: Final = "outbox-db-harden"
 T = TypeVar("T")
 
 
-class SuperuserRequired(OutboxError):
-    """`harden` was run by a login that is not a superuser; nothing was changed."""
+class SuperuserRequired(PermissionDenied):
+    """42501: `harden` was run by a login that is not a superuser; nothing was changed."""
+
+    summary = "superuser required"
 
 
 def _sorted_names(names: Iterable[str]) -> tuple[str, ...]:
@@ -105,9 +107,9 @@ def harden(url: str) -> HardeningState:
                 msg = (
                     f"outbox-db harden needs a superuser login; {login.login} is not one "
                     "(only the owner of the large-object functions, a superuser, can "
-                    "revoke PUBLIC's EXECUTE on them): nothing was changed"
+                    "revoke PUBLIC's EXECUTE on them): nothing was changed [SQLSTATE 42501]"
                 )
-                raise SuperuserRequired(msg)
+                raise SuperuserRequired(msg, sqlstate="42501", constraint=None)
             connection.execute(HARDEN_QUERIES["revoke_large_object_functions"])
             # Read back in the same transaction: what it commits is what the catalog says.
             return read_hardening(connection)
