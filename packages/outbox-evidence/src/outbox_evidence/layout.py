@@ -79,9 +79,9 @@ FILES: Final = {
     ISOLATION: "PostgreSQL's isolation tester on each interleaving spec (disjoint claims, "
     "uncommitted enqueues, completion after repair, repair racing completion, append-only "
     "refusals, why a claim never deletes): the output and whether it matched the expected one",
-    EXECUTOR_BOUNDARY: "everything each outbox role (producer, executor, readonly, auditor, "
-    "operator) attempts outside its grants, the exact SQLSTATE expected per role and whether "
-    "this run's test of it passed",
+    EXECUTOR_BOUNDARY: "each attempt of the boundary table as each outbox role (producer, "
+    "executor, readonly, auditor, operator): the exact SQLSTATE expected for that role (a "
+    "refusal, or 00000 for what it may do) and whether this run's test of it passed",
     HARDENING: "whether the optional superuser hardening (`outbox-db harden`) is in effect, read "
     "from the catalog ACLs of the large-object functions: who may execute each",
     MANIFEST_COPY: "the reviewed invariant-to-proof manifest this bundle was built from, verbatim",
