@@ -173,7 +173,7 @@ def instructions(count: int, participants: int) -> Iterator[PaymentInstruction]:
 def enqueue(url: str, count: int, participants: int) -> dict[UUID, str]:
     """Submit every instruction through the example service: {outbox_id: idempotency_key}."""
     keys: dict[UUID, str] = {}
-    with OutboxStore.connect(url, role=Role.EXECUTOR) as store:
+    with OutboxStore.connect(url, role=Role.PRODUCER) as store:  # enqueues, nothing else
         service = PaymentsService(store)
         batch = instructions(count, participants)
         for instruction in track(batch, total=count, description="enqueue", console=console):

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from outbox_db import OutboxTransaction
 
 # The service's own schema: a table in a schema of its own, writable by the role its
-# transactions run as (symphony_executor; OutboxStore switches to it for every transaction).
+# transactions run as: symphony_producer, which may enqueue and nothing else of the outbox
+# (OutboxStore.connect(url, role=Role.PRODUCER) switches to it for every transaction).
 SERVICE_SCHEMA: LiteralString = """
 CREATE SCHEMA IF NOT EXISTS payments_service;
 CREATE TABLE IF NOT EXISTS payments_service.payment_instructions (
@@ -33,8 +34,8 @@ CREATE TABLE IF NOT EXISTS payments_service.payment_instructions (
     rail_type text NOT NULL,
     received_at timestamptz NOT NULL DEFAULT now()
 );
-GRANT USAGE ON SCHEMA payments_service TO symphony_executor;
-GRANT SELECT, INSERT ON payments_service.payment_instructions TO symphony_executor;
+GRANT USAGE ON SCHEMA payments_service TO symphony_producer;
+GRANT SELECT, INSERT ON payments_service.payment_instructions TO symphony_producer;
 """
 RECORD_INSTRUCTION: LiteralString = """
 INSERT INTO payments_service.payment_instructions
@@ -79,7 +80,10 @@ class PaymentInstruction:
 
 
 class PaymentsService:
-    """Accepts payment instructions: one transaction writes the service's row and the item."""
+    """Accepts payment instructions: one transaction writes the service's row and the item.
+
+    Give it a store acting as the producer: ``OutboxStore.connect(url, role=Role.PRODUCER)``.
+    """
 
     def __init__(self, store: OutboxStore) -> None:
         self._store = store

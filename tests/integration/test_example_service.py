@@ -50,7 +50,7 @@ def service_url(outbox_database: Database) -> str:
 
 def test_a_submitted_instruction_leaves_its_row_and_its_item(service_url: str) -> None:
     """One submit: the service's row and the outbox item, with the instruction's key and payload."""
-    with OutboxStore.connect(service_url, role=Role.EXECUTOR) as store:
+    with OutboxStore.connect(service_url, role=Role.PRODUCER) as store:
         result = PaymentsService(store).submit(INSTRUCTION)
 
     assert result.created
@@ -68,7 +68,7 @@ def test_a_submitted_instruction_leaves_its_row_and_its_item(service_url: str) -
 def test_a_rollback_leaves_neither_the_row_nor_the_item(service_url: str) -> None:
     """Both writes done, then the transaction fails before its commit: nothing of either stays."""
     with (
-        OutboxStore.connect(service_url, role=Role.EXECUTOR) as store,
+        OutboxStore.connect(service_url, role=Role.PRODUCER) as store,
         pytest.raises(_Abandoned),
     ):
         record_then_abandon(store)

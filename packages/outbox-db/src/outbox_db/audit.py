@@ -18,6 +18,7 @@ from psycopg.rows import class_row
 
 from outbox_db._catalogue import QUERIES, load
 from outbox_db.errors import OutboxDatabaseError, sendable_url, translate
+from outbox_db.harden import HardeningState, read_hardening
 from outbox_db.migrate import load_migrations
 from outbox_db.records import RailOrdering, RedriveLink, Role
 
@@ -250,6 +251,14 @@ class CatalogAudit:
         """Ledger rows in the retired DISPATCHING state (the gate's regression query)."""
         (row,) = self._rows("dispatching_count", _Count)
         return RegressionCount(query=AUDIT_QUERIES["dispatching_count"], count=row.count)
+
+    def hardening(self) -> HardeningState:
+        """Whether `outbox-db harden` is in effect, from the large-object functions' ACLs."""
+        try:
+            with self._connection.transaction():  # a savepoint, like every other read
+                return read_hardening(self._connection)
+        except psycopg.Error as error:
+            raise translate(error) from error
 
     def server_version(self) -> str:
         """The server's version string, e.g. '15.18 (Debian 15.18-0+deb12u1)'."""

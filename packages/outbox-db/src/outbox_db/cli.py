@@ -1,4 +1,4 @@
-"""`outbox-db`: migrate, show the queue's status, inspect and re-drive items, run a dev server."""
+"""`outbox-db`: migrate, harden, show the queue's status, inspect and re-drive items, dev server."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from rich.live import Live
 from outbox_db import _render, embedded
 from outbox_db.audit import CatalogAudit
 from outbox_db.errors import OutboxError, PermissionDenied
+from outbox_db.harden import harden as harden_database
 from outbox_db.migrate import migrate
 from outbox_db.records import ItemSelector, Role
 from outbox_db.store import OutboxStore
@@ -262,6 +263,34 @@ def regression(url: str) -> None:
         click.echo(f"regression count: {result.count}")
         if result.count:
             msg = f"{result.count} DISPATCHING rows: migrate (0004 requeues them), find the writer"
+            raise click.ClickException(msg)
+
+    _fail_clearly(run)
+
+
+@main.command()
+@url_option
+def harden(url: str) -> None:
+    """Optional, as a superuser: revoke PUBLIC's EXECUTE on the large-object functions.
+
+    Without it any login of the outbox can create large objects that outlive its session
+    (lo_create, lo_from_bytea). Only a superuser can revoke that, so it is not a migration:
+    run it once per database (again is harmless). Prints the catalog's state afterwards, as
+    the evidence bundle reads it (14_hardening.txt); exits 1 when the login is not a
+    superuser, changing nothing.
+    """
+
+    def run() -> None:
+        state = harden_database(url)
+        click.echo(f"superuser hardening: {'applied' if state.applied else 'not applied'}")
+        for function in state.executable:
+            roles = ", ".join(function.roles_may_execute) or "-"
+            public = "PUBLIC, " if function.public_may_execute else ""
+            click.echo(f"still executable: {function.signature} by {public}{roles}")
+        if state.lo_compat_privileges:
+            click.echo("warning: lo_compat_privileges is on (large objects' own checks are off)")
+        if not state.applied:
+            msg = "the large-object functions are still executable (see above)"
             raise click.ClickException(msg)
 
     _fail_clearly(run)

@@ -47,6 +47,10 @@ class AttemptState(enum.StrEnum):
 class Role(enum.StrEnum):
     """The group roles a store switches to (SET LOCAL ROLE) for each transaction."""
 
+    # Enqueues (and reads back what it enqueued); nothing else. An application's role.
+    PRODUCER = "symphony_producer"
+    # The relayer: claims, renews, completes, releases, repairs. Still enqueues, deprecated
+    # (schema 0011): an application of an earlier release keeps working while it is narrowed.
     EXECUTOR = "symphony_executor"
     READONLY = "symphony_readonly"
     AUDITOR = "symphony_auditor"

@@ -78,7 +78,8 @@ class OutboxTransaction:
     Obtain one from ``OutboxStore.transaction()``, or wrap a psycopg connection the service
     already has inside a transaction with ``OutboxTransaction.join(connection)``: then the
     enqueue runs with the service's own privileges (its login role must be a member of
-    symphony_executor) and commits or rolls back with the service's transaction.
+    symphony_producer; symphony_executor still enqueues, deprecated) and commits or rolls back
+    with the service's transaction.
     """
 
     def __init__(self, connection: psycopg.Connection[Any]) -> None:
@@ -124,12 +125,18 @@ class OutboxStore:
         cls,
         url: str,
         *,
+        # The default stays EXECUTOR for compatibility: a service of an earlier release calls
+        # connect(url) with a login granted symphony_executor only, and SET ROLE to the
+        # producer would refuse it (42501). Services pass role=Role.PRODUCER; the default
+        # becomes PRODUCER with the migration that revokes enqueue from symphony_executor.
         role: Role | None = Role.EXECUTOR,
         min_size: int = 1,
         max_size: int = 4,
         timeout: float = 10.0,
     ) -> Self:
         """Open a pool on `url`; every transaction runs as `role` (None: the login role).
+
+        A service that enqueues passes ``role=Role.PRODUCER``; a relayer ``Role.EXECUTOR``.
 
         One direct connection is made first so that a wrong URL, a refused connection or a
         failed login is reported at once with its reason, not as a pool timeout.

@@ -41,6 +41,7 @@ WORKER_FUNCTIONS: Final = frozenset(
         "repair_expired_leases",
     }
 )
+PRODUCER_FUNCTIONS: Final = frozenset({"enqueue_payment_outbox", "enqueue_payment_outbox_batch"})
 OPERATOR_FUNCTIONS: Final = frozenset({"redrive_payment_outbox", "set_outbox_rail_ordering"})
 INTERNAL_FUNCTIONS: Final = frozenset(
     {
@@ -74,7 +75,7 @@ def function_name(grant: Grant) -> str:
 
 
 def test_only_the_executor_and_owner_may_execute_outbox_functions(audit: CatalogAudit) -> None:
-    """EXECUTE: the executor on the worker functions, the operator on re-drive, the owner on all, PUBLIC on none."""
+    """EXECUTE: executor workers, producer enqueue, operator re-drive/ordering, owner all; no PUBLIC."""
     executes = {
         (function_name(g), g.grantee)
         for g in audit.grants()
@@ -86,6 +87,7 @@ def test_only_the_executor_and_owner_may_execute_outbox_functions(audit: Catalog
         for name in WORKER_FUNCTIONS | OPERATOR_FUNCTIONS | INTERNAL_FUNCTIONS
     }
     expected |= {(name, "symphony_executor") for name in WORKER_FUNCTIONS}
+    expected |= {(name, "symphony_producer") for name in PRODUCER_FUNCTIONS}
     expected |= {(name, "symphony_operator") for name in OPERATOR_FUNCTIONS}
     assert expected == executes
 

@@ -22,19 +22,19 @@ from typing import TYPE_CHECKING, Final, LiteralString
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from outbox_db import AttemptState, LeaseLost, Outcome, PermissionDenied, Role
+from outbox_db import AttemptState, LeaseLost, OutboxStore, Outcome, PermissionDenied, Role
 from outbox_db.testonly import expire_lease, outbox_rows, query_as, query_no_role
 from outbox_db.testonly.factories import leased_item, make_request
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from outbox_db import EnqueueRequest, OutboxStore
+    from outbox_db import EnqueueRequest
     from outbox_db.testonly.pytest_plugin import Database
 
 PINNED_SEARCH_PATH: Final = "search_path=pg_catalog, pg_temp"
 READERS: Final = (Role.READONLY, Role.AUDITOR)
-RUNTIME_ROLES: Final = (Role.EXECUTOR, *READERS)
+RUNTIME_ROLES: Final = (Role.PRODUCER, Role.EXECUTOR, *READERS)
 
 # Direct writes, one per table and verb. Each would change the seeded rows if it were allowed,
 # and none reads a column, so the only privilege it needs is the one its verb names.
@@ -78,6 +78,9 @@ WRITES: Final[dict[str, dict[str, LiteralString]]] = {
 CALLS: Final[dict[str, LiteralString]] = {
     "enqueue_payment_outbox": "SELECT * FROM public.enqueue_payment_outbox("
     "'ins-forged', 'participant-a', 'key-forged', 'rtp', '{\"amount\": \"1.00\"}')",
+    "enqueue_payment_outbox_batch": "SELECT * FROM public.enqueue_payment_outbox_batch("
+    "ARRAY['ins-forged-batch'], ARRAY['participant-a'], ARRAY['key-forged-batch'], ARRAY['rtp'],"
+    ' ARRAY[\'{"amount": "1.00"}\'::jsonb])',
     "claim_outbox_batch": "SELECT * FROM public.claim_outbox_batch(1000, 'worker-forged', 3600)",
     "complete_outbox_attempt": "SELECT * FROM public.complete_outbox_attempt("
     "pg_catalog.gen_random_uuid(), pg_catalog.gen_random_uuid(), 'worker-forged', 'FAILED',"
@@ -134,7 +137,8 @@ SELECT p.proname::text, p.prosecdef, p.proconfig, p.proacl::text[],
     ) AS public_can_execute,
     pg_catalog.has_function_privilege('symphony_executor', p.oid, 'EXECUTE'),
     pg_catalog.has_function_privilege('symphony_readonly', p.oid, 'EXECUTE'),
-    pg_catalog.has_function_privilege('symphony_auditor', p.oid, 'EXECUTE')
+    pg_catalog.has_function_privilege('symphony_auditor', p.oid, 'EXECUTE'),
+    pg_catalog.has_function_privilege('symphony_producer', p.oid, 'EXECUTE')
 FROM pg_catalog.pg_proc AS p
 WHERE p.pronamespace = 'public'::regnamespace
 ORDER BY p.proname
@@ -389,6 +393,41 @@ def test_readers_cannot_execute_outbox_functions(
     assert outbox_rows(outbox_database.url, versions=True) == seeded
 
 
+ENQUEUE_FUNCTIONS: Final = frozenset({"enqueue_payment_outbox", "enqueue_payment_outbox_batch"})
+
+
+@pytest.mark.parametrize(
+    ("function", "statement"),
+    [
+        pytest.param(function, statement, id=function)
+        for function, statement in CALLS.items()
+        if function not in ENQUEUE_FUNCTIONS
+    ],
+)
+def test_producer_cannot_execute_relayer_functions(
+    outbox_database: Database, seeded: list[Row], function: str, statement: LiteralString
+) -> None:
+    """symphony_producer cannot claim, complete, renew, release or repair (42501, no change)."""
+    with pytest.raises(PermissionDenied) as refused:
+        query_as(outbox_database.url, Role.PRODUCER, statement)
+
+    assert refused.value.sqlstate == "42501"
+    assert driver_message(refused.value) == f"permission denied for function {function}"
+    assert outbox_rows(outbox_database.url, versions=True) == seeded
+
+
+@pytest.mark.usefixtures("seeded")
+@pytest.mark.parametrize("relation", sorted(RELATIONS))
+def test_producer_cannot_read_outbox_relations(outbox_database: Database, relation: str) -> None:
+    """symphony_producer reads no table and not the status view: no other participant's payload."""
+    with pytest.raises(PermissionDenied) as refused:
+        query_as(outbox_database.url, Role.PRODUCER, RELATIONS[relation])
+
+    assert refused.value.sqlstate == "42501"
+    kind = "view" if relation == "outbox_status_view" else "table"
+    assert driver_message(refused.value) == f"permission denied for {kind} {relation}"
+
+
 @pytest.mark.usefixtures("seeded")
 @pytest.mark.parametrize("role", READERS, ids=lambda role: role.name.lower())
 def test_readers_cannot_read_participant_sequences(outbox_database: Database, role: Role) -> None:
@@ -463,7 +502,7 @@ def test_only_the_owner_creates_objects_in_schema_public(
 
 
 def test_catalog_grants_execute_to_the_executor_only(outbox_database: Database) -> None:
-    """No function in schema public grants EXECUTE to PUBLIC; only the executor runs the outbox."""
+    """No function in public is PUBLIC's; the executor runs the outbox, the producer enqueues."""
     rows = query_no_role(outbox_database.url, FUNCTION_CATALOG)
     by_name = {str(row[0]): row for row in rows}
     assert set(CALLS) | set(HELPER_CALLS) <= by_name.keys()
@@ -475,12 +514,15 @@ def test_catalog_grants_execute_to_the_executor_only(outbox_database: Database) 
         assert isinstance(acl, list)
         assert not [item for item in acl if str(item).startswith("=")]
 
-    executor, readonly, auditor = (
-        {name for name, row in by_name.items() if row[column]} for column in (5, 6, 7)
+    executor, readonly, auditor, producer = (
+        {name for name, row in by_name.items() if row[column]} for column in (5, 6, 7, 8)
     )
     assert set(CALLS) <= executor
     assert not executor & set(HELPER_CALLS)
     assert readonly == auditor == set()
+    # The producer enqueues and nothing else; the executor still enqueues (deprecated, 0011).
+    assert producer == ENQUEUE_FUNCTIONS
+    assert producer <= executor
 
 
 def test_security_definer_functions_pin_search_path(outbox_database: Database) -> None:
@@ -553,6 +595,22 @@ def test_executor_does_its_job_through_the_functions(
     }
     (total, *_) = outbox_store.status()
     assert (total.rail_type, total.dispatched_count, total.failed_count) == (None, 1, 2)
+
+
+def test_producer_enqueues_and_reads_back_its_own_result(outbox_database: Database) -> None:
+    """symphony_producer enqueues, one and many, and gets each item back; replay returns it."""
+    request = make_request()
+    with OutboxStore.connect(outbox_database.url, role=Role.PRODUCER, max_size=1) as producer:
+        first = producer.enqueue(request)
+        replay = producer.enqueue(request)
+        batch = producer.enqueue_many([make_request(), make_request()])
+
+    assert (first.created, replay.created, replay.outbox_id) == (True, False, first.outbox_id)
+    assert [result.created for result in batch] == [True, True]
+    pending = query_no_role(
+        outbox_database.url, "SELECT count(*) FROM public.payment_outbox_pending"
+    )
+    assert pending == [(3,)]
 
 
 # --- search_path hijack -----------------------------------------------------------------------

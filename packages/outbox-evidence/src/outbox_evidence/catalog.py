@@ -11,6 +11,7 @@ from outbox_db.audit import CatalogAudit
 from outbox_evidence.layout import (
     FUNCTIONS,
     GRANTS,
+    HARDENING,
     MIGRATIONS,
     OPERATOR_LOG,
     REGRESSION,
@@ -276,6 +277,41 @@ def _ordering_rows(switches: Sequence[RailOrdering]) -> list[str]:
     return aligned([heading, *rows])
 
 
+def render_hardening(audit: CatalogAudit) -> str:
+    """Whether the superuser hardening is in effect, and who may execute each function.
+
+    No verdict: the step is optional. The facts come from the ACLs, which only a superuser
+    can change, so an ordinary login cannot make this file say "applied".
+    """
+    state = audit.hardening()
+    rows = [
+        [
+            f.signature,
+            "yes" if f.public_may_execute else "no",
+            ",".join(f.roles_may_execute) or "-",
+        ]
+        for f in state.functions
+    ]
+    applied = "applied" if state.applied else "not applied"
+    return "\n".join(
+        [
+            (
+                f"superuser hardening: {applied}"
+                f" ({len(state.executable)} of {len(state.functions)} large-object functions"
+                " executable by PUBLIC or an outbox role)"
+            ),
+            f"lo_compat_privileges: {'on' if state.lo_compat_privileges else 'off'}",
+            (
+                f"read as {Role.AUDITOR} from pg_proc: PUBLIC from the ACL, each outbox role with"
+                " has_function_privilege (direct, through PUBLIC or a granted role)."
+            ),
+            "Optional step, per database: `outbox-db harden --url URL` as a superuser.",
+            "",
+            *aligned([["function", "PUBLIC", "outbox roles that may execute"], *rows]),
+        ]
+    )
+
+
 DATABASE_PARTS: Final[dict[str, Callable[[CatalogAudit], str]]] = {
     GRANTS: render_grants,
     FUNCTIONS: render_functions,
@@ -283,4 +319,5 @@ DATABASE_PARTS: Final[dict[str, Callable[[CatalogAudit], str]]] = {
     REGRESSION: render_regression,
     MIGRATIONS: render_migrations,
     OPERATOR_LOG: render_operator_log,
+    HARDENING: render_hardening,
 }

@@ -79,7 +79,7 @@ def main() -> None:
     type=PathType,
     default=Path(DEFAULT_BOUNDARY),
     show_default=True,
-    help="The executor boundary table (attempt -> SQLSTATE) whose results to list; "
+    help="The roles' boundary table (attempt -> SQLSTATE per role) whose results to list; "
     "relative to --root.",
 )
 @click.option(

@@ -18,6 +18,7 @@ __all__ = [
     "FUNCTIONS",
     "GRANTS",
     "GUARDRAILS",
+    "HARDENING",
     "ISOLATION",
     "MANIFEST_COPY",
     "MIGRATIONS",
@@ -49,6 +50,7 @@ PROOF_CONTROLS: Final = "10_proof_controls.txt"
 OPERATOR_LOG: Final = "11_operator_log.txt"
 ISOLATION: Final = "12_isolation.txt"
 EXECUTOR_BOUNDARY: Final = "13_executor_boundary.txt"
+HARDENING: Final = "14_hardening.txt"
 MANIFEST_COPY: Final = "proofs.toml"
 CHECKSUMS: Final = "SHA256SUMS"
 
@@ -77,8 +79,11 @@ FILES: Final = {
     ISOLATION: "PostgreSQL's isolation tester on each interleaving spec (disjoint claims, "
     "uncommitted enqueues, completion after repair, repair racing completion, append-only "
     "refusals, why a claim never deletes): the output and whether it matched the expected one",
-    EXECUTOR_BOUNDARY: "everything symphony_executor attempts outside its grants, the exact "
-    "SQLSTATE expected and whether this run's test of it passed",
+    EXECUTOR_BOUNDARY: "each attempt of the boundary table as each outbox role (producer, "
+    "executor, readonly, auditor, operator): the exact SQLSTATE expected for that role (a "
+    "refusal, or 00000 for what it may do) and whether this run's test of it passed",
+    HARDENING: "whether the optional superuser hardening (`outbox-db harden`) is in effect, read "
+    "from the catalog ACLs of the large-object functions: who may execute each",
     MANIFEST_COPY: "the reviewed invariant-to-proof manifest this bundle was built from, verbatim",
 }
 

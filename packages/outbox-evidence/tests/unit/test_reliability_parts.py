@@ -26,8 +26,10 @@ sql = "DELETE FROM public.payment_outbox_attempts"
 id = "truncate-settings"
 attempt = "truncate the settings"
 sqlstate = "42501"
+by_role = {{ auditor = "00000" }}
 sql = "TRUNCATE public.payment_outbox_settings"
 """
+ROLES: Final = ("producer", "executor", "readonly", "auditor", "operator")
 
 
 def spec_report(folder: Path, spec: str, *, passed: bool, diff: str = "") -> None:
@@ -81,36 +83,47 @@ def test_a_failed_spec_fails_the_verdict_and_shows_its_differences(tmp_path: Pat
 
 
 def test_boundary_lists_each_attempt_with_its_result(tmp_path: Path) -> None:
-    """Every attempt passed: PASS, with the SQLSTATE and the statement of each."""
+    """Every attempt passed as every role: PASS, with each role's SQLSTATE and the statements."""
     table = tmp_path / "boundary.toml"
     table.write_text(TABLE)
     report = JunitReport(
         source="integration.xml",
-        cases=(
-            case("delete-ledger", CaseOutcome.PASSED),
-            case("truncate-settings", CaseOutcome.PASSED),
+        cases=tuple(
+            case(f"{role}-{attempt}", CaseOutcome.PASSED)
+            for attempt in ("delete-ledger", "truncate-settings")
+            for role in ROLES
         ),
     )
 
     text = boundary_part(table, [report]).content
 
     assert text.startswith(f"# {EXECUTOR_BOUNDARY}: ")
-    assert "verdict: PASS (every attempt got its expected SQLSTATE: 2 of 2)" in text
-    assert "delete-ledger      42501     PASSED" in text
+    assert "verdict: PASS (every attempt got its expected SQLSTATE: 10 of 10)" in text
+    assert "delete-ledger      producer  42501     PASSED" in text
+    assert "truncate-settings  auditor   00000     PASSED" in text
+    assert "truncate-settings  operator  42501     PASSED" in text
     assert "TRUNCATE public.payment_outbox_settings" in text
 
 
 def test_boundary_fails_on_a_failed_or_missing_attempt(tmp_path: Path) -> None:
-    """A failed attempt and one that did not run both fail the verdict."""
+    """A failed attempt and one that did not run both fail the verdict, naming the role."""
     table = tmp_path / "boundary.toml"
     table.write_text(TABLE)
     report = JunitReport(
-        source="integration.xml", cases=(case("delete-ledger", CaseOutcome.FAILED),)
+        source="integration.xml",
+        cases=(
+            case("producer-delete-ledger", CaseOutcome.FAILED),
+            *(case(f"{role}-delete-ledger", CaseOutcome.PASSED) for role in ROLES[1:]),
+            *(case(f"{role}-truncate-settings", CaseOutcome.PASSED) for role in ROLES[:-1]),
+        ),
     )
 
     text = boundary_part(table, [report]).content
 
-    assert "verdict: FAIL (delete-ledger: FAILED; truncate-settings: NOT RUN)" in text
+    assert (
+        "verdict: FAIL (producer-delete-ledger: FAILED; operator-truncate-settings: NOT RUN)"
+        in text
+    )
 
 
 def test_boundary_without_its_table_is_not_run(tmp_path: Path) -> None:

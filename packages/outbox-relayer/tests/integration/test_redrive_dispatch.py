@@ -2,7 +2,7 @@
 
 A rail outage exhausts an item's retries (the ceiling is 1 here, so its first 503 ends it
 FAILED); an operator re-drives it; a relayer against the recovered rail dispatches the new
-item once, with `<key>:redrive:1`, and records it DISPATCHED. The FAILED item is untouched.
+item once, with `outbox:redrive:<failed outbox_id>`, and records it DISPATCHED. The FAILED item is untouched.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def drain(store: OutboxStore, simulator: RailSimulator, worker_id: str) -> None:
 def test_a_redriven_item_is_dispatched_with_the_derived_key(
     outbox_database: Database, outbox_store: OutboxStore, tmp_path: Path
 ) -> None:
-    """FAILED after an outage, re-driven, then dispatched once with <key>:redrive:1."""
+    """FAILED after an outage, re-driven, then dispatched once with outbox:redrive:<id>."""
     query_no_role(outbox_database.url, RETRY_CEILING_ONE)
     request = make_request(rail_type=RAIL)
     failed_id = outbox_store.enqueue(request).outbox_id
@@ -76,7 +76,7 @@ def test_a_redriven_item_is_dispatched_with_the_derived_key(
 
         drain(outbox_store, recovered, "relayer-after-outage")
 
-    derived = f"{request.idempotency_key}:redrive:1"
+    derived = f"outbox:redrive:{failed_id}"
     (sent,) = read_request_log(recovered.log_path)
     assert (sent.idempotency_key, sent.status, sent.absorbed) == (derived, 201, False)
     assert (

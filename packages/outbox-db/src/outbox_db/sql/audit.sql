@@ -45,7 +45,8 @@ SELECT 'role', r.rolname::text, pg_get_userbyid(m.member)::text, 'MEMBER', m.adm
 FROM pg_auth_members AS m
 JOIN pg_roles AS r ON r.oid = m.roleid
 WHERE r.rolname IN (
-    %(owner)s, 'symphony_executor', 'symphony_readonly', 'symphony_auditor', 'symphony_operator'
+    %(owner)s, 'symphony_producer', 'symphony_executor', 'symphony_readonly', 'symphony_auditor',
+    'symphony_operator'
 );
 
 -- name: function_definitions

@@ -8,6 +8,7 @@ run in which no DB-backed test passed fails instead of going green on nothing.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import os
@@ -233,15 +234,16 @@ def outbox_store(outbox_database: Database) -> Iterator[OutboxStore]:
         yield store
 
 
-# The login role's name and password reach the DO block as session settings, so the SQL
-# stays literal; roles are cluster-wide, so each test makes and drops its own.
+# The login role's name, password and group role reach the DO block as session settings, so
+# the SQL stays literal; roles are cluster-wide, so each test makes and drops its own.
 CREATE_APPLICATION: Final = """
 DO $proof$
 BEGIN
     EXECUTE pg_catalog.format(
-        'CREATE ROLE %I LOGIN PASSWORD %L IN ROLE symphony_executor',
+        'CREATE ROLE %I LOGIN PASSWORD %L IN ROLE %I',
         pg_catalog.current_setting('outbox_proof.role'),
-        pg_catalog.current_setting('outbox_proof.password')
+        pg_catalog.current_setting('outbox_proof.password'),
+        pg_catalog.current_setting('outbox_proof.member_of')
     );
 END
 $proof$
@@ -258,22 +260,33 @@ $proof$
 
 @attrs.frozen
 class Application:
-    """An application's login role, granted symphony_executor and nothing else."""
+    """An application's login role, granted one outbox role (`role`) and nothing else."""
 
     name: str
     password: str
     url: str  # this test's database, as this login, the password in the URL
+    role: Role = Role.EXECUTOR
+
+
+@contextlib.contextmanager
+def application_login(database: Database, role: Role) -> Iterator[Application]:
+    """A login role with a password, a member of `role` only, dropped afterwards."""
+    name, password = f"outbox_app_{secrets.token_hex(8)}", secrets.token_hex(16)
+    settings = (
+        f"-c outbox_proof.role={name} -c outbox_proof.password={password}"
+        f" -c outbox_proof.member_of={role.value}"
+    )
+    owner = make_conninfo(database.url, options=settings)
+    query_no_role(owner, CREATE_APPLICATION)
+    try:
+        url = make_conninfo(database.url, user=name, password=password)
+        yield Application(name=name, password=password, url=url, role=role)
+    finally:
+        query_no_role(owner, DROP_APPLICATION)
 
 
 @pytest.fixture
 def outbox_application(outbox_database: Database) -> Iterator[Application]:
     """A login role with a password, a member of symphony_executor only, for this test."""
-    name, password = f"outbox_app_{secrets.token_hex(8)}", secrets.token_hex(16)
-    settings = f"-c outbox_proof.role={name} -c outbox_proof.password={password}"
-    owner = make_conninfo(outbox_database.url, options=settings)
-    query_no_role(owner, CREATE_APPLICATION)
-    try:
-        url = make_conninfo(outbox_database.url, user=name, password=password)
-        yield Application(name=name, password=password, url=url)
-    finally:
-        query_no_role(owner, DROP_APPLICATION)
+    with application_login(outbox_database, Role.EXECUTOR) as application:
+        yield application

@@ -1,0 +1,134 @@
+"""The optional superuser hardening, and the catalog facts that say whether it is in effect.
+
+Some of what a least-privilege deployment needs only a superuser may do: PUBLIC's EXECUTE on
+the server-side large-object functions (any login can create large objects that outlive its
+session) can be revoked only by their owner. `harden` does that on purpose, per database; its
+effect is read back from the catalog ACLs (here and in the evidence bundle), never logged.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+import attrs
+import psycopg
+from psycopg.rows import class_row
+
+from outbox_db._catalogue import load
+from outbox_db.errors import PermissionDenied, sendable_url, translate
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+__all__ = [
+    "HARDEN_QUERIES",
+    "HardeningState",
+    "LargeObjectPrivilege",
+    "SuperuserRequired",
+    "harden",
+    "read_hardening",
+]
+
+HARDEN_QUERIES: Final = load(resources.files("outbox_db").joinpath("sql/harden.sql").read_text())
+APPLICATION_NAME: Final = "outbox-db-harden"
+T = TypeVar("T")
+
+
+class SuperuserRequired(PermissionDenied):
+    """42501: `harden` was run by a login that is not a superuser; nothing was changed."""
+
+    summary = "superuser required"
+
+
+def _sorted_names(names: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted(names))
+
+
+@attrs.frozen(order=True)
+class LargeObjectPrivilege:
+    """Who may execute one server-side large-object function, as the catalog says."""
+
+    signature: str
+    public_may_execute: bool
+    roles_may_execute: tuple[str, ...] = attrs.field(converter=_sorted_names)
+
+    @property
+    def hardened(self) -> bool:
+        """Neither PUBLIC nor any outbox role may execute it."""
+        return not self.public_may_execute and not self.roles_may_execute
+
+
+@attrs.frozen
+class HardeningState:
+    """The large-object functions' privileges, and whether the hardening is in effect."""
+
+    functions: tuple[LargeObjectPrivilege, ...]
+    lo_compat_privileges: bool  # on: the server skips large objects' own privilege checks
+
+    @property
+    def applied(self) -> bool:
+        """In effect: the catalog lists the functions and none is executable by the roles."""
+        return bool(self.functions) and all(f.hardened for f in self.functions)
+
+    @property
+    def executable(self) -> list[LargeObjectPrivilege]:
+        """The functions PUBLIC or an outbox role may still execute."""
+        return [f for f in self.functions if not f.hardened]
+
+
+@attrs.frozen
+class _Login:
+    login: str
+    superuser: bool
+
+
+@attrs.frozen
+class _CompatPrivileges:
+    lo_compat_privileges: bool
+
+
+def harden(url: str) -> HardeningState:
+    """Revoke PUBLIC's EXECUTE on the large-object functions; the state read back afterwards.
+
+    Idempotent. Refuses (SuperuserRequired, nothing changed) unless the login is a superuser:
+    for anyone else PostgreSQL only warns that no privileges could be revoked.
+    """
+    try:
+        with (
+            psycopg.connect(
+                sendable_url(url), autocommit=True, application_name=APPLICATION_NAME
+            ) as connection,
+            connection.transaction(),
+        ):
+            connection.execute(HARDEN_QUERIES["harden_search_path"])
+            (login,) = _fetch(connection, "harden_login", _Login)
+            if not login.superuser:
+                msg = (
+                    f"outbox-db harden needs a superuser login; {login.login} is not one "
+                    "(only the owner of the large-object functions, a superuser, can "
+                    "revoke PUBLIC's EXECUTE on them): nothing was changed [SQLSTATE 42501]"
+                )
+                raise SuperuserRequired(msg, sqlstate="42501", constraint=None)
+            connection.execute(HARDEN_QUERIES["revoke_large_object_functions"])
+            # Read back in the same transaction: what it commits is what the catalog says.
+            return read_hardening(connection)
+    except psycopg.Error as error:
+        raise translate(error) from error
+
+
+def read_hardening(connection: psycopg.Connection[Any]) -> HardeningState:
+    """The hardening's facts from the catalog, in the connection's current transaction.
+
+    The caller has set the search_path to pg_catalog (harden_search_path, or the audit's).
+    """
+    functions = sorted(_fetch(connection, "large_object_privileges", LargeObjectPrivilege))
+    (compat,) = _fetch(connection, "lo_compat_privileges", _CompatPrivileges)
+    return HardeningState(
+        functions=tuple(functions), lo_compat_privileges=compat.lo_compat_privileges
+    )
+
+
+def _fetch(connection: psycopg.Connection[Any], name: str, row: type[T]) -> list[T]:
+    cursor = connection.cursor(row_factory=class_row(row))
+    return cursor.execute(HARDEN_QUERIES[name]).fetchall()
