@@ -41,6 +41,9 @@ REFERENCE_FIELD: Final = "reference"  # the rail's reference in a JSON answer bo
 ERROR_FIELD: Final = "error"  # a short error code the rail may give with a refusal
 _SAFE_CODE: Final = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _MAX_REFERENCE: Final = 255
+# What the ledger accepts as outcome text (schema 0012): no C0, DEL, C1 or bidirectional
+# override, which a terminal showing the ledger would act on.
+_NO_CONTROL: Final = re.compile(r"[^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+")
 # 4xx answers that mean "not now": the same request may succeed later.
 _RETRYABLE_4XX: Final[dict[int, tuple[str, str]]] = {
     401: ("RAIL_AUTH_REJECTED", "rail refused our credentials"),
@@ -215,7 +218,7 @@ def classify(response: httpx.Response, latency_ms: int) -> RailAnswer:
     """Turn the rail's HTTP answer into DISPATCHED, RETRYABLE or FAILED."""
     status = response.status_code
     body = _json_object(response)
-    reference = _text(body.get(REFERENCE_FIELD), _MAX_REFERENCE)
+    reference = _text(body.get(REFERENCE_FIELD), _MAX_REFERENCE, pattern=_NO_CONTROL)
     answer = RailAnswer(state=AttemptState.RETRYABLE, rail_code=str(status), latency_ms=latency_ms)
     if 200 <= status < 300 or (status == httpx.codes.CONFLICT and reference):  # noqa: PLR2004
         # A 409 carrying a reference is the rail replaying its first answer for this key.

@@ -14,7 +14,7 @@ import pytest
 from outbox_db import AttemptState, ClaimedItem
 from outbox_db.payloads import canonical_json
 from outbox_relayer import FAILED_STATUSES, Faults, HttpRail, RailEndpoint, RailSimulator, Secret
-from outbox_relayer.rails import retry_after
+from outbox_relayer.rails import classify, retry_after
 from outbox_relayer.railsim import read_request_log
 
 if TYPE_CHECKING:
@@ -269,3 +269,20 @@ def test_secret_never_appears_in_repr_logs_answers_or_the_rails_log(
     shown.append(simulator.log_path.read_text(encoding="utf-8"))
     assert [text for text in shown if secret in text] == []
     assert "********" in repr(endpoint)
+
+
+@pytest.mark.parametrize(
+    "reference",
+    ["\x1b[31mPAID", "ref\x07", "ref\x9b2J", "ref-\u202egnp", "ref\nforged", "r" * 256],
+    ids=["ansi escape", "bell", "c1 csi", "rtl override", "newline", "oversized"],
+)
+def test_a_reference_the_ledger_would_refuse_is_dropped(reference: str) -> None:
+    """Control characters (or length) in the rail's reference: DISPATCHED, without it."""
+    answer = classify(httpx.Response(201, json={"reference": reference}), latency_ms=3)
+    assert (answer.state, answer.rail_reference) == (AttemptState.DISPATCHED, None)
+
+
+def test_a_printable_reference_is_kept_as_the_rail_wrote_it() -> None:
+    """Non-ASCII letters and inner spaces are no control characters."""
+    answer = classify(httpx.Response(201, json={"reference": "réf 42 ü ok"}), latency_ms=3)
+    assert answer.rail_reference == "réf 42 ü ok"

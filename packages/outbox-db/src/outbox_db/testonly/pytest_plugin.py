@@ -195,6 +195,17 @@ def outbox_server() -> Iterator[Server]:
         yield Server(url=server.url)
 
 
+def migrate_as_proven(url: str) -> None:
+    """Migrate `url` to the shipped schema, then apply the sabotage in force, if any.
+
+    For a proof that needs a database of its own making (another locale, say): under
+    `nox -s proof_controls` it must meet the sabotaged schema like every other proof.
+    """
+    migrate(url)
+    if sabotage := _sabotage_in_force():
+        run_sql_file(url, sabotage.path)
+
+
 @pytest.fixture(scope="session")
 def outbox_template(outbox_server: Server) -> Iterator[str]:
     """A database migrated once to the shipped schema, marked as a template for clones."""
@@ -202,9 +213,7 @@ def outbox_template(outbox_server: Server) -> Iterator[str]:
     janitor = outbox_server.janitor(name, as_template=True)
     janitor.drop()
     with janitor:
-        migrate(outbox_server.database_url(name))
-        if sabotage := _sabotage_in_force():
-            run_sql_file(outbox_server.database_url(name), sabotage.path)
+        migrate_as_proven(outbox_server.database_url(name))
         yield name
 
 
