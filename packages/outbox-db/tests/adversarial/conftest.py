@@ -69,6 +69,41 @@ LOCK_WAITERS: Final[LiteralString] = (
 )
 WAIT_SECONDS: Final = 10.0
 
+# The internals of the outbox functions, each a way round a check if a caller could reach it:
+# any item's payload by its id, the replay without the service-key check, the checks
+# themselves, the ordered lanes' trigger functions. Only the owner executes them; a test that
+# takes `internal_call` runs once per entry (the boundary table has the others).
+INTERNAL_CALLS: Final[dict[str, LiteralString]] = {
+    "outbox_item_of_key": "SELECT * FROM public.outbox_item_of_key(pg_catalog.gen_random_uuid())",
+    "outbox_replay": "SELECT * FROM public.outbox_replay('ins', 'participant-a', 'key', 'rtp', '{}')",
+    "outbox_require_payload": "SELECT public.outbox_require_payload('{}')",
+    "outbox_require_service_key": "SELECT public.outbox_require_service_key('outbox:redrive:x')",
+    "outbox_recheck_waiting_item": "SELECT public.outbox_recheck_waiting_item()",
+    "outbox_release_lane_successor": "SELECT public.outbox_release_lane_successor()",
+}
+
+
+# What any login may create (PUBLIC holds TEMP on the database): always-true equalities for
+# the types the functions compare, first on the session's search_path. Were a function to
+# resolve names through the caller's path, a changed payload, a wrong token or a stranger's
+# worker id would compare equal.
+PG_TEMP_PLANTS: Final[tuple[LiteralString, ...]] = (
+    "CREATE FUNCTION pg_temp.always_equal(text, text) RETURNS boolean LANGUAGE sql AS 'SELECT true'",
+    "CREATE OPERATOR pg_temp.= (LEFTARG = text, RIGHTARG = text, FUNCTION = pg_temp.always_equal)",
+    "CREATE FUNCTION pg_temp.always_equal(uuid, uuid) RETURNS boolean LANGUAGE sql AS 'SELECT true'",
+    "CREATE OPERATOR pg_temp.= (LEFTARG = uuid, RIGHTARG = uuid, FUNCTION = pg_temp.always_equal)",
+    "CREATE FUNCTION pg_temp.always_equal(jsonb, jsonb) RETURNS boolean LANGUAGE sql AS 'SELECT true'",
+    "CREATE OPERATOR pg_temp.= (LEFTARG = jsonb, RIGHTARG = jsonb, FUNCTION = pg_temp.always_equal)",
+)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run a test that takes `internal_call` once per internal function."""
+    if "internal_call" in metafunc.fixturenames:
+        metafunc.parametrize(
+            "internal_call", list(INTERNAL_CALLS.values()), ids=list(INTERNAL_CALLS)
+        )
+
 
 @attrs.frozen
 class Seeded:
@@ -202,6 +237,13 @@ def fresh_arena(outbox_database: Database) -> Iterator[Callable[[Role | str], Ar
     """An arena on this test's own clone, for attempts that write or destroy."""
     with contextlib.ExitStack() as stack:
         yield lambda role: enter_arena(stack, outbox_database, role)
+
+
+@pytest.fixture
+def planted_pg_temp() -> list[tuple[LiteralString, Params]]:
+    """Script steps planting always-true equalities in pg_temp, put first on the search_path."""
+    plants: list[tuple[LiteralString, Params]] = [(plant, None) for plant in PG_TEMP_PLANTS]
+    return [*plants, ("SET LOCAL search_path = pg_temp, pg_catalog, public", None)]
 
 
 @pytest.fixture

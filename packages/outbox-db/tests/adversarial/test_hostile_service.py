@@ -57,17 +57,6 @@ ODD_JSON: Final = [
     ),
 ]
 
-# The enqueues' internals, each a way round a check if a service could call it: the payload
-# of any item by its id, the replay without the service-key check, the checks themselves,
-# and the ordered lanes' trigger functions.
-INTERNALS: Final[dict[str, LiteralString]] = {
-    "outbox_item_of_key": "SELECT * FROM public.outbox_item_of_key(pg_catalog.gen_random_uuid())",
-    "outbox_replay": "SELECT * FROM public.outbox_replay('ins', 'participant-a', 'key', 'rtp', '{}')",
-    "outbox_require_payload": "SELECT public.outbox_require_payload('{}')",
-    "outbox_require_service_key": "SELECT public.outbox_require_service_key('outbox:redrive:x')",
-    "outbox_recheck_waiting_item": "SELECT public.outbox_recheck_waiting_item()",
-    "outbox_release_lane_successor": "SELECT public.outbox_release_lane_successor()",
-}
 BATCH: Final[LiteralString] = (
     "SELECT * FROM public.enqueue_payment_outbox_batch(%s, %s, %s, %s, %s::jsonb[])"
 )
@@ -108,12 +97,11 @@ def test_odd_json_is_refused_with_its_sqlstate_and_writes_nothing(
     arena.refused(statement, sqlstate)
 
 
-@pytest.mark.parametrize("statement", INTERNALS.values(), ids=INTERNALS.keys())
 def test_the_enqueue_internals_are_not_the_service_s_to_call(
-    arena: Arena, statement: LiteralString
+    arena: Arena, internal_call: LiteralString
 ) -> None:
     """Payload lookups, replay, checks and lane triggers: 42501 for a service."""
-    arena.refused(statement, "42501")
+    arena.refused(internal_call, "42501")
 
 
 @pytest.mark.parametrize("replay", REPLAYS.values(), ids=REPLAYS.keys())
@@ -162,28 +150,23 @@ def test_a_batch_over_ten_thousand_requests_is_refused(arena: Arena) -> None:
     arena.refused(BATCH, "22023", params)
 
 
-PLANT_OPERATORS: Final[tuple[LiteralString, ...]] = (
-    "CREATE FUNCTION pg_temp.always(jsonb, jsonb) RETURNS boolean LANGUAGE sql AS 'SELECT true'",
-    "CREATE OPERATOR pg_temp.= (LEFTARG = jsonb, RIGHTARG = jsonb, FUNCTION = pg_temp.always)",
-    "CREATE FUNCTION pg_temp.always(text, text) RETURNS boolean LANGUAGE sql AS 'SELECT true'",
-    "CREATE OPERATOR pg_temp.= (LEFTARG = text, RIGHTARG = text, FUNCTION = pg_temp.always)",
-    (
-        "CREATE TEMP TABLE outbox_idempotency_keys"
-        " (rail_type text, idempotency_key text, instruction_id text, outbox_id uuid)"
-    ),
-    "SET LOCAL search_path = pg_temp, pg_catalog, public",
+SHADOW_REGISTRY: Final[LiteralString] = (
+    "CREATE TEMP TABLE outbox_idempotency_keys"
+    " (rail_type text, idempotency_key text, instruction_id text, outbox_id uuid)"
 )
 
 
-def test_operators_planted_in_pg_temp_do_not_make_a_changed_replay_equal(arena: Arena) -> None:
-    """Always-true `=` for jsonb and text and a shadow key registry, first on the path: still P7001.
+def test_operators_planted_in_pg_temp_do_not_make_a_changed_replay_equal(
+    arena: Arena, planted_pg_temp: list[tuple[LiteralString, Params]]
+) -> None:
+    """Always-true `=` for jsonb and text and an empty shadow key registry: still P7001.
 
     pg_temp is the one schema every login may create in; the functions pin their search_path
     and PostgreSQL never looks for functions or operators in pg_temp.
     """
-    steps = [(plant, None) for plant in PLANT_OPERATORS]
     raise_amount = replay_of(arena.seeded.held, payload='{"amount": "1000000.00"}')
-    arena.script_refused("P7001", *steps, (ENQUEUE, raise_amount))
+    steps = [*planted_pg_temp, (SHADOW_REGISTRY, None), (ENQUEUE, raise_amount)]
+    arena.script_refused("P7001", *steps)
 
 
 def test_a_forged_wake_up_costs_relayers_one_empty_claim_and_writes_nothing(arena: Arena) -> None:
