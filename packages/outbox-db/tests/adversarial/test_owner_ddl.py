@@ -41,13 +41,14 @@ APPEND_ONLY: Final = "payment_outbox_attempts_append_only"
 LEDGER_TRIGGER_ENABLED: Final[LiteralString] = (
     "SELECT tgenabled = 'O' FROM pg_catalog.pg_trigger WHERE tgname = %s"
 )
-FORGE_DISPATCHING: Final[LiteralString] = """
-INSERT INTO public.payment_outbox_attempts (outbox_id, instruction_id, participant_id,
-    sequence_id, idempotency_key, rail_type, payload, attempt_no, state)
-SELECT outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
-    payload, attempt_count + 1, 'DISPATCHING'
-FROM public.payment_outbox_pending WHERE claimed_by = 'worker-held'
-"""
+FORGE_DISPATCHING: Final[LiteralString] = (
+    # guardrails: allow OBX006 -- the owner's attack the regression verdict must catch
+    "INSERT INTO public.payment_outbox_attempts (outbox_id, instruction_id, participant_id,"
+    " sequence_id, idempotency_key, rail_type, payload, attempt_no, state)"
+    " SELECT outbox_id, instruction_id, participant_id, sequence_id, idempotency_key,"
+    " rail_type, payload, attempt_count + 1, 'DISPATCHING'"
+    " FROM public.payment_outbox_pending WHERE claimed_by = 'worker-held'"
+)
 FORGE_DISPATCHED: Final[LiteralString] = FORGE_DISPATCHING.replace("'DISPATCHING'", "'DISPATCHED'")
 TAMPER_LEDGER: Final[LiteralString] = (
     "UPDATE public.payment_outbox_attempts SET rail_reference = 'forged' WHERE state = 'FAILED'"
