@@ -34,7 +34,7 @@ TEST_ENV = {"OUTBOX_DB_TESTONLY": "1"}
 
 
 def tests_of(tier: str) -> list[str]:
-    """Each package's test folders of one tier ("unit" or "integration"), then tests/'s.
+    """Each package's test folders of one tier ("unit", "integration", ...), then tests/'s.
 
     The root tests/ holds what spans packages: the example service, the docs, every CLI.
     """
@@ -150,6 +150,14 @@ def run_integration(session: nox.Session, url: str) -> None:
     run_pytest(session, "integration", "--outbox-require-db", env={"DATABASE_URL": url})
 
 
+ADVERSARIAL = "adversarial"  # a tier of its own: tests_of("integration") never collects it
+
+
+def run_adversarial(session: nox.Session, url: str) -> None:
+    """Each actor of docs/threat-model.md attacks the outbox; fails if no DB-backed test passed."""
+    run_pytest(session, ADVERSARIAL, "--outbox-require-db", env={"DATABASE_URL": url})
+
+
 def run_regression(session: nox.Session, url: str) -> None:
     """The DISPATCHING count of the database the proofs ran in: it must be 0."""
     session.run("outbox-db", "regression", "--url", url)
@@ -163,7 +171,7 @@ def run_evidence(session: nox.Session, url: str) -> None:
             "generate",
             "--url",
             url,
-            *(f"--junit={JUNIT / f'{tier}.xml'}" for tier in ("unit", "integration")),
+            *(f"--junit={JUNIT / f'{tier}.xml'}" for tier in ("unit", "integration", ADVERSARIAL)),
         )
     finally:
         session.run("outbox-evidence", "verify")
@@ -206,6 +214,12 @@ def unit(session: nox.Session) -> None:
 def integration(session: nox.Session) -> None:
     """Step 3: DB-backed proofs on DATABASE_URL or an embedded PostgreSQL."""
     run_on_database(session, run_integration)
+
+
+@nox.session
+def adversarial(session: nox.Session) -> None:
+    """After integration in the gate: the attacks of packages/outbox-db/tests/adversarial."""
+    run_on_database(session, run_adversarial)
 
 
 @nox.session
@@ -367,6 +381,7 @@ STEPS = [
     Step("guardrails", run_guardrails),
     Step("unit", run_unit),
     Step("integration", run_integration, needs_database=True),
+    Step("adversarial", run_adversarial, needs_database=True),
     Step("regression", run_regression, needs_database=True),
     Step("evidence", run_evidence, needs_database=True),
     Step("upload", run_upload),
