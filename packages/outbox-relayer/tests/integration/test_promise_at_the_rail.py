@@ -15,7 +15,6 @@ request's key and the SHA-256 of its body, so the assertions are what the rail s
 from __future__ import annotations
 
 import hashlib
-import random
 from decimal import Decimal
 from typing import TYPE_CHECKING, Final, LiteralString
 
@@ -25,15 +24,10 @@ from outbox_db import IdempotencyConflict, OutboxStore
 from outbox_db.testonly import query_no_role
 from outbox_db.testonly.factories import make_request
 from outbox_relayer import (
-    Backoff,
-    HttpRail,
-    RailEndpoint,
     RailSimulator,
-    Relayer,
-    RelayerSettings,
-    Signals,
     read_request_log,
 )
+from relaying import drain
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -52,23 +46,6 @@ INSERT INTO public.payment_outbox_pending
 VALUES ('ins-deep', 'participant-deep', 1, 'key-deep', 'rtp',
     ('{"a":' || repeat('[', 2000) || repeat(']', 2000) || '}')::jsonb)
 """
-
-
-def drain(store: OutboxStore, simulator: RailSimulator) -> None:
-    """One relayer, as `outbox-relayer run` builds it, relays until nothing is due."""
-    endpoint = RailEndpoint(rail_type=RAIL, url=simulator.payments_url, timeout_seconds=10.0)
-    with HttpRail(endpoint) as rail:
-        relayer = Relayer(
-            store,
-            rails={RAIL: rail},
-            signals=Signals(),
-            settings=RelayerSettings(worker_id="relayer-1", shutdown_grace_seconds=5.0),
-            backoff=Backoff(rng=random.Random(1)),  # noqa: S311 - jitter, not secrecy
-        )
-        try:
-            relayer.drain()
-        finally:
-            relayer.shut_down()
 
 
 def sha256(body: bytes) -> str:
@@ -90,7 +67,7 @@ def test_a_key_reaches_the_rail_for_one_payment_only(
     assert refused.value.sqlstate == "P7001"
 
     with RailSimulator(log_path=tmp_path / "rail.jsonl") as simulator:
-        drain(outbox_store, simulator)
+        drain(outbox_store, simulator, rail_type=RAIL)
 
     log = read_request_log(simulator.log_path)
     assert [(line.idempotency_key, line.status) for line in log] == [(first.idempotency_key, 201)]
@@ -110,7 +87,7 @@ def test_money_reaches_the_rail_digit_for_digit(outbox_store: OutboxStore, tmp_p
     outbox_store.enqueue(make_request(rail_type=RAIL, payload=payload))
 
     with RailSimulator(log_path=tmp_path / "rail.jsonl") as simulator:
-        drain(outbox_store, simulator)
+        drain(outbox_store, simulator, rail_type=RAIL)
 
     (sent,) = read_request_log(simulator.log_path)
     expected = (
@@ -130,7 +107,7 @@ def test_an_undecodable_payload_fails_alone_and_never_reaches_the_rail(
     query_no_role(outbox_database.url, DEEP_ITEM)
 
     with RailSimulator(log_path=tmp_path / "rail.jsonl") as simulator:
-        drain(outbox_store, simulator)
+        drain(outbox_store, simulator, rail_type=RAIL)
 
     log = read_request_log(simulator.log_path)
     assert sorted(line.idempotency_key or "" for line in log) == sorted(

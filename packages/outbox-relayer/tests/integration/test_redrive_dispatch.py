@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import random
 from typing import TYPE_CHECKING, Final, LiteralString
 
 from outbox_db import OutboxStore, Role
@@ -17,16 +16,11 @@ from outbox_db.payloads import canonical_json
 from outbox_db.testonly import query_no_role
 from outbox_db.testonly.factories import make_request
 from outbox_relayer import (
-    Backoff,
     Faults,
-    HttpRail,
-    RailEndpoint,
     RailSimulator,
-    Relayer,
-    RelayerSettings,
-    Signals,
     read_request_log,
 )
+from relaying import drain
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -41,23 +35,6 @@ FROM public.payment_outbox_attempts ORDER BY completed_at, attempt_no
 RETRY_CEILING_ONE: LiteralString = "UPDATE public.payment_outbox_settings SET max_attempts = 1"
 
 
-def drain(store: OutboxStore, simulator: RailSimulator, worker_id: str) -> None:
-    """One relayer, as `outbox-relayer run` builds it, relays until nothing is due."""
-    endpoint = RailEndpoint(rail_type=RAIL, url=simulator.payments_url, timeout_seconds=10.0)
-    with HttpRail(endpoint) as rail:
-        relayer = Relayer(
-            store,
-            rails={RAIL: rail},
-            signals=Signals(),
-            settings=RelayerSettings(worker_id=worker_id, shutdown_grace_seconds=5.0),
-            backoff=Backoff(rng=random.Random(1)),  # noqa: S311 - jitter, not secrecy
-        )
-        try:
-            relayer.drain()
-        finally:
-            relayer.shut_down()
-
-
 def test_a_redriven_item_is_dispatched_with_the_derived_key(
     outbox_database: Database, outbox_store: OutboxStore, tmp_path: Path
 ) -> None:
@@ -70,11 +47,11 @@ def test_a_redriven_item_is_dispatched_with_the_derived_key(
             RailSimulator(faults=Faults(fail_rate=1.0), log_path=tmp_path / "down.jsonl")
         )
         recovered = stack.enter_context(RailSimulator(log_path=tmp_path / "recovered.jsonl"))
-        drain(outbox_store, down, "relayer-during-outage")
+        drain(outbox_store, down, rail_type=RAIL, worker_id="relayer-during-outage")
         with OutboxStore.connect(outbox_database.url, role=Role.OPERATOR) as operator:
             redrive = operator.redrive(failed_id, reason="rail outage over")
 
-        drain(outbox_store, recovered, "relayer-after-outage")
+        drain(outbox_store, recovered, rail_type=RAIL, worker_id="relayer-after-outage")
 
     derived = f"outbox:redrive:{failed_id}"
     (sent,) = read_request_log(recovered.log_path)
