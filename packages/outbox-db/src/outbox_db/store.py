@@ -194,11 +194,11 @@ class OutboxStore:
 
     def enqueue(self, request: EnqueueRequest) -> EnqueueResult:
         """Create the item for `request` in its own transaction, or return the existing one."""
-        payload = _payload_param(request.payload)
-        params = attrs.asdict(request, recurse=False) | {"payload": payload}
+        params = _enqueue_params(request)
         # psycopg's pipeline can stall on a message larger than the socket's buffers (the
         # server waits for the rest of it, the client for results): large payloads go
         # statement by statement, one round trip each.
+        payload = params["payload"]
         pipelined = len(payload.obj) <= _PIPELINED_PAYLOAD_BYTES
         (result,) = self._fetch("enqueue", params, EnqueueResult, pipelined=pipelined)
         return result
@@ -456,7 +456,7 @@ def _arrays(
     return {array: [row[field] for row in rows] for array, field in arrays}
 
 
-def _enqueue_params(request: EnqueueRequest) -> dict[str, object]:
+def _enqueue_params(request: EnqueueRequest) -> dict[str, Any]:
     return attrs.asdict(request, recurse=False) | {"payload": _payload_param(request.payload)}
 
 
