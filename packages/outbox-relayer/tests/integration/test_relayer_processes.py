@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Final, LiteralString
 import pytest
 
 from outbox_db import AttemptState, OutboxStore, Role
-from outbox_db.testonly import expire_lease, query_no_role
+from outbox_db.testonly import expire_lease, query_no_role, retried
 from outbox_db.testonly.factories import leased_item, make_request
 from outbox_relayer import (
     Faults,
@@ -289,7 +289,8 @@ def kill_holding_an_answered_lease(
     """
 
     def holds_an_answered_lease() -> bool:
-        held = {key for (key,) in query_no_role(url, HELD_KEYS, [worker_id])}
+        # A SERIALIZABLE default may cancel this read as a pivot (40001): read again.
+        held = {key for (key,) in retried(lambda: query_no_role(url, HELD_KEYS, [worker_id]))}
         return bool(held & answered.poll())
 
     wait_until(

@@ -37,14 +37,17 @@ def queue_locked(url: str) -> Iterator[None]:
 
 
 def retried(transaction: Callable[[], T]) -> T:
-    """`transaction()`, run again while it raises RetryableConflict, as every caller must.
+    """`transaction()`, run again while it raises a serialization failure (40001).
 
     Under REPEATABLE READ or SERIALIZABLE a racer may get 40001 where READ COMMITTED waits and
-    carries on; the outbox's promise is that the retry then gives READ COMMITTED's answer.
+    carries on; the outbox's promise is that the retry then gives READ COMMITTED's answer. A
+    deadlock (40P01, also RetryableConflict) is raised: proofs that no order deadlocks must
+    see it.
     """
     for _ in range(RETRIES):
         try:
             return transaction()
-        except RetryableConflict:
-            continue
+        except RetryableConflict as conflict:
+            if conflict.sqlstate != "40001":
+                raise
     return transaction()
