@@ -199,7 +199,8 @@ def wait_until(
 ) -> None:
     """Poll until `condition` holds; fail naming `what` on the deadline or if a process died."""
     ends = time.monotonic() + seconds
-    while not condition():
+    # A SERIALIZABLE default may cancel a poll's read as a pivot (40001): read again.
+    while not retried(condition):
         if dead := [process for process in watch if not process.alive]:
             pytest.fail(f"{dead[0].describe()}\nexited while waiting for {what}")
         if time.monotonic() > ends:
@@ -289,8 +290,7 @@ def kill_holding_an_answered_lease(
     """
 
     def holds_an_answered_lease() -> bool:
-        # A SERIALIZABLE default may cancel this read as a pivot (40001): read again.
-        held = {key for (key,) in retried(lambda: query_no_role(url, HELD_KEYS, [worker_id]))}
+        held = {key for (key,) in query_no_role(url, HELD_KEYS, [worker_id])}
         return bool(held & answered.poll())
 
     wait_until(
