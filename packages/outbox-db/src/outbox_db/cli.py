@@ -301,16 +301,48 @@ def embedded_group() -> None:
     """A throwaway PostgreSQL server from this machine's binaries (for development)."""
 
 
+def _server_settings(
+    _context: click.Context, _parameter: click.Parameter, values: tuple[str, ...]
+) -> dict[str, str]:
+    """`name=value` pairs as a mapping; a pair without `=` is a usage error."""
+    settings: dict[str, str] = {}
+    for pair in values:
+        name, equals, value = pair.partition("=")
+        if not equals or not name.strip():
+            msg = f"{pair!r} is not name=value"
+            raise click.BadParameter(msg)
+        settings[name.strip()] = value
+    return settings
+
+
 @embedded_group.command()
 @dir_option
 @click.option("--durable/--fast", default=True, help="fsync on (default) or off for speed.")
-def up(directory: Path, *, durable: bool) -> None:
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="NAME=VALUE",
+    callback=_server_settings,
+    help=(
+        "A server setting for every session, given to the server when it starts "
+        "(repeatable), e.g. --set 'default_transaction_isolation=repeatable read'. "
+        "A server already running in --dir is refused: stop it first."
+    ),
+)
+def up(directory: Path, *, durable: bool, settings: dict[str, str]) -> None:
     """Start the server (creating it if needed) and print its URL."""
 
     def run() -> None:
         server = embedded.attach(directory)
+        if server.is_running() and settings:
+            msg = (
+                f"a server is already running in {directory}; --set applies when it starts "
+                f"(stop it with 'outbox-db embedded down --dir {directory}')"
+            )
+            raise click.ClickException(msg)
         if not server.is_running():
-            server = embedded.start(directory, durable=durable)
+            server = embedded.start(directory, durable=durable, settings=settings)
         click.echo(server.url)
 
     _fail_clearly(run)

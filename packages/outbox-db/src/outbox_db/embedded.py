@@ -12,6 +12,7 @@ import contextlib
 import os
 import pwd
 import re
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -25,7 +26,15 @@ from outbox_db.errors import EmbeddedServerError
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
 
-__all__ = ["EmbeddedServer", "attach", "embedded_server", "find_bindir", "start", "stop"]
+__all__ = [
+    "EmbeddedServer",
+    "attach",
+    "embedded_server",
+    "find_bindir",
+    "server_flags",
+    "start",
+    "stop",
+]
 
 DEBIAN_BINARIES: Final = Path("/usr/lib/postgresql")
 UNPRIVILEGED_USERS: Final = ("postgres", "outbox-postgres")
@@ -102,13 +111,22 @@ def start(
         _initdb(server, durable=durable)
     options = {**BASE_SETTINGS, "unix_socket_directories": f"'{base}'", "port": str(PORT)}
     options |= {} if durable else FAST_SETTINGS
-    options |= settings or {}
-    flags = " ".join(f"-c {name}={value}" for name, value in options.items())
+    flags = " ".join(
+        [f"-c {name}={value}" for name, value in options.items()] + server_flags(settings or {})
+    )
     log = base / "server.log"
     _check(
         server, ["pg_ctl", "start", "-w", "-D", str(server.data_dir), "-l", str(log), "-o", flags]
     )
     return server
+
+
+def server_flags(settings: Mapping[str, str]) -> list[str]:
+    """`-c name=value` for each setting, quoted for the shell pg_ctl starts the server with.
+
+    A value may hold spaces (`default_transaction_isolation=repeatable read`).
+    """
+    return [f"-c {shlex.quote(f'{name}={value}')}" for name, value in settings.items()]
 
 
 def stop(server: EmbeddedServer) -> None:

@@ -28,7 +28,7 @@ from outbox_db import (
     Outcome,
 )
 from outbox_db.store import MAX_ENQUEUE_BATCH
-from outbox_db.testonly import outbox_rows, query_no_role
+from outbox_db.testonly import outbox_rows, query_no_role, retried
 from outbox_db.testonly.factories import make_request
 
 if TYPE_CHECKING:
@@ -204,9 +204,19 @@ def test_racing_batches_over_shared_participants_never_deadlock_and_stay_gapless
     def enqueue_batch(seed: int) -> list[EnqueueResult]:
         rng = random.Random(seed)  # noqa: S311 - test data, not secrecy
         requests = [make_request(participant_id=rng.choice(PARTICIPANTS)) for _ in range(200)]
-        with store.transaction() as transaction:
-            barrier.wait()
-            return transaction.enqueue_many(requests)
+        released = False
+
+        def attempt() -> list[EnqueueResult]:
+            nonlocal released
+            with store.transaction() as transaction:
+                if not released:
+                    barrier.wait()
+                    released = True
+                return transaction.enqueue_many(requests)
+
+        # Retried on 40001 (never on a deadlock), as a caller must: under REPEATABLE READ or
+        # SERIALIZABLE a batch that waited for a sequence row gets 40001.
+        return retried(attempt)
 
     with (
         OutboxStore.connect(

@@ -27,7 +27,7 @@ from outbox_db import (
     Outcome,
     RetryableConflict,
 )
-from outbox_db.testonly import outbox_rows, query_no_role
+from outbox_db.testonly import outbox_rows, query_no_role, retried
 from outbox_db.testonly.factories import make_request
 
 if TYPE_CHECKING:
@@ -102,12 +102,20 @@ def enqueue_together(
         correlation_id = f"{label}-caller{index:02d}-{uuid.uuid4().hex[:8]}"
         threading.current_thread().name = correlation_id
         backend_pid, released = -1, False
-        try:
+
+        def attempt() -> EnqueueResult:
+            nonlocal backend_pid, released
             with store.transaction() as tx:
-                backend_pid = tx.connection.info.backend_pid
-                barrier.wait()
-                released = True
-                result = tx.enqueue(request)
+                if not released:  # the first attempt's connection is the caller's own
+                    backend_pid = tx.connection.info.backend_pid
+                    barrier.wait()
+                    released = True
+                return tx.enqueue(request)
+
+        try:
+            # Retried on 40001, as a caller must: under REPEATABLE READ or SERIALIZABLE a
+            # racer gets 40001 where READ COMMITTED waits; the retry must give the same answer.
+            result = retried(attempt)
         except Exception as error:  # noqa: BLE001 - every failure is reported with its caller
             if not released:
                 barrier.abort()  # never leave the other callers waiting for one that failed

@@ -32,7 +32,7 @@ from outbox_db import (
     RetryableConflict,
     migrate,
 )
-from outbox_db.testonly import outbox_rows, query_no_role
+from outbox_db.testonly import outbox_rows, query_no_role, retried
 from outbox_db.testonly.factories import make_request
 
 if TYPE_CHECKING:
@@ -132,12 +132,21 @@ def test_concurrent_instructions_racing_for_one_key_make_one_item(
     barrier = threading.Barrier(RACERS, timeout=30)
 
     def race(request: EnqueueRequest) -> EnqueueResult | Exception:
-        with store.transaction() as tx:
-            barrier.wait()
-            try:
-                return tx.enqueue(request)
-            except IdempotencyConflict as error:
-                return error
+        released = False
+
+        def attempt() -> EnqueueResult | Exception:
+            nonlocal released
+            with store.transaction() as tx:
+                if not released:
+                    barrier.wait()
+                    released = True
+                try:
+                    return tx.enqueue(request)
+                except IdempotencyConflict as error:
+                    return error
+
+        # Retried on 40001, as a caller must (a REPEATABLE READ or SERIALIZABLE default).
+        return retried(attempt)
 
     with (
         OutboxStore.connect(outbox_database.url, min_size=RACERS, max_size=RACERS) as store,
@@ -171,7 +180,8 @@ def test_a_batch_racing_a_single_enqueue_of_the_same_request_gets_its_item(
             OutboxStore.connect(outbox_database.url) as batch_store,
             ThreadPoolExecutor(max_workers=1) as thread,
         ):
-            batch = thread.submit(batch_store.enqueue_many, [request])
+            # Retried on 40001, as a caller must (a REPEATABLE READ or SERIALIZABLE default).
+            batch = thread.submit(retried, lambda: batch_store.enqueue_many([request]))
             wait_for_lock_waiters(outbox_database.url, 1)
             single.connection.commit()
             (theirs,) = batch.result(timeout=WAIT_SECONDS)

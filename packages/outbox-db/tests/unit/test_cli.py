@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 from click.testing import CliRunner
 
+from outbox_db import embedded
 from outbox_db.cli import main
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 COMMANDS = [
     [],
@@ -98,3 +104,53 @@ def test_bad_arguments_are_usage_errors_before_any_connection(
     assert result.exit_code == 2, result.output
     assert complaint in result.output
     assert "database unavailable" not in result.output
+
+
+class _StoppedServer:
+    """An embedded server that is not running, whose start is recorded instead of run."""
+
+    url = "postgresql://postgres@/postgres?host=/tmp/x&port=5432"
+
+    def __init__(self, *, running: bool = False) -> None:
+        self.running = running
+        self.started_with: dict[str, object] = {}
+
+    def is_running(self) -> bool:
+        return self.running
+
+    def start(self, _directory: object, **options: object) -> _StoppedServer:
+        self.started_with = options
+        return self
+
+
+def test_embedded_up_passes_each_set_to_the_server(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """--set NAME=VALUE, repeated, reaches the server's start as settings (spaces kept)."""
+    server = _StoppedServer()
+    monkeypatch.setattr(embedded, "attach", lambda _directory: server)
+    monkeypatch.setattr(embedded, "start", server.start)
+    arguments = ["embedded", "up", "--fast", "--dir", str(tmp_path)]
+    arguments += ["--set", "default_transaction_isolation=repeatable read", "--set", "a.b=c=d"]
+
+    result = CliRunner().invoke(main, arguments)
+
+    assert result.exit_code == 0, result.output
+    expected = {"default_transaction_isolation": "repeatable read", "a.b": "c=d"}
+    assert {"durable": False, "settings": expected} == server.started_with
+
+
+@pytest.mark.parametrize(("pair", "running"), [("no-equals", False), ("fsync=off", True)])
+def test_embedded_up_refuses_a_set_it_cannot_apply(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, pair: str, *, running: bool
+) -> None:
+    """A pair without `=` is a usage error (2); a server already running is not restarted (1)."""
+    server = _StoppedServer(running=running)
+    monkeypatch.setattr(embedded, "attach", lambda _directory: server)
+    monkeypatch.setattr(embedded, "start", server.start)
+
+    result = CliRunner().invoke(main, ["embedded", "up", "--dir", str(tmp_path), "--set", pair])
+
+    assert result.exit_code == (1 if running else 2), result.output
+    assert "already running" in result.output if running else "not name=value" in result.output
+    assert server.started_with == {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import TYPE_CHECKING
 
 import pytest
@@ -44,3 +45,13 @@ def test_stop_refuses_to_delete_a_directory_that_is_not_a_server(tmp_path: Path)
         embedded.stop(server)
 
     assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+def test_a_setting_with_a_space_reaches_the_server_as_one_argument() -> None:
+    """pg_ctl hands the flags to a shell: `repeatable read` must stay one value."""
+    flags = embedded.server_flags(
+        {"default_transaction_isolation": "repeatable read", "work_mem": "8MB"}
+    )
+
+    expected = ["-c", "default_transaction_isolation=repeatable read", "-c", "work_mem=8MB"]
+    assert expected == shlex.split(" ".join(flags))

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Final, LiteralString
 import pytest
 
 from outbox_db import AttemptState, OutboxStore, Role
-from outbox_db.testonly import expire_lease, query_no_role
+from outbox_db.testonly import expire_lease, query_no_role, retried
 from outbox_db.testonly.factories import leased_item, make_request
 from outbox_relayer import (
     Faults,
@@ -199,7 +199,8 @@ def wait_until(
 ) -> None:
     """Poll until `condition` holds; fail naming `what` on the deadline or if a process died."""
     ends = time.monotonic() + seconds
-    while not condition():
+    # A SERIALIZABLE default may cancel a poll's read as a pivot (40001): read again.
+    while not retried(condition):
         if dead := [process for process in watch if not process.alive]:
             pytest.fail(f"{dead[0].describe()}\nexited while waiting for {what}")
         if time.monotonic() > ends:
