@@ -66,26 +66,33 @@ ALTER TABLE public.outbox_rail_ordering
 -- every locale. One call per array, so a check of 10,000 values costs one function call.
 CREATE FUNCTION public.outbox_control_character_at(p_values text[])
 RETURNS bigint
-LANGUAGE sql
+LANGUAGE plpgsql
 IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $function$
-    SELECT min(v.position)
-    FROM unnest(p_values) WITH ORDINALITY AS v(value, position)
-    WHERE v.value ~ '[\u0001-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]';
+BEGIN
+    RETURN (
+        SELECT min(v.position)
+        FROM unnest(p_values) WITH ORDINALITY AS v(value, position)
+        WHERE v.value ~ '[\u0001-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]'
+    );
+END
 $function$;
 
 -- The position of the first of p_values that is no acceptable identifier, or null. An
 -- identifier is present, at most 255 characters, without control characters, and not made
 -- only of White_Space or Default_Ignorable code points (Unicode's DerivedCoreProperties;
--- listed here, not taken from the locale).
+-- listed here, not taken from the locale). PL/pgSQL, as the function above: a SQL function
+-- with a SET clause is never inlined and cost twice as much (measured: one identifier checked
+-- through outbox_require_text in 10 us, against 15 to 27 us, and 3 us for 0003's check).
 CREATE FUNCTION public.outbox_invalid_identifier_at(p_values text[])
 RETURNS bigint
-LANGUAGE sql
+LANGUAGE plpgsql
 IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $function$
-    SELECT least(
+BEGIN
+    RETURN least(
         public.outbox_control_character_at(p_values),
         (
             SELECT min(v.position)
@@ -98,6 +105,7 @@ AS $function$
             )
         )
     );
+END
 $function$;
 
 -- 0003's check, with the predicate above.

@@ -19,6 +19,7 @@ from outbox_db.errors import (
     RetryableConflict,
     TerminalAlreadyRecorded,
     UnknownItem,
+    retry_serialization_failures,
 )
 from outbox_db.migrate import MigrationReport, migrate
 from outbox_db.records import (
@@ -83,4 +84,5 @@ __all__ = [
     "TerminalAlreadyRecorded",
     "UnknownItem",
     "migrate",
+    "retry_serialization_failures",
 ]

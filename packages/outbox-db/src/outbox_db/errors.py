@@ -7,9 +7,14 @@ production: it never contains SQL or parameter values. The driver's error stays 
 
 from __future__ import annotations
 
-from typing import ClassVar, Final
+from typing import TYPE_CHECKING, ClassVar, Final, TypeVar
 
 import psycopg
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+T = TypeVar("T")
 
 __all__ = [
     "AppendOnlyViolation",
@@ -30,6 +35,7 @@ __all__ = [
     "RetryableConflict",
     "TerminalAlreadyRecorded",
     "UnknownItem",
+    "retry_serialization_failures",
     "sendable_url",
     "translate",
 ]
@@ -127,6 +133,33 @@ class RetryableConflict(OutboxDatabaseError):
     """40001 or 40P01: a serialization failure or deadlock; retry the whole transaction."""
 
     summary = "concurrent transactions conflicted; retry the whole transaction"
+
+
+# How many times in all a transaction is run while it fails with a serialization failure. Each
+# failure means another transaction committed, so n racers fail n - 1 times at most; more is
+# a conflict that never clears.
+SERIALIZATION_ATTEMPTS: Final = 20
+_SERIALIZATION_FAILURE: Final = "40001"
+
+
+def retry_serialization_failures(transaction: Callable[[], T]) -> T:
+    """`transaction()`, run again while it raises a serialization failure (40001).
+
+    Under REPEATABLE READ or SERIALIZABLE, a commit the transaction's snapshot missed (a key,
+    a lease, a lane's next item taken meanwhile) is 40001 where READ COMMITTED waits and
+    carries on; nothing of the failed run was written, and the outbox's promise is that a run
+    in a new transaction gives READ COMMITTED's answer. `transaction` must be the whole
+    transaction, begun and committed inside it. A deadlock (40P01, also RetryableConflict) is
+    raised at once: no order of the outbox's own statements deadlocks, and one that did must
+    be seen. The last attempt's 40001 is raised.
+    """
+    for _ in range(SERIALIZATION_ATTEMPTS - 1):
+        try:
+            return transaction()
+        except RetryableConflict as conflict:
+            if conflict.sqlstate != _SERIALIZATION_FAILURE:
+                raise
+    return transaction()
 
 
 class DatabaseUnavailable(OutboxDatabaseError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
 import attrs
@@ -19,6 +20,7 @@ from outbox_db.errors import (
     UNREADABLE_JSON,
     InvalidInput,
     OutboxError,
+    retry_serialization_failures,
     sendable_url,
     translate,
 )
@@ -204,9 +206,16 @@ class OutboxStore:
         return result
 
     def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[EnqueueResult]:
-        """`OutboxTransaction.enqueue_many` in a transaction of its own: all or nothing."""
-        with self.transaction() as transaction:
-            return transaction.enqueue_many(requests)
+        """`OutboxTransaction.enqueue_many` in a transaction of its own: all or nothing.
+
+        Run again on a serialization failure, like every transaction the store opens itself.
+        """
+
+        def enqueue_all() -> list[EnqueueResult]:
+            with self.transaction() as transaction:
+                return transaction.enqueue_many(requests)
+
+        return retry_serialization_failures(enqueue_all)
 
     def claim(self, worker_id: str, *, batch_size: int, lease_seconds: int) -> list[ClaimedItem]:
         """Lease up to `batch_size` due items to `worker_id` (claim_outbox_batch)."""
@@ -311,11 +320,21 @@ class OutboxStore:
     ) -> list[T]:
         """One statement in its own transaction: BEGIN, role, statement, COMMIT in one round trip.
 
+        The transaction is the store's own, so a serialization failure (40001, under a
+        REPEATABLE READ or SERIALIZABLE default) runs it again: nothing of it was written.
+
         The COMMIT travels with the statement, so the server never waits on this client inside
         the transaction: a paused worker holds no lock. (A pipeline's closing flush request
         disarms the server's idle_in_transaction_session_timeout, so a COMMIT sent after the
         pipeline would leave that wait unguarded.)
         """
+        return retry_serialization_failures(
+            functools.partial(self._fetch_once, name, params, row, pipelined=pipelined)
+        )
+
+    def _fetch_once(
+        self, name: str, params: Mapping[str, object], row: type[T], *, pipelined: bool
+    ) -> list[T]:
         try:
             with self._pool.connection() as connection:
                 cursor: psycopg.Cursor[T] = connection.cursor(row_factory=class_row(row))

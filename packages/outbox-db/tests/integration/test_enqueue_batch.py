@@ -26,9 +26,10 @@ from outbox_db import (
     OutboxStore,
     OutboxTransaction,
     Outcome,
+    retry_serialization_failures,
 )
 from outbox_db.store import MAX_ENQUEUE_BATCH
-from outbox_db.testonly import outbox_rows, query_no_role, retried
+from outbox_db.testonly import outbox_rows, query_no_role
 from outbox_db.testonly.factories import make_request
 
 if TYPE_CHECKING:
@@ -216,7 +217,7 @@ def test_racing_batches_over_shared_participants_never_deadlock_and_stay_gapless
 
         # Retried on 40001 (never on a deadlock), as a caller must: under REPEATABLE READ or
         # SERIALIZABLE a batch that waited for a sequence row gets 40001.
-        return retried(attempt)
+        return retry_serialization_failures(attempt)
 
     with (
         OutboxStore.connect(

@@ -26,8 +26,9 @@ from outbox_db import (
     OutboxTransaction,
     Outcome,
     RetryableConflict,
+    retry_serialization_failures,
 )
-from outbox_db.testonly import outbox_rows, query_no_role, retried
+from outbox_db.testonly import outbox_rows, query_no_role
 from outbox_db.testonly.factories import make_request
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ def enqueue_together(
         try:
             # Retried on 40001, as a caller must: under REPEATABLE READ or SERIALIZABLE a
             # racer gets 40001 where READ COMMITTED waits; the retry must give the same answer.
-            result = retried(attempt)
+            result = retry_serialization_failures(attempt)
         except Exception as error:  # noqa: BLE001 - every failure is reported with its caller
             if not released:
                 barrier.abort()  # never leave the other callers waiting for one that failed

@@ -11,7 +11,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from outbox_db import AttemptState, Outcome
-from outbox_db.testonly import query_no_role, retried
+from outbox_db.testonly import query_no_role
 from outbox_db.testonly.factories import leased_item, make_request
 
 if TYPE_CHECKING:
@@ -163,8 +163,7 @@ def test_concurrent_repairers_never_repair_one_lease_twice(
 
     def repair(worker_id: str) -> None:
         barrier.wait()
-        # Retried on 40001, as the repairer does (a REPEATABLE READ or SERIALIZABLE default).
-        while batch := retried(lambda: outbox_store.repair(worker_id, batch_size=7)):
+        while batch := outbox_store.repair(worker_id, batch_size=7):
             repaired.extend(batch)
 
     threads = [threading.Thread(target=repair, args=(f"repairer-{n}",)) for n in range(3)]

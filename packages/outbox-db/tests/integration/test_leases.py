@@ -17,7 +17,7 @@ from outbox_db import (
     OutboxError,
     Outcome,
 )
-from outbox_db.testonly import expire_lease, query_no_role, retried
+from outbox_db.testonly import expire_lease, query_no_role
 from outbox_db.testonly.factories import leased_item, make_request
 
 if TYPE_CHECKING:
@@ -139,9 +139,8 @@ def test_concurrent_completions_of_one_lease_record_exactly_one(
     def complete(state: AttemptState) -> None:
         barrier.wait()
         try:
-            # Retried on 40001, as a caller must (a REPEATABLE READ or SERIALIZABLE default).
             outcome = Outcome(lease=item.lease, state=state)
-            outcomes.append(retried(lambda: outbox_store.complete("worker-1", outcome)))
+            outcomes.append(outbox_store.complete("worker-1", outcome))
         except OutboxError as error:
             outcomes.append(error)
 
@@ -302,8 +301,7 @@ def test_concurrent_claims_return_disjoint_items(outbox_store: OutboxStore) -> N
 
     def claim(worker_id: str) -> None:
         barrier.wait()
-        # Retried on 40001, as the relayer does (a SERIALIZABLE default).
-        leased = retried(lambda: outbox_store.claim(worker_id, batch_size=15, lease_seconds=30))
+        leased = outbox_store.claim(worker_id, batch_size=15, lease_seconds=30)
         claims[worker_id] = [i.outbox_id for i in leased]
 
     threads = [threading.Thread(target=claim, args=(f"worker-{n}",)) for n in range(4)]

@@ -31,8 +31,9 @@ from outbox_db import (
     Outcome,
     RetryableConflict,
     migrate,
+    retry_serialization_failures,
 )
-from outbox_db.testonly import outbox_rows, query_no_role, retried
+from outbox_db.testonly import outbox_rows, query_no_role
 from outbox_db.testonly.factories import make_request
 
 if TYPE_CHECKING:
@@ -146,7 +147,7 @@ def test_concurrent_instructions_racing_for_one_key_make_one_item(
                     return error
 
         # Retried on 40001, as a caller must (a REPEATABLE READ or SERIALIZABLE default).
-        return retried(attempt)
+        return retry_serialization_failures(attempt)
 
     with (
         OutboxStore.connect(outbox_database.url, min_size=RACERS, max_size=RACERS) as store,
@@ -180,8 +181,7 @@ def test_a_batch_racing_a_single_enqueue_of_the_same_request_gets_its_item(
             OutboxStore.connect(outbox_database.url) as batch_store,
             ThreadPoolExecutor(max_workers=1) as thread,
         ):
-            # Retried on 40001, as a caller must (a REPEATABLE READ or SERIALIZABLE default).
-            batch = thread.submit(retried, lambda: batch_store.enqueue_many([request]))
+            batch = thread.submit(batch_store.enqueue_many, [request])
             wait_for_lock_waiters(outbox_database.url, 1)
             single.connection.commit()
             (theirs,) = batch.result(timeout=WAIT_SECONDS)

@@ -26,7 +26,7 @@ from outbox_db import (
     RetryableConflict,
     Role,
 )
-from outbox_db.testonly import expire_lease, query_no_role, retried
+from outbox_db.testonly import expire_lease, query_no_role
 from outbox_db.testonly.factories import make_request
 
 if TYPE_CHECKING:
@@ -331,7 +331,7 @@ def test_an_item_enqueued_while_its_head_completes_is_released_at_its_commit(
     except RetryableConflict:
         # REPEATABLE READ or SERIALIZABLE: the commit's re-check meets the head deleted after
         # the snapshot (40001, nothing written); the caller's retry must then be due.
-        racer = retried(lambda: outbox_store.enqueue(request))
+        racer = outbox_store.enqueue(request)
 
     assert set(claim(outbox_store)) == {racer.outbox_id}
 
@@ -357,7 +357,7 @@ def test_a_commit_meeting_its_heads_completion_in_flight_waits_for_it(
         except RetryableConflict:
             # REPEATABLE READ or SERIALIZABLE: the commit waited for the head's row, which the
             # completion then deleted (40001, nothing written); the caller's retry must be due.
-            racer[:] = [retried(lambda: outbox_store.enqueue(request))]
+            racer[:] = [outbox_store.enqueue(request)]
 
     enqueuer = threading.Thread(target=enqueue_and_commit_on_signal)
     with psycopg.connect(outbox_database.url) as completing:
@@ -388,9 +388,9 @@ def test_a_batch_that_waited_for_an_earlier_enqueue_of_its_lane_queues_behind_it
     def enqueue_batch() -> None:
         blocked.set()
         request = make_request(participant_id="p1", rail_type=ORDERED)
-        # Retried on 40001, as a caller must (REPEATABLE READ or SERIALIZABLE: the sequence
-        # row the batch waited for was updated after its snapshot).
-        batch.extend(retried(lambda: outbox_store.enqueue_many([request])))
+        # Under REPEATABLE READ or SERIALIZABLE the sequence row the batch waited for was
+        # updated after its snapshot: 40001, which the store retries in a new transaction.
+        batch.extend(outbox_store.enqueue_many([request]))
 
     with outbox_store.transaction() as transaction:
         first = transaction.enqueue(make_request(participant_id="p1", rail_type=ORDERED))

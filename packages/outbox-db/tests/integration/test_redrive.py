@@ -30,7 +30,7 @@ from outbox_db import (
     Role,
     UnknownItem,
 )
-from outbox_db.testonly import outbox_rows, query_as, query_no_role, retried
+from outbox_db.testonly import outbox_rows, query_as, query_no_role
 from outbox_db.testonly.factories import leased_item, make_request
 
 if TYPE_CHECKING:
@@ -231,10 +231,7 @@ def test_a_redrive_racing_an_uncommitted_one_waits_for_it_and_returns_it(
         with psycopg.connect(outbox_database.url) as first_session:
             first_session.execute("SET LOCAL ROLE symphony_operator")
             (first_row,) = first_session.execute(REDRIVE, [failed.outbox_id, "first"]).fetchall()
-            # Retried on 40001, as a caller must (a REPEATABLE READ or SERIALIZABLE default).
-            racing = second_session.submit(
-                retried, lambda: operator.redrive(failed.outbox_id, reason="second")
-            )
+            racing = second_session.submit(operator.redrive, failed.outbox_id, reason="second")
             assert wait_until_a_session_waits_for_a_lock(outbox_database.url), (
                 "the second re-drive must wait for the first, not pass it"
             )
@@ -274,8 +271,7 @@ def test_concurrent_redrives_of_one_item_make_one_item(
 
     def redrive(index: int) -> Redrive:
         barrier.wait()
-        # Retried on 40001, as a caller must (a REPEATABLE READ or SERIALIZABLE default).
-        return retried(lambda: operator.redrive(failed.outbox_id, reason=f"operator {index}"))
+        return operator.redrive(failed.outbox_id, reason=f"operator {index}")
 
     with ThreadPoolExecutor(max_workers=RACERS) as threads:
         results = list(threads.map(redrive, range(RACERS)))

@@ -5,12 +5,16 @@
 -- 0003's predicate: "blank" and "control" as the database's locale classifies them.
 CREATE OR REPLACE FUNCTION public.outbox_invalid_identifier_at(p_values text[])
 RETURNS bigint
-LANGUAGE sql
+LANGUAGE plpgsql
 IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $function$
-    SELECT min(v.position)
-    FROM unnest(p_values) WITH ORDINALITY AS v(value, position)
-    WHERE v.value IS NULL OR length(v.value) > 255 OR v.value !~ '[^[:space:]]'
-        OR v.value ~ '[[:cntrl:]]';
+BEGIN
+    RETURN (
+        SELECT min(v.position)
+        FROM unnest(p_values) WITH ORDINALITY AS v(value, position)
+        WHERE v.value IS NULL OR length(v.value) > 255 OR v.value !~ '[^[:space:]]'
+            OR v.value ~ '[[:cntrl:]]'
+    );
+END
 $function$;

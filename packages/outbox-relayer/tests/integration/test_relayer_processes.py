@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any, Final, LiteralString
 
 import pytest
 
-from outbox_db import AttemptState, OutboxStore, Role
-from outbox_db.testonly import expire_lease, query_no_role, retried
+from outbox_db import AttemptState, OutboxStore, Role, retry_serialization_failures
+from outbox_db.testonly import expire_lease, query_no_role
 from outbox_db.testonly.factories import leased_item, make_request
 from outbox_relayer import (
     Faults,
@@ -200,7 +200,7 @@ def wait_until(
     """Poll until `condition` holds; fail naming `what` on the deadline or if a process died."""
     ends = time.monotonic() + seconds
     # A SERIALIZABLE default may cancel a poll's read as a pivot (40001): read again.
-    while not retried(condition):
+    while not retry_serialization_failures(condition):
         if dead := [process for process in watch if not process.alive]:
             pytest.fail(f"{dead[0].describe()}\nexited while waiting for {what}")
         if time.monotonic() > ends:

@@ -30,7 +30,7 @@ from outbox_db import (
     TerminalAlreadyRecorded,
 )
 from outbox_db.payloads import canonical_json
-from outbox_db.testonly import expire_lease, query_no_role, retried
+from outbox_db.testonly import expire_lease, query_no_role
 from outbox_db.testonly.factories import leased_item, make_request
 from outbox_relayer import (
     Backoff,
@@ -502,9 +502,9 @@ def test_two_completions_of_one_lease_racing_record_exactly_one_terminal_attempt
             start.wait()
             outcome = Outcome(lease=item.lease, state=AttemptState.DISPATCHED, rail_reference=name)
             try:
-                # Retried on 40001, as the relayer does (a REPEATABLE READ or SERIALIZABLE
-                # default): the loser then gets P7002.
-                retried(lambda: store.complete("worker-1", outcome))  # noqa: B023 - called at once
+                # The loser gets P7002 (under REPEATABLE READ or SERIALIZABLE after a 40001
+                # the store retries).
+                store.complete("worker-1", outcome)
             except LeaseLost as lost:
                 results.append((item.outbox_id, name, lost.sqlstate))
             else:

@@ -21,7 +21,7 @@ from outbox_db.testonly._access import (
     query_no_role,
     run_sql_file,
 )
-from outbox_db.testonly._contention import queue_locked, retried
+from outbox_db.testonly._contention import queue_locked
 
 __all__ = [
     "expire_lease",
@@ -29,6 +29,5 @@ __all__ = [
     "query_as",
     "query_no_role",
     "queue_locked",
-    "retried",
     "run_sql_file",
 ]

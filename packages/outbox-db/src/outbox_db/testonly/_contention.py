@@ -1,20 +1,17 @@
-"""Contention on demand (the queue table locked by a session of its own) and its answer (retry)."""
+"""Contention on demand: the queue table locked by a session of its own."""
 
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Final, LiteralString, TypeVar
+from typing import TYPE_CHECKING, LiteralString
 
 import psycopg
 
-from outbox_db.errors import RetryableConflict, translate
+from outbox_db.errors import translate
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
 
-T = TypeVar("T")
-# A proof's racers conflict a handful of times at most; more is a conflict that never clears.
-RETRIES: Final = 20
 
 # EXCLUSIVE blocks every write of the queue (claims, completions, renewals, repairs: each
 # needs ROW SHARE or ROW EXCLUSIVE) while reads (the status view, the ledger) go on.
@@ -34,20 +31,3 @@ def queue_locked(url: str) -> Iterator[None]:
             yield
     except psycopg.Error as error:
         raise translate(error) from error
-
-
-def retried(transaction: Callable[[], T]) -> T:
-    """`transaction()`, run again while it raises a serialization failure (40001).
-
-    Under REPEATABLE READ or SERIALIZABLE a racer may get 40001 where READ COMMITTED waits and
-    carries on; the outbox's promise is that the retry then gives READ COMMITTED's answer. A
-    deadlock (40P01, also RetryableConflict) is raised: proofs that no order deadlocks must
-    see it.
-    """
-    for _ in range(RETRIES):
-        try:
-            return transaction()
-        except RetryableConflict as conflict:
-            if conflict.sqlstate != "40001":
-                raise
-    return transaction()
