@@ -564,9 +564,10 @@ def isolation_levels(session: nox.Session) -> None:
     every session defaults to it: the fixtures', the relayers', the CLIs'. A fresh
     connection must SHOW the level before the proofs run. `-- --smoke` runs the key
     registry, enqueue concurrency, lease, lease repair, ordered delivery, hostile session and
-    terminal guard proofs only; other arguments go to pytest. Left out at every level, for reasons of the
-    harness (ISOLATION_EXCLUDED): the isolation specs (each states its sessions' levels; the
-    gate runs them), the two evidence tests that start servers of their own, and the wheel's
+    terminal guard proofs only; other arguments go to pytest. Left out at every level, for
+    reasons of the harness (ISOLATION_EXCLUDED): the isolation specs (each states its
+    sessions' levels; the gate runs them), the two evidence tests that start servers of their
+    own, and the wheel's
     packaging test. JUnit XML per level in reports/isolation-levels/.
     """
     install(session, "test")
