@@ -567,8 +567,7 @@ def isolation_levels(session: nox.Session) -> None:
     terminal guard proofs only; other arguments go to pytest. Left out at every level, for
     reasons of the harness (ISOLATION_EXCLUDED): the isolation specs (each states its
     sessions' levels; the gate runs them), the two evidence tests that start servers of their
-    own, and the wheel's
-    packaging test. JUnit XML per level in reports/isolation-levels/.
+    own, and the wheel's packaging test. JUnit XML per level in reports/isolation-levels/.
     """
     install(session, "test")
     smoke = "--smoke" in session.posargs
