@@ -16,8 +16,8 @@
 -- enqueue committed. Run early (SET CONSTRAINTS ALL IMMEDIATE) by a transaction that then
 -- idles, that lock made the head's completion wait for a service's open transaction and
 -- lease repair skip the head. Now the re-check waits for a completion in flight but keeps no
--- lock (the wait runs in a subtransaction that is rolled back). Three ways a follower can be
--- missed remain, and each is closed:
+-- lock (the wait runs in a subtransaction that is rolled back). The ways a follower can still
+-- be missed are each closed:
 --   * a completion under REPEATABLE READ or SERIALIZABLE whose snapshot predates an enqueue
 --     of the participant that has committed since: it cannot see the follower, so it fails
 --     with 40001 instead (it probes the participant's sequence row, which every enqueue
