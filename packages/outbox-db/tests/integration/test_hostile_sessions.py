@@ -190,8 +190,9 @@ def test_a_completion_blind_to_a_committed_follower_fails_retryably_and_its_retr
             relayer.execute(COMPLETE_ONE, [head.outbox_id, head.lease.lease_token])
         assert conflict.value.sqlstate == "40001"
         assert isinstance(translate(conflict.value), RetryableConflict)
-        relayer.rollback()
+        relayer.rollback()  # the role went with the transaction: take it again
 
+        relayer.execute("SET ROLE symphony_executor")
         relayer.execute(f"SET TRANSACTION ISOLATION LEVEL {isolation}")
         relayer.execute(COMPLETE_ONE, [head.outbox_id, head.lease.lease_token])
         relayer.commit()
