@@ -138,8 +138,14 @@ def ordered_rail(operator: OutboxStore) -> str:
 
 @contextlib.contextmanager
 def follower_rechecked_early(database: Database) -> Iterator[UUID]:
-    """A service enqueues the next item of p1's lane, runs its re-check now and idles."""
+    """A service enqueues the next item of p1's lane, runs its re-check now and idles.
+
+    READ COMMITTED, whatever the server's default: the interleaving under test is the
+    re-check's lock. (A SERIALIZABLE service may instead fail its commit with 40001, the
+    head's deletion having made it a pivot; retried, its item finds the head gone.)
+    """
     with session(database, Role.PRODUCER) as service:
+        service.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
         follower = OutboxTransaction.join(service).enqueue(
             make_request(participant_id="p1", rail_type=ORDERED)
         )
