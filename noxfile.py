@@ -263,6 +263,7 @@ def proof_controls(session: nox.Session) -> None:
                 "no:cacheprovider",
                 f"--junitxml={CONTROLS / f'{sabotage.stem}.xml'}",
                 *tests_of("integration"),
+                *tests_of(ADVERSARIAL),
                 env=TEST_ENV | {"DATABASE_URL": url, "OUTBOX_SABOTAGE": str(sabotage)},
                 success_codes=[0, 1],  # failing is the point; the summary judges
             )

@@ -2,6 +2,8 @@
 -- proofs: packages/outbox-db/tests/integration/test_leases.py::test_completion_without_the_lease_is_lease_lost
 -- proofs: packages/outbox-db/tests/integration/test_leases.py::test_late_completion_after_repair_is_lease_lost
 -- proofs: packages/outbox-db/tests/integration/test_leases.py::test_completion_after_expiry_is_lease_lost
+-- proofs: packages/outbox-db/tests/adversarial/test_hostile_relayer.py::test_the_token_of_its_own_lease_does_not_open_another_item
+-- proofs: packages/outbox-db/tests/adversarial/test_hostile_relayer.py::test_operators_planted_in_pg_temp_do_not_make_a_wrong_token_match
 -- The shipped definition with its lease predicate replaced by TRUE, so it follows any change.
 DO $sabotage$
 DECLARE
@@ -14,7 +16,7 @@ BEGIN
         v_definition,
         'WHERE p.lease_token = o.lease_token
           AND p.claimed_by = p_worker_id
-          AND (p.lease_expires_at > now()) IS TRUE',
+          AND (p.lease_expires_at > v_now) IS TRUE',
         'WHERE TRUE'
     );
     IF v_sabotaged = v_definition THEN
