@@ -27,6 +27,10 @@
 --     head is waiting behind no live item (outbox_release_stalled_lanes), so such a lane
 --     waits at most one repair interval (5 s by default) instead of forever.
 --
+-- Leases under REPEATABLE READ and SERIALIZABLE. A completion, renewal or release locks its
+-- items first (outbox_lock_items_for_snapshot), so a lease its snapshot cannot see yet is
+-- 40001 (retry) rather than "not held" (P7002): the same answers as READ COMMITTED.
+--
 -- Facts. Times are the clock's at the moment of writing (clock_timestamp(), not the start of
 -- the caller's transaction): a caller holding an old transaction open can no longer record a
 -- completion before its claim or renew a lease the clock has expired (P7002). The database
@@ -189,6 +193,30 @@ BEGIN
 END
 $function$;
 
+-- Under REPEATABLE READ or SERIALIZABLE, the items a lease function is about are locked
+-- first: a change committed since the caller's snapshot (the claim that made the lease, a
+-- completion, a repair) is then 40001, which a run in a new transaction answers as READ
+-- COMMITTED would, instead of a lease the snapshot cannot see read as "not held" (P7002).
+-- FOR UPDATE, the lock the completion takes anyway: two callers sharing a lock they both
+-- then upgrade would deadlock. Under READ COMMITTED each statement sees the latest rows and
+-- this does nothing. (An item enqueued after the snapshot has no row to lock: a transaction
+-- that began before its item existed cannot see its lease at all, and gets P7002.)
+CREATE FUNCTION public.outbox_lock_items_for_snapshot(p_outbox_ids uuid[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $function$
+BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        PERFORM
+        FROM public.payment_outbox_pending AS p
+        WHERE p.outbox_id = ANY (p_outbox_ids)
+        ORDER BY p.outbox_id
+        FOR UPDATE;
+    END IF;
+END
+$function$;
+
 -- latency_ms as recorded, or 22023 when it is longer than the lease it was measured in (the
 -- lease as held when the outcome is recorded, renewals included).
 CREATE FUNCTION public.outbox_require_latency(p_latency_ms integer, p_lease interval)
@@ -314,6 +342,7 @@ BEGIN
     PERFORM public.outbox_require_outcome_text(
         p_rail_references, p_rail_codes, p_error_codes, p_error_messages
     );
+    PERFORM public.outbox_lock_items_for_snapshot(p_outbox_ids);
 
     SELECT st.max_attempts INTO v_max_attempts FROM public.payment_outbox_settings AS st;
 
@@ -418,6 +447,7 @@ DECLARE
 BEGIN
     PERFORM public.outbox_require_text('worker_id', p_worker_id);
     PERFORM public.outbox_require_range('lease_seconds', p_lease_seconds, 1, 3600);
+    PERFORM public.outbox_lock_items_for_snapshot(ARRAY[p_outbox_id]);
     UPDATE public.payment_outbox_pending AS p
     SET lease_expires_at = v_now + make_interval(secs => p_lease_seconds)
     WHERE p.outbox_id = p_outbox_id
@@ -459,6 +489,7 @@ BEGIN
         RAISE EXCEPTION 'outbox_ids and lease_tokens must have the same length'
             USING ERRCODE = '22023', COLUMN = 'lease_tokens';
     END IF;
+    PERFORM public.outbox_lock_items_for_snapshot(p_outbox_ids);
 
     RETURN QUERY
     UPDATE public.payment_outbox_pending AS p
@@ -891,6 +922,7 @@ ALTER FUNCTION public.outbox_control_character_at(text[]) OWNER TO outbox_owner;
 ALTER FUNCTION public.outbox_invalid_identifier_at(text[]) OWNER TO outbox_owner;
 ALTER FUNCTION public.outbox_require_text(text, text) OWNER TO outbox_owner;
 ALTER FUNCTION public.outbox_require_latency(integer, interval) OWNER TO outbox_owner;
+ALTER FUNCTION public.outbox_lock_items_for_snapshot(uuid[]) OWNER TO outbox_owner;
 ALTER FUNCTION public.outbox_require_outcome_text(text[], text[], text[], text[])
     OWNER TO outbox_owner;
 ALTER FUNCTION public.outbox_release_stalled_lanes() OWNER TO outbox_owner;
@@ -911,6 +943,7 @@ REVOKE ALL ON FUNCTION
     public.outbox_invalid_identifier_at(text[]),
     public.outbox_require_text(text, text),
     public.outbox_require_latency(integer, interval),
+    public.outbox_lock_items_for_snapshot(uuid[]),
     public.outbox_require_outcome_text(text[], text[], text[], text[]),
     public.outbox_release_stalled_lanes(),
     public.outbox_recheck_waiting_item(),

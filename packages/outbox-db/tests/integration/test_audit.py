@@ -51,6 +51,7 @@ INTERNAL_FUNCTIONS: Final = frozenset(
         "outbox_enqueue_item",
         "outbox_control_character_at",
         "outbox_invalid_identifier_at",
+        "outbox_lock_items_for_snapshot",
         "outbox_item_of_key",
         "outbox_rail_is_ordered",
         "outbox_recheck_waiting_item",

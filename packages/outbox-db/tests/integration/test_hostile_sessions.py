@@ -204,3 +204,27 @@ def test_a_completion_blind_to_a_committed_follower_fails_retryably_and_its_retr
         relayer.commit()
 
     assert set(claim_all(outbox_store)) == {follower.outbox_id}
+
+
+@pytest.mark.parametrize("isolation", ["REPEATABLE READ", "SERIALIZABLE"])
+def test_a_completion_whose_snapshot_predates_its_claim_fails_retryably_not_as_lease_lost(
+    outbox_database: Database, outbox_store: OutboxStore, isolation: str
+) -> None:
+    """The snapshot sees the item unleased: 40001, nothing written, not a false P7002; the retry records the outcome."""
+    outbox_store.enqueue(make_request())
+    with session(outbox_database, Role.EXECUTOR) as relayer:
+        relayer.execute(f"SET TRANSACTION ISOLATION LEVEL {isolation}")
+        relayer.execute("SELECT 1")  # the snapshot, before the claim
+        (item,) = claim_all(outbox_store).values()
+        with pytest.raises(psycopg.Error) as conflict:
+            relayer.execute(COMPLETE_ONE, [item.outbox_id, item.lease.lease_token])
+        assert conflict.value.sqlstate == "40001"
+        relayer.rollback()
+
+        relayer.execute("SET ROLE symphony_executor")
+        relayer.execute(f"SET TRANSACTION ISOLATION LEVEL {isolation}")
+        (recorded,) = relayer.execute(
+            COMPLETE_ONE, [item.outbox_id, item.lease.lease_token]
+        ).fetchall()
+        relayer.commit()
+    assert recorded == (1, "DISPATCHED")

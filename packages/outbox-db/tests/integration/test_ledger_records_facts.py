@@ -67,9 +67,14 @@ WHERE outbox_id = %s
 
 @pytest.fixture
 def old_transaction(outbox_database: Database) -> Iterator[psycopg.Connection]:
-    """A relayer's transaction that began (and took its now()) a moment ago, still open."""
+    """A relayer's transaction that began (and took its now()) a moment ago, still open.
+
+    READ COMMITTED, whatever the server's default: under REPEATABLE READ a transaction older
+    than the item cannot see its lease at all (P7002, schema 0012's header).
+    """
     with psycopg.connect(outbox_database.url) as connection:
         connection.execute("SET ROLE symphony_executor")
+        connection.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
         connection.execute("SELECT now()")
         time.sleep(0.05)
         yield connection

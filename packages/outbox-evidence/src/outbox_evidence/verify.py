@@ -33,7 +33,11 @@ def verify(directory: Path, manifest_path: Path | None = None) -> list[str]:
 
     The proofs are checked against `manifest_path`, else against the bundle's own copy.
     """
-    if not directory.is_dir():
+    try:
+        is_directory = directory.is_dir()
+    except OSError as error:  # a name the system refuses (too long, say): no bundle there
+        return [f"{directory}: unreadable ({error.strerror})"]
+    if not is_directory:
         return [f"{directory}: not a directory"]
     problems = [
         f"{name}: missing file" for name in [*FILES, CHECKSUMS] if not (directory / name).is_file()

@@ -159,3 +159,9 @@ def test_an_external_manifest_is_checked_instead_of_the_bundle_copy(
 def test_a_directory_that_does_not_exist_is_named(tmp_path: Path) -> None:
     """A wrong path is named, not raised."""
     assert verify(tmp_path / "nowhere") == [f"{tmp_path / 'nowhere'}: not a directory"]
+
+
+def test_a_path_the_system_refuses_is_named(tmp_path: Path) -> None:
+    """A name longer than the file system allows (ENAMETOOLONG) is a problem, not a traceback."""
+    too_long = tmp_path / ("x" * 5000)
+    assert verify(too_long) == [f"{too_long}: unreadable (File name too long)"]
