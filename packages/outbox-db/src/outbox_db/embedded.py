@@ -32,6 +32,7 @@ __all__ = [
     "embedded_server",
     "find_bindir",
     "server_flags",
+    "server_user",
     "start",
     "stop",
 ]
@@ -100,7 +101,7 @@ def start(
     settings: Mapping[str, str] | None = None,
 ) -> EmbeddedServer:
     """Initialise a cluster in `directory` (a new temporary one by default) and start it."""
-    os_user = _server_user()
+    os_user = server_user()
     base = directory or Path(tempfile.mkdtemp(prefix="outbox-pg-", dir=_shared_tmp()))
     server = EmbeddedServer(directory=base, bindir=find_bindir(), os_user=os_user)
     base.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -156,7 +157,7 @@ def embedded_server(
 
 def attach(directory: Path) -> EmbeddedServer:
     """The server previously started in `directory` (for `up`/`url`/`down` by hand)."""
-    return EmbeddedServer(directory=directory, bindir=find_bindir(), os_user=_server_user())
+    return EmbeddedServer(directory=directory, bindir=find_bindir(), os_user=server_user())
 
 
 def _initdb(server: EmbeddedServer, *, durable: bool) -> None:
@@ -182,7 +183,7 @@ def _run_as(server: EmbeddedServer, command: Sequence[str]) -> subprocess.Comple
     )
 
 
-def _server_user() -> str | None:
+def server_user() -> str | None:
     """None (the caller) unless root; as root, an unprivileged user, created if missing."""
     if os.geteuid() != 0:
         return None

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final, LiteralString, cast
 import attrs
 import psycopg
 
+from outbox_db import pooling
 from outbox_db._catalogue import QUERIES
 from outbox_db.errors import MigrationError, sendable_url, translate
 
@@ -80,12 +81,26 @@ def load_migrations() -> list[Migration]:
 def migrate(url: str, *, on_apply: Callable[[str], None] | None = None) -> MigrationReport:
     """Bring the database at `url` to the shipped schema; `on_apply` hears each file applied."""
     migrations = load_migrations()
+    _require_direct(url)
     try:
         with psycopg.connect(sendable_url(url), autocommit=True) as connection:
             connection.execute(QUERIES["migrations_lock"])
             return _apply_pending(connection, migrations, on_apply or (lambda _name: None))
     except psycopg.Error as error:
         raise translate(error) from error
+
+
+def _require_direct(url: str) -> None:
+    """Refuse a pooler: behind one in transaction mode, migrations_lock would hold nothing."""
+    if pooling.probe(url).pooled:
+        msg = (
+            "migrate needs a direct connection to PostgreSQL, and the database URL reaches a "
+            "connection pooler (PgBouncer): in transaction mode the session lock that keeps "
+            "two migrators apart would stay on a server connection the pooler gives to "
+            "others. Point the URL at the server itself for migrate; services and "
+            "relayers may keep using the pooler"
+        )
+        raise MigrationError(msg)
 
 
 def _apply_pending(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import uuid
 from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
 import attrs
@@ -13,7 +14,7 @@ from psycopg.rows import class_row
 from psycopg.types.json import Jsonb, set_json_loads
 from psycopg_pool import ConnectionPool
 
-from outbox_db import payloads
+from outbox_db import payloads, pooling
 from outbox_db._catalogue import QUERIES
 from outbox_db._history import assemble
 from outbox_db.errors import (
@@ -21,7 +22,6 @@ from outbox_db.errors import (
     InvalidInput,
     OutboxError,
     retry_serialization_failures,
-    sendable_url,
     translate,
 )
 from outbox_db.records import (
@@ -44,7 +44,7 @@ from outbox_db.records import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
     from datetime import datetime
     from types import TracebackType
     from uuid import UUID
@@ -55,6 +55,9 @@ T = TypeVar("T")
 APPLICATION_NAME: Final = "outbox-db"
 # Requests per statement of enqueue_many (enqueue_payment_outbox_batch's own limit).
 MAX_ENQUEUE_BATCH: Final = 10_000
+# How long a listener waits for its own probe before it says notifications do not arrive.
+WAKEUP_PROBE_SECONDS: Final = 2.0
+_PROBE_PREFIX: Final = "probe:"
 # Payloads up to this many bytes travel in the single round trip of a pipeline (see enqueue).
 _PIPELINED_PAYLOAD_BYTES: Final = 65_536
 
@@ -67,6 +70,11 @@ class _LeaseExpiry:
 @attrs.frozen
 class _Released:
     outbox_id: UUID
+
+
+@attrs.frozen
+class _Sent:
+    sent: bool
 
 
 @attrs.frozen
@@ -118,9 +126,12 @@ class OutboxTransaction:
 class OutboxStore:
     """A connection pool that acts as one role; each call is one short transaction."""
 
-    def __init__(self, pool: ConnectionPool[Any], *, role: Role | None) -> None:
+    def __init__(
+        self, pool: ConnectionPool[Any], *, role: Role | None, route: pooling.Route
+    ) -> None:
         self._pool = pool
         self._role = role
+        self.route = route
 
     @classmethod
     def connect(
@@ -140,20 +151,19 @@ class OutboxStore:
 
         A service that enqueues passes ``role=Role.PRODUCER``; a relayer ``Role.EXECUTOR``.
 
-        One direct connection is made first so that a wrong URL, a refused connection or a
-        failed login is reported at once with its reason, not as a pool timeout.
+        One connection is made first so that a wrong URL, a refused connection or a failed
+        login is reported at once with its reason, not as a pool timeout; it also finds out
+        whether a pooler answers the URL (PgBouncer), and then nothing is prepared.
         """
-        try:
-            psycopg.connect(sendable_url(url), connect_timeout=max(1, int(timeout))).close()
-        except psycopg.Error as error:
-            raise translate(error) from error
+        route = pooling.probe(url, timeout=timeout)
         pool: ConnectionPool[Any] = ConnectionPool(
             url,
             min_size=min_size,
             max_size=max_size,
             # Not autocommit: the first statement opens the transaction, so BEGIN can travel
             # in the same pipeline as the role switch; the pool commits when a block ends.
-            kwargs={"autocommit": False, "application_name": APPLICATION_NAME},
+            kwargs={"autocommit": False, "application_name": APPLICATION_NAME}
+            | route.connection_options,
             configure=_read_exact_numbers,
             open=False,
             name=APPLICATION_NAME,
@@ -166,7 +176,7 @@ class OutboxStore:
         except Exception:
             pool.close()
             raise
-        return cls(pool, role=role)
+        return cls(pool, role=role, route=route)
 
     def close(self) -> None:
         """Close every connection of the pool."""
@@ -256,10 +266,15 @@ class OutboxStore:
         """Expired leases waiting for repair, counted from the pending table alone (cheap)."""
         return self._fetch("expired_lease_count", {}, _ExpiredLeases)[0].expired_lease_count
 
-    def wakeups(self) -> EnqueueWakeups:
-        """A listener for enqueue notifications, on a connection of its own (not the pool's)."""
+    def wakeups(self, listen_url: str | None = None) -> EnqueueWakeups:
+        """A listener for enqueue notifications, on a connection of its own (not the pool's).
+
+        It connects to `listen_url` when given: behind a pooler in transaction mode LISTEN
+        hears nothing, so a direct URL to the server is how a relayer keeps its wake-ups.
+        """
         conninfo = self._pool.conninfo
-        return EnqueueWakeups(conninfo() if callable(conninfo) else conninfo)
+        url = listen_url or (conninfo() if callable(conninfo) else conninfo)
+        return EnqueueWakeups(url, announce=self._announce_wakeup_probe)
 
     def ledger(self, rail_type: str | None = None) -> list[LedgerAttempt]:
         """Every attempt of `rail_type` (None: of every rail), by outbox_id and attempt_no.
@@ -346,6 +361,9 @@ class OutboxStore:
         except (psycopg.Error, UnicodeEncodeError) as error:
             raise translate(error) from error
 
+    def _announce_wakeup_probe(self, token: str) -> None:
+        self._fetch("announce_wakeup_probe", {"token": token}, _Sent)
+
     def _switch_role(self, connection: psycopg.Connection[Any]) -> None:
         if self._role is not None:
             role = sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(self._role.value))
@@ -393,11 +411,29 @@ class EnqueueWakeups:
     A notification says only "there is new work": the caller claims to find out what. The
     connection is opened on first use; when it breaks, the call raises DatabaseUnavailable
     and the next call reconnects, so a caller that polls on failure never waits forever.
+    `arrive` tests whether notifications reach it at all (behind a pooler in transaction
+    mode they do not).
     """
 
-    def __init__(self, conninfo: str) -> None:
+    def __init__(self, conninfo: str, *, announce: Callable[[str], None]) -> None:
         self._conninfo = conninfo
+        self._announce = announce
         self._connection: psycopg.Connection[Any] | None = None
+
+    def arrive(self, timeout_seconds: float = WAKEUP_PROBE_SECONDS) -> bool:
+        """Whether a notification sent through the store reaches this listener in time.
+
+        Consumes what arrives meanwhile: call it before the first claim, which looks anyway.
+        """
+        token = f"{_PROBE_PREFIX}{uuid.uuid4()}"
+        try:
+            connection = self._listening()
+            self._announce(token)
+            with contextlib.closing(connection.notifies(timeout=timeout_seconds)) as arrived:
+                return any(notify.payload == token for notify in arrived)
+        except psycopg.Error as error:
+            self.close()
+            raise translate(error) from error
 
     def wait(self, timeout_seconds: float) -> bool:
         """Block until a notification arrives (True) or `timeout_seconds` pass (False)."""

@@ -70,6 +70,11 @@ def _settings_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 @main.command()
 @_settings_options
+@click.option(
+    "--listen-database-url",
+    help="A direct PostgreSQL URL for LISTEN, when DATABASE_URL reaches PgBouncer in "
+    "transaction mode (env OUTBOX_LISTEN_DATABASE_URL).",
+)
 @click.option("--rails-file", type=click.Path(path_type=Path), help="env OUTBOX_RAILS_FILE.")
 @click.option(
     "--rail",

@@ -73,14 +73,15 @@ def _identifier(_: object, __: attrs.Attribute[str], value: object) -> None:
         raise ConfigError(msg)
 
 
-def _database_url(_: object, __: attrs.Attribute[Secret], value: object) -> None:
+def _database_url(_: object, field: attrs.Attribute[Any], value: object) -> None:
+    key = field.metadata["env"]
     text = value.reveal().strip() if isinstance(value, Secret) else ""
     if not text:
-        msg = "DATABASE_URL is required"
+        msg = f"{key} is required"
         raise ConfigError(msg)
     if "://" in text and not text.startswith(_DATABASE_URL_SCHEMES):
         # Only the accepted forms are named: the value may hold a password.
-        msg = "DATABASE_URL must be a postgresql:// URL or a libpq key=value string"
+        msg = f"{key} must be a postgresql:// URL or a libpq key=value string"
         raise ConfigError(msg)
 
 
@@ -109,6 +110,10 @@ def _renewal(_: object, __: attrs.Attribute[bool], value: object) -> None:
 
 def _to_secret(value: str | Secret) -> Secret:
     return value if isinstance(value, Secret) else Secret(value)
+
+
+def _to_optional_secret(value: str | Secret | None) -> Secret | None:
+    return None if value is None else _to_secret(value)
 
 
 def _to_path(value: str | Path | None) -> Path | None:
@@ -149,11 +154,19 @@ class RelayerConfig:
     LEASE_REPAIR_BATCH_SIZE, OUTBOX_BATCH_SIZE, OUTBOX_CONCURRENCY, OUTBOX_POLL_INTERVAL_SECONDS,
     OUTBOX_REPAIR_INTERVAL_SECONDS, OUTBOX_RETRY_BASE_SECONDS, OUTBOX_RETRY_CAP_SECONDS,
     OUTBOX_SHUTDOWN_GRACE_SECONDS, OUTBOX_RAILS_FILE, OUTBOX_RAIL_LOOKUP, OUTBOX_WORKER_ID,
-    DATABASE_URL, OUTBOX_METRICS_PORT, OUTBOX_RENEW_LEASES.
+    DATABASE_URL, OUTBOX_LISTEN_DATABASE_URL, OUTBOX_METRICS_PORT, OUTBOX_RENEW_LEASES.
     """
 
     database_url: Secret = attrs.field(
         converter=_to_secret, validator=_database_url, metadata=_env("DATABASE_URL")
+    )
+    # A direct URL for LISTEN when DATABASE_URL reaches a pooler in transaction mode, where
+    # notifications never arrive (the relayer finds out at start and polls instead).
+    listen_database_url: Secret | None = attrs.field(
+        default=None,
+        converter=_to_optional_secret,
+        validator=attrs.validators.optional(_database_url),
+        metadata=_env("OUTBOX_LISTEN_DATABASE_URL"),
     )
     lease_seconds: int = _numeric("LEASE_SECONDS", int, 30, 1, MAX_LEASE_SECONDS)
     lease_repair_batch_size: int = _numeric("LEASE_REPAIR_BATCH_SIZE", int, 100, 1, MAX_BATCH_SIZE)

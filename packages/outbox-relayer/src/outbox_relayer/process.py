@@ -120,6 +120,7 @@ def serve(
             concurrency=config.concurrency,
             lease_seconds=config.lease_seconds,
             renew_leases=config.renew_leases,
+            listen_url_set=config.listen_database_url is not None,
         )
         store = connect(config, stop)
         if store is None:
@@ -148,6 +149,9 @@ def settings_of(config: RelayerConfig) -> RelayerSettings:
         poll_interval_seconds=config.poll_interval_seconds,
         shutdown_grace_seconds=config.shutdown_grace_seconds,
         renew_leases=config.renew_leases,
+        listen_url=None
+        if config.listen_database_url is None
+        else config.listen_database_url.reveal(),
     )
 
 

@@ -72,6 +72,7 @@ class RelayerSettings:
     poll_interval_seconds: float = 1.0
     shutdown_grace_seconds: float = 10.0
     renew_leases: bool = True  # False only in drills: see RelayerConfig.renew_leases
+    listen_url: str | None = attrs.field(default=None, repr=False)  # may hold a password
 
 
 @attrs.define
@@ -133,7 +134,8 @@ class Relayer:
     def run(self, stop: threading.Event) -> None:
         """Relay until `stop` is set, then shut down gracefully (see `shut_down`)."""
         retry = DatabaseRetry(loop=_CYCLE)
-        with self.store.wakeups() as wakeups:
+        with self.store.wakeups(self.settings.listen_url) as wakeups:
+            self._check_wakeups(wakeups)
             while not stop.is_set():
                 try:
                     self.step(wakeups)
@@ -441,6 +443,14 @@ class Relayer:
             )
 
     # --- waiting -------------------------------------------------------------------------------
+
+    def _check_wakeups(self, wakeups: EnqueueWakeups) -> None:
+        """Say once if enqueue notifications do not reach this relayer: then it polls."""
+        try:
+            arrived = wakeups.arrive()
+        except DatabaseUnavailable:
+            return  # the first claim reports the outage; polling covers the wake-ups meanwhile
+        self.signals.wakeups(arrived=arrived, poll_interval=self.settings.poll_interval_seconds)
 
     def _wait(self, wakeups: EnqueueWakeups, stop: threading.Event) -> None:
         """Wait for answers while dispatching; when idle, for an enqueue or the next poll."""

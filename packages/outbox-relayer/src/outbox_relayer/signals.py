@@ -34,6 +34,7 @@ __all__ = [
     "REPAIR_EVENT",
     "SIGNALS_EVENT",
     "TERMINAL_GUARD_EVENT",
+    "WAKEUPS_LOST_EVENT",
     "CycleSignals",
     "Metrics",
     "MetricsUnavailableError",
@@ -46,6 +47,7 @@ SIGNALS_EVENT: Final = "outbox_signals"  # the one line per cycle
 LEASE_LOST_EVENT: Final = "LEASE_LOST_CONCURRENCY_EVENT"
 TERMINAL_GUARD_EVENT: Final = "TERMINAL_GUARD_HIT_EVENT"
 REPAIR_EVENT: Final = "lease_repaired"  # one line per repaired lease
+WAKEUPS_LOST_EVENT: Final = "wakeups_lost"  # enqueue notifications do not arrive: polling
 TERMINAL_INDEX: Final = "payment_outbox_attempts_one_terminal_per_outbox"
 PREVIOUS_STATE: Final = "LEASED"  # what every repaired item was before its repair
 SAMPLE_SIZE: Final = 5  # outbox_ids quoted in a warning; the count covers the rest
@@ -130,6 +132,12 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.wakeups_lost = prom.Gauge(
+            "outbox_relayer_wakeups_lost",
+            "1 when enqueue notifications do not reach this relayer (it polls instead).",
+            registry=self.registry,
+        )
+
     def dispatch(self, rail_type: str, state: str, latency_ms: int) -> None:
         """Record one dispatch: its latency and its outcome."""
         self.dispatch_seconds.labels(rail_type).observe(latency_ms / 1000)
@@ -186,6 +194,19 @@ class Signals:
         """One rail answer, for the dispatch metrics (not a lease-health signal, not logged)."""
         if self.metrics is not None:
             self.metrics.dispatch(rail_type, state, latency_ms)
+
+    def wakeups(self, *, arrived: bool, poll_interval: float) -> None:
+        """Whether a relayer's probe notification reached it; a warning when it did not."""
+        if self.metrics is not None:
+            self.metrics.wakeups_lost.set(0 if arrived else 1)
+        if not arrived:
+            _log.warning(
+                WAKEUPS_LOST_EVENT,
+                reason="a notification sent through DATABASE_URL did not reach the listener "
+                "(a pooler in transaction mode drops them)",
+                fix="set OUTBOX_LISTEN_DATABASE_URL to a direct URL of the server",
+                poll_interval_seconds=poll_interval,
+            )
 
     def flush(self, cycle: str) -> CycleSignals:
         """Close the cycle: log what moved in one line (plus a warning per kind), then reset."""

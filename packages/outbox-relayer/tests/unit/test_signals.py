@@ -316,6 +316,7 @@ def test_metric_names_are_the_documented_ones(registry: CollectorRegistry) -> No
         "outbox_relayer_expired_leases",
         "outbox_relayer_dispatch_seconds",
         "outbox_relayer_dispatch_outcomes",
+        "outbox_relayer_wakeups_lost",
     }
 
 

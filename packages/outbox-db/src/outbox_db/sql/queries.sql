@@ -168,3 +168,12 @@ SELECT public.outbox_expired_lease_count() AS expired_lease_count;
 -- name: listen_enqueued
 -- The channel every new pending item is announced on at commit (0005).
 LISTEN outbox_items_enqueued;
+
+-- name: backend_pid
+-- The server process answering; a pooler (PgBouncer) gives its clients another number.
+SELECT pg_backend_pid();
+
+-- name: announce_wakeup_probe
+-- A notification on the enqueue channel that a listener can recognise by its payload: does
+-- what an enqueue announces reach it? (Listeners take any notification as "claim now".)
+SELECT true AS sent FROM pg_notify('outbox_items_enqueued', %(token)s);

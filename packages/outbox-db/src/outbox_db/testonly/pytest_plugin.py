@@ -29,6 +29,7 @@ from outbox_db.migrate import migrate
 from outbox_db.records import Role
 from outbox_db.store import OutboxStore
 from outbox_db.testonly._access import query_no_role, run_sql_file
+from outbox_db.testonly.pgbouncer import PgBouncer, pgbouncer
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Iterator
@@ -239,6 +240,13 @@ def outbox_shared_database(outbox_server: Server) -> Database:
     migrate(outbox_server.url)
     name = str(conninfo_to_dict(outbox_server.url).get("dbname") or "postgres")
     return Database(name=name, url=outbox_server.url)
+
+
+@pytest.fixture(scope="session")
+def outbox_pgbouncer(outbox_server: Server) -> Iterator[PgBouncer]:
+    """A real PgBouncer in transaction mode in front of the test server (`url(database)`)."""
+    with pgbouncer(outbox_server.url) as bouncer:
+        yield bouncer
 
 
 @pytest.fixture
