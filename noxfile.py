@@ -475,6 +475,8 @@ def bench(session: nox.Session) -> None:
     session.install(PEER)
     for benchmark in ("enqueue_throughput", "relayer_drain", "claim_latency", "lease_repair"):
         session.run("python", str(BENCHMARKS / f"{benchmark}.py"), *session.posargs)
+    # Starts a real PgBouncer with outbox_db.testonly's starter.
+    session.run("python", str(BENCHMARKS / "wakeup_latency.py"), *session.posargs, env=TEST_ENV)
     session.run("python", str(BENCHMARKS / "bench_summary.py"))
 
 

@@ -27,6 +27,7 @@ MANY: Final = "enqueue_single_txn_4_clients_1000_participants"
 HOT: Final = "enqueue_single_txn_4_clients_1_participant"
 BATCHED: Final = "enqueue_batch_1000_per_txn_1_client"
 MS_PER_S: Final = 1000
+WAKEUP: Final = "enqueue_to_rail_latency"
 
 
 @attrs.frozen
@@ -100,6 +101,12 @@ def peak_rss(figures: Figures) -> float | None:
     return max(sizes) if sizes else None
 
 
+def wakeup_p99(figures: Figures, variant: str) -> float | None:
+    """A variant's enqueue-to-rail p99 (wakeup_latency.py), if it was measured."""
+    record = figures.get((WAKEUP, variant))
+    return None if record is None else float(record["p99_ms"])
+
+
 TARGETS: Final = (
     Target(
         "drain, no-op rail, 1 process, vs raw-SQL bound",
@@ -163,6 +170,13 @@ TARGETS: Final = (
         repair_seconds,
         lambda v: v < 10,  # noqa: PLR2004
         "s",
+    ),
+    Target(
+        "enqueue-to-rail p99 through PgBouncer with a LISTEN URL, vs direct",
+        "< 2.00",
+        lambda f: ratio_of(wakeup_p99(f, "pgbouncer_listen_url"), wakeup_p99(f, "direct")),
+        lambda v: v < 2.00,  # noqa: PLR2004
+        "x",
     ),
     Target(
         "relayer peak RSS at concurrency 64",

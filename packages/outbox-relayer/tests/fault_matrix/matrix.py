@@ -8,6 +8,7 @@ one seed, printed and recorded with the results.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -30,6 +31,7 @@ from demo import Fleet, Process
 from outbox_db import AttemptState, EnqueueRequest, OutboxStore, Role
 from outbox_db.embedded import start
 from outbox_db.testonly import query_no_role, queue_locked
+from outbox_db.testonly.pgbouncer import PgBouncer, pgbouncer
 from outbox_relayer import audit_delivery, read_request_log
 
 if TYPE_CHECKING:
@@ -58,6 +60,7 @@ SIGNALS: Final = (
     "terminal_guard_hit_count",
 )
 UNAVAILABLE_EVENT: Final = '"event": "database_unavailable"'
+WAKEUPS_LOST_EVENT: Final = '"event": "wakeups_lost"'
 # The rail's Retry-After on a throttled answer: above the relayers' retry cap (2 s), so only
 # the rail's floor can explain a wait this long.
 RETRY_AFTER_SECONDS: Final = 3
@@ -142,6 +145,7 @@ class Run:
     server: EmbeddedServer | None
     skews: dict[str, Skew]  # the processes run with a skewed clock, by name
     server_log_from: int  # where this run's lines of the embedded server's log begin
+    pooler: PgBouncer | None = None  # what the relayers connect through, if anything
     injected: int = 0
     observed: Counter[str] = attrs.Factory(Counter)  # what an injector saw happen
     restarts: int = 0
@@ -233,6 +237,10 @@ class Scenario:
     # signal may count fewer repairs than the ledger shows (never more).
     cuts_connections: bool = False
     needs_server: bool = False  # restarts the embedded server: not run on --url
+    # The relayers' DATABASE_URL reaches the server through PgBouncer in transaction mode;
+    # listen_direct also gives them the server's own URL for LISTEN.
+    through_pgbouncer: bool = False
+    listen_direct: bool = False
     # Duplicates the rail absorbs: True, some required; False, none allowed; None, either.
     redelivery: bool | None = None
     inject: Callable[[Run], None] = lambda _run: None
@@ -318,6 +326,16 @@ def restart_postgres(run: Run) -> None:
     run.injected += 1
     time.sleep(1.0)  # the relayers find it down for a while, as in a real restart
     start(run.server.directory, durable=False)
+
+
+def restart_pgbouncer(run: Run) -> None:
+    """Stop PgBouncer (every relayer connection cut mid-whatever), then start it again."""
+    if run.pooler is None or not due(run, planned(run, 1000)):
+        return
+    run.pooler.stop()
+    run.injected += 1
+    time.sleep(1.0)  # the relayers find it gone for a while, as in a redeploy of the pooler
+    run.pooler.start()
 
 
 def lock_the_queue(run: Run) -> None:
@@ -427,6 +445,17 @@ def _connections_recovered(run: Run, outcome: Outcome) -> list[str]:
         problems.append("no relayer connection was cut")
     if outcome.unavailable_events == 0:
         problems.append("no relayer logged database_unavailable after its connection was cut")
+    return problems
+
+
+def _pooler_restarts_recovered(run: Run, outcome: Outcome, *, wakeups_lost: bool) -> list[str]:
+    """Connections recovered, and every relayer said (or not) that its wake-ups are lost."""
+    problems = _connections_recovered(run, outcome)
+    relayers = run.fleet.processes[1:]  # the repairer does not listen
+    said = [p.name for p in relayers if WAKEUPS_LOST_EVENT in p.log.read_text(encoding="utf-8")]
+    expected = [p.name for p in relayers] if wakeups_lost else []
+    if said != expected:
+        problems.append(f"wakeups_lost logged by {said or 'none'}, expected {expected or 'none'}")
     return problems
 
 
@@ -654,6 +683,28 @@ SCENARIOS: Final = (
         inject=restart_postgres,
         judge=_connections_recovered,
     ),
+    Scenario(
+        name="pgbouncer",
+        summary="relayers through PgBouncer (transaction mode), restarted under load per "
+        "1,000 items: wake-ups lost and said so, polling",
+        items=2_000,
+        latency=SLOW_RAIL,
+        cuts_connections=True,
+        through_pgbouncer=True,
+        inject=restart_pgbouncer,
+        judge=functools.partial(_pooler_restarts_recovered, wakeups_lost=True),
+    ),
+    Scenario(
+        name="pgbouncer-listen",
+        summary="the same, with a direct URL for LISTEN: wake-ups kept",
+        items=2_000,
+        latency=SLOW_RAIL,
+        cuts_connections=True,
+        through_pgbouncer=True,
+        listen_direct=True,
+        inject=restart_pgbouncer,
+        judge=functools.partial(_pooler_restarts_recovered, wakeups_lost=False),
+    ),
 )
 BY_NAME: Final = {scenario.name: scenario for scenario in SCENARIOS}
 
@@ -679,8 +730,12 @@ def run_scenario(  # noqa: PLR0913 - the run's own parameters, keyword-only
             f'[rails."{rail_type}"]\nurl = "{rail_url}"\n'
             f"timeout_seconds = {scenario.rail_timeout_seconds}\n"
         )
-        with _fleet(folder, _settings(url, scenario)) as fleet:
-            relayers, skews = _start(fleet, scenario, url, rails_file)
+        with (
+            _pooler(scenario, url) as pooler,
+            _fleet(folder, _settings(url, scenario, pooler)) as fleet,
+        ):
+            relay_url = url if pooler is None else pooler.url(url)
+            relayers, skews = _start(fleet, scenario, relay_url, rails_file)
             draw = random.Random(seed)  # noqa: S311 - a fault schedule, not security
             run = Run(
                 url,
@@ -694,6 +749,7 @@ def run_scenario(  # noqa: PLR0913 - the run's own parameters, keyword-only
                 server,
                 skews,
                 _server_log_size(server),
+                pooler,
             )
             problems = _drain(run, scenario)
             try:
@@ -833,17 +889,32 @@ def _enqueue(url: str, rail_type: str, items: int) -> dict[UUID, str]:
     return keys
 
 
-def _settings(url: str, scenario: Scenario) -> dict[str, str]:
+@contextlib.contextmanager
+def _pooler(scenario: Scenario, url: str) -> Iterator[PgBouncer | None]:
+    """PgBouncer in front of `url` for a scenario that runs through one, else None."""
+    if not scenario.through_pgbouncer:
+        yield None
+        return
+    with pgbouncer(url) as bouncer:
+        yield bouncer
+
+
+def _settings(url: str, scenario: Scenario, pooler: PgBouncer | None) -> dict[str, str]:
     """The relayers' environment: ours, minus outbox settings, plus the scenario's."""
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(("LEASE_", "OUTBOX_"))}
-    return inherited | {
-        "DATABASE_URL": url,
-        "LEASE_SECONDS": str(scenario.lease_seconds),
-        "OUTBOX_RETRY_BASE_SECONDS": "1",
-        "OUTBOX_RETRY_CAP_SECONDS": "2",
-        "OUTBOX_POLL_INTERVAL_SECONDS": "0.2",
-        "OUTBOX_RENEW_LEASES": str(scenario.renew_leases).lower(),
-    }
+    listen = {"OUTBOX_LISTEN_DATABASE_URL": url} if scenario.listen_direct else {}
+    return (
+        inherited
+        | listen
+        | {
+            "DATABASE_URL": url if pooler is None else pooler.url(url),
+            "LEASE_SECONDS": str(scenario.lease_seconds),
+            "OUTBOX_RETRY_BASE_SECONDS": "1",
+            "OUTBOX_RETRY_CAP_SECONDS": "2",
+            "OUTBOX_POLL_INTERVAL_SECONDS": "0.2",
+            "OUTBOX_RENEW_LEASES": str(scenario.renew_leases).lower(),
+        }
+    )
 
 
 @contextlib.contextmanager

@@ -53,3 +53,19 @@ def test_a_run_that_misses_its_expectation_fails(outbox_database: Database, tmp_
 
     assert not result.passed
     assert result.problems == ("no duplicate absorbed by the rail: the fault caused no redelivery",)
+
+
+def test_relayers_through_pgbouncer_ride_out_its_restart_and_say_wakeups_are_lost(
+    outbox_database: Database, tmp_path: Path
+) -> None:
+    """Relayer processes through a real PgBouncer, restarted mid-drain: every item ends once.
+
+    Each relayer logs wakeups_lost (transaction pooling drops notifications) and polls.
+    """
+    result = run_scenario(
+        BY_NAME["pgbouncer"], outbox_database.url, items=200, seed=8, out=tmp_path
+    )
+
+    assert result.problems == ()
+    assert (result.items, result.lost, result.double_terminal) == (200, 0, 0)
+    assert result.injected == 1
