@@ -217,6 +217,9 @@ _BY_SQLSTATE: Final[dict[str, type[OutboxDatabaseError]]] = {
 # Our own functions raise these with value-free messages; anything else gets the summary.
 _OWN_MESSAGES: Final = frozenset({"22023", "P7001", "P7002", "P7003", "P7004", "P7005"})
 _UNAVAILABLE_PREFIXES: Final = ("08", "57P")
+# libpq's own refusals of a configuration: a bad URL, or a certificate that fails verification
+# (sslmode=verify-ca/verify-full: a wrong CA, an expired certificate, another host name).
+_WRONG_CONFIGURATION: Final = ("connection option", "invalid dsn", "certificate")
 # A server's FATAL refusal at connect time that passes by itself; any other is a rejection.
 _TRANSIENT_REFUSALS: Final = (
     "starting up",
@@ -293,7 +296,7 @@ def _connection_failure(
 
 def _rejected(libpq_message: str) -> bool:
     """Whether libpq's connection failure says the configuration is wrong, not the network."""
-    if "connection option" in libpq_message or "invalid dsn" in libpq_message:
+    if any(wrong in libpq_message for wrong in _WRONG_CONFIGURATION):
         return True
     _, fatal, refusal = libpq_message.partition("FATAL:")
     return bool(fatal) and not any(reason in refusal for reason in _TRANSIENT_REFUSALS)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Final
 
 import psycopg
 import pytest
+import trustme
 from psycopg_pool import ConnectionPool
 
 from outbox_db import (
@@ -34,6 +35,7 @@ from outbox_db.testonly.pgbouncer import pgbouncer
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     from outbox_db.testonly.pgbouncer import PgBouncer
     from outbox_db.testonly.pytest_plugin import Database
@@ -172,3 +174,32 @@ def test_a_direct_store_hears_its_own_probe(outbox_store: OutboxStore) -> None:
     """Without a pooler the store's own URL carries notifications."""
     with outbox_store.wakeups() as wakeups:
         assert wakeups.arrive() is True
+
+
+def test_tls_verify_full_carries_the_outbox_and_a_stranger_certificate_is_refused(
+    outbox_database: Database, tmp_path: Path
+) -> None:
+    """sslmode=verify-full in the URL: TLS to the pooler, the outbox works; another CA: refused.
+
+    The refusal is a configuration error (ConnectionRejected), not an outage to retry.
+    """
+    authority, stranger = trustme.CA(), trustme.CA()
+    leaf = authority.issue_cert("localhost")
+    trusted, untrusted = tmp_path / "ca.pem", tmp_path / "stranger.pem"
+    authority.cert_pem.write_to_path(str(trusted))
+    stranger.cert_pem.write_to_path(str(untrusted))
+    chain = b"".join(blob.bytes() for blob in leaf.cert_chain_pems)
+    with pgbouncer(outbox_database.url, tls=(chain, leaf.private_key_pem.bytes())) as bouncer:
+        url = bouncer.tls_url(outbox_database.url, sslmode="verify-full", sslrootcert=str(trusted))
+        with OutboxStore.connect(url, role=Role.PRODUCER) as store:
+            created = store.enqueue(make_request())
+        with psycopg.connect(url) as connection:
+            encrypted = connection.pgconn.ssl_in_use
+        wrong = bouncer.tls_url(
+            outbox_database.url, sslmode="verify-full", sslrootcert=str(untrusted)
+        )
+        with pytest.raises(ConnectionRejected, match="certificate"):
+            OutboxStore.connect(wrong, role=Role.PRODUCER)
+
+    assert encrypted is True
+    assert created.created is True

@@ -12,6 +12,7 @@ import os
 import pwd
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -40,7 +41,7 @@ CONFIG: Final = """\
 * = {upstream}
 
 [pgbouncer]
-listen_addr =
+listen_addr = {listen_addr}
 listen_port = {port}
 unix_socket_dir = {directory}
 auth_type = trust
@@ -52,6 +53,13 @@ logfile = {directory}/pgbouncer.log
 ignore_startup_parameters = extra_float_digits,options
 admin_users = pgbouncer
 """
+# With TLS, clients may also connect over TCP on loopback, and must use TLS there.
+TLS_CONFIG: Final = """\
+client_tls_sslmode = require
+client_tls_cert_file = {directory}/server.crt
+client_tls_key_file = {directory}/server.key
+"""
+LOOPBACK: Final = "127.0.0.1"
 
 
 @attrs.define
@@ -60,11 +68,16 @@ class PgBouncer:
 
     directory: Path
     os_user: str | None
+    port: int = PORT
     process: subprocess.Popen[bytes] | None = None
 
     def url(self, server_url: str) -> str:
-        """`server_url` (any database on the server), through this PgBouncer."""
-        return make_conninfo(server_url, host=str(self.directory), port=str(PORT))
+        """`server_url` (any database on the server), through this PgBouncer's unix socket."""
+        return make_conninfo(server_url, host=str(self.directory), port=str(self.port))
+
+    def tls_url(self, server_url: str, **tls: str) -> str:
+        """`server_url` through this PgBouncer over TCP as "localhost", with libpq's `tls`."""
+        return make_conninfo(server_url, host="localhost", port=str(self.port), **tls)
 
     def start(self) -> None:
         """Start PgBouncer and wait until it accepts connections."""
@@ -90,7 +103,7 @@ class PgBouncer:
 
     def _wait_until_accepting(self) -> None:
         deadline = time.monotonic() + STARTUP_SECONDS
-        probe = f"host={self.directory} port={PORT} dbname=pgbouncer user=pgbouncer"
+        probe = f"host={self.directory} port={self.port} dbname=pgbouncer user=pgbouncer"
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 break
@@ -114,13 +127,25 @@ def find_pgbouncer() -> str:
 
 
 @contextlib.contextmanager
-def pgbouncer(server_url: str, *, pool_mode: str = "transaction") -> Iterator[PgBouncer]:
-    """PgBouncer in `pool_mode` in front of the server at `server_url`, for a block."""
+def pgbouncer(
+    server_url: str, *, pool_mode: str = "transaction", tls: tuple[bytes, bytes] | None = None
+) -> Iterator[PgBouncer]:
+    """PgBouncer in `pool_mode` in front of the server at `server_url`, for a block.
+
+    `tls` (certificate chain and key, PEM) also opens a TCP port on loopback that requires
+    TLS, for clients that verify the certificate (`tls_url`).
+    """
     os_user = server_user()
+    # In /tmp, not a private temporary directory: PgBouncer's user must traverse it.
     directory = Path(tempfile.mkdtemp(prefix="outbox-pgbouncer-", dir="/tmp"))
+    port = PORT if tls is None else _free_port()
     try:
-        _configure(directory, server_url, pool_mode, os_user)
-        bouncer = PgBouncer(directory=directory, os_user=os_user)
+        if tls is not None:
+            (directory / "server.crt").write_bytes(tls[0])
+            (directory / "server.key").write_bytes(tls[1])
+        _configure(directory, server_url, pool_mode, port, tls=tls is not None)
+        _hand_over(directory, os_user)
+        bouncer = PgBouncer(directory=directory, os_user=os_user, port=port)
         bouncer.start()
         try:
             yield bouncer
@@ -130,23 +155,36 @@ def pgbouncer(server_url: str, *, pool_mode: str = "transaction") -> Iterator[Pg
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def _configure(directory: Path, server_url: str, pool_mode: str, os_user: str | None) -> None:
+def _configure(directory: Path, server_url: str, pool_mode: str, port: int, *, tls: bool) -> None:
     server = conninfo_to_dict(server_url)
     upstream = " ".join(
         f"{key}={server[key]}" for key in ("host", "port") if server.get(key) is not None
     )
     user, password = server.get("user") or "postgres", server.get("password") or ""
     (directory / "users.txt").write_text(f'"{user}" "{password}"\n"pgbouncer" ""\n')
-    (directory / "pgbouncer.ini").write_text(
-        CONFIG.format(
-            upstream=upstream,
-            port=PORT,
-            directory=directory,
-            pool_mode=pool_mode,
-            pool_size=POOL_SIZE,
-        )
+    config = CONFIG.format(
+        upstream=upstream,
+        listen_addr=LOOPBACK if tls else "",
+        port=port,
+        directory=directory,
+        pool_mode=pool_mode,
+        pool_size=POOL_SIZE,
     )
+    (directory / "pgbouncer.ini").write_text(
+        config + (TLS_CONFIG.format(directory=directory) if tls else "")
+    )
+
+
+def _hand_over(directory: Path, os_user: str | None) -> None:
+    """Give PgBouncer's user its directory and files (it runs unprivileged)."""
     if os_user is not None:
         entry = pwd.getpwnam(os_user)
         for path in (directory, *directory.iterdir()):
             os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def _free_port() -> int:
+    """A TCP port on loopback nobody listens on now."""
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        return int(probe.getsockname()[1])
