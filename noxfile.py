@@ -473,7 +473,14 @@ def bench(session: nox.Session) -> None:
     """
     install(session, "test")
     session.install(PEER)
-    for benchmark in ("enqueue_throughput", "relayer_drain", "claim_latency", "lease_repair"):
+    measured = (
+        "enqueue_throughput",
+        "relayer_drain",
+        "claim_latency",
+        "lease_repair",
+        "queue_scrape",
+    )
+    for benchmark in measured:
         session.run("python", str(BENCHMARKS / f"{benchmark}.py"), *session.posargs)
     # Starts a real PgBouncer with outbox_db.testonly's starter.
     session.run("python", str(BENCHMARKS / "wakeup_latency.py"), *session.posargs, env=TEST_ENV)

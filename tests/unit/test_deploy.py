@@ -20,20 +20,24 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from outbox_relayer import Metrics
+from outbox_relayer.queue_metrics import queue_metric_families
 
 ROOT: Final = Path(__file__).parents[2]
 ALERTS: Final = ROOT / "deploy/prometheus/alerts.yml"
 DASHBOARD: Final = ROOT / "deploy/grafana/outbox-relayer.json"
 ENTRYPOINT: Final = ROOT / "deploy/container/entrypoint.sh"
 OPERATIONS: Final = ROOT / "docs/operations.md"
-METRIC: Final = re.compile(r"\boutbox_relayer_[a-z_]+\b")
+METRIC: Final = re.compile(r"\boutbox_(?:relayer|queue)_[a-z_]+\b(?!\()")  # not a SQL function()
 
 
 def exported_families() -> list[Any]:
-    """The relayer's metric families, with the labelled ones in use (so they have samples)."""
+    """The relayer's metric families, and the queue-wide ones a `--queue-metrics` process adds.
+
+    The relayer's labelled families are put in use, so they have samples.
+    """
     registry = CollectorRegistry()
     Metrics(registry).dispatch("rtp", "DISPATCHED", 12)
-    return list(registry.collect())
+    return [*registry.collect(), *queue_metric_families()]
 
 
 def exported_names() -> set[str]:

@@ -28,6 +28,7 @@ HOT: Final = "enqueue_single_txn_4_clients_1_participant"
 BATCHED: Final = "enqueue_batch_1000_per_txn_1_client"
 MS_PER_S: Final = 1000
 WAKEUP: Final = "enqueue_to_rail_latency"
+SCRAPE: Final = "queue_scrape"
 
 
 @attrs.frozen
@@ -176,6 +177,13 @@ TARGETS: Final = (
         "< 2.00",
         lambda f: ratio_of(wakeup_p99(f, "pgbouncer_listen_url"), wakeup_p99(f, "direct")),
         lambda v: v < 2.00,  # noqa: PLR2004
+        "x",
+    ),
+    Target(
+        "queue-metrics scrape (pending only) vs the status view (with the ledger), p50",
+        "< 0.25",
+        lambda f: ratio_of(median(f, SCRAPE, "queue_depth"), median(f, SCRAPE, "status_view")),
+        lambda v: v < 0.25,  # noqa: PLR2004
         "x",
     ),
     Target(

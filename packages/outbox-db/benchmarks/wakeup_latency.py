@@ -29,7 +29,7 @@ import click
 
 from bench_common import Figure, bench_options, clone, durability, migrated_template, report, server
 from outbox_db import EnqueueRequest, OutboxStore, Role
-from outbox_db.testonly.pgbouncer import pgbouncer
+from outbox_db.testonly.pgbouncer import pgbouncer  # guardrails: allow OBX004 -- a benchmark
 from outbox_relayer import (
     Backoff,
     HttpRail,

@@ -23,6 +23,7 @@ __all__ = [
     "LedgerAttempt",
     "Outcome",
     "PendingState",
+    "QueueDepth",
     "QueueStatus",
     "RailOrdering",
     "Redrive",
@@ -162,6 +163,19 @@ class RepairedLease:
     new_state: AttemptState = attrs.field(converter=AttemptState)
     previous_holder: str
     lease_expired_at: datetime
+
+
+@attrs.frozen(kw_only=True)
+class QueueDepth:
+    """One rail's queue, from the pending table alone (outbox_queue_depth): what metrics read."""
+
+    rail_type: str
+    due_count: int
+    scheduled_count: int  # waiting to retry
+    waiting_count: int  # behind an earlier live item of their ordered lane
+    leased_count: int
+    expired_lease_count: int
+    oldest_due_age_seconds: float
 
 
 @attrs.frozen(kw_only=True)

@@ -35,6 +35,7 @@ from outbox_db.records import (
     LedgerAttempt,
     Outcome,
     PendingState,
+    QueueDepth,
     QueueStatus,
     RailOrdering,
     Redrive,
@@ -287,6 +288,13 @@ class OutboxStore:
     def status(self) -> list[QueueStatus]:
         """outbox_status_view: the total row (rail_type None) first, then one per rail."""
         return self._fetch("status", {}, QueueStatus)
+
+    def queue_depth(self) -> list[QueueDepth]:
+        """Per rail, the queue from the pending table alone (outbox_queue_depth): for metrics.
+
+        Never reads the ledger, so its cost follows the queue, not the outbox's history.
+        """
+        return self._fetch("queue_depth", {}, QueueDepth)
 
     def redrive(self, outbox_id: UUID, *, reason: str) -> Redrive:
         """Re-drive a FAILED item as a new item (redrive_payment_outbox; symphony_operator).

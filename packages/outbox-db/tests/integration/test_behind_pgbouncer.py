@@ -203,3 +203,15 @@ def test_tls_verify_full_carries_the_outbox_and_a_stranger_certificate_is_refuse
 
     assert encrypted is True
     assert created.created is True
+
+
+def test_session_pooling_keeps_its_wakeups(outbox_database: Database) -> None:
+    """In session mode a client keeps its server connection: LISTEN hears, enqueues land."""
+    with pgbouncer(outbox_database.url, pool_mode="session") as bouncer:
+        url = bouncer.url(outbox_database.url)
+        with OutboxStore.connect(url, role=Role.EXECUTOR) as store, store.wakeups() as wakeups:
+            store.enqueue(make_request())
+            arrived = wakeups.arrive()
+
+    assert store.route.pooled is True  # the modes look alike from the client: nothing prepared
+    assert arrived is True

@@ -120,6 +120,12 @@ def _settings_options(command: Callable[..., Any]) -> Callable[..., Any]:
     "--metrics-port", type=int, help="Serve Prometheus /metrics (env OUTBOX_METRICS_PORT)."
 )
 @click.option(
+    "--queue-metrics/--no-queue-metrics",
+    default=None,
+    help="Also serve the queue-wide figures (outbox_queue_*, read at each scrape); one "
+    "process of a fleet, best the repairer (env OUTBOX_QUEUE_METRICS; needs --metrics-port).",
+)
+@click.option(
     "--renew-leases/--no-renew-leases",
     default=None,
     help="Renew the lease of a send past half of it (default; env OUTBOX_RENEW_LEASES). Off "

@@ -108,6 +108,15 @@ def _renewal(_: object, __: attrs.Attribute[bool], value: object) -> None:
         raise ConfigError(msg)
 
 
+def _queue_metrics(instance: RelayerConfig, _: attrs.Attribute[bool], value: object) -> None:
+    if not isinstance(value, bool):
+        msg = "OUTBOX_QUEUE_METRICS must be true or false"
+        raise ConfigError(msg)
+    if value and instance.metrics_port is None:
+        msg = "OUTBOX_QUEUE_METRICS needs OUTBOX_METRICS_PORT (the figures are served there)"
+        raise ConfigError(msg)
+
+
 def _to_secret(value: str | Secret) -> Secret:
     return value if isinstance(value, Secret) else Secret(value)
 
@@ -154,7 +163,8 @@ class RelayerConfig:
     LEASE_REPAIR_BATCH_SIZE, OUTBOX_BATCH_SIZE, OUTBOX_CONCURRENCY, OUTBOX_POLL_INTERVAL_SECONDS,
     OUTBOX_REPAIR_INTERVAL_SECONDS, OUTBOX_RETRY_BASE_SECONDS, OUTBOX_RETRY_CAP_SECONDS,
     OUTBOX_SHUTDOWN_GRACE_SECONDS, OUTBOX_RAILS_FILE, OUTBOX_RAIL_LOOKUP, OUTBOX_WORKER_ID,
-    DATABASE_URL, OUTBOX_LISTEN_DATABASE_URL, OUTBOX_METRICS_PORT, OUTBOX_RENEW_LEASES.
+    DATABASE_URL, OUTBOX_LISTEN_DATABASE_URL, OUTBOX_METRICS_PORT, OUTBOX_QUEUE_METRICS,
+    OUTBOX_RENEW_LEASES.
     """
 
     database_url: Secret = attrs.field(
@@ -202,6 +212,10 @@ class RelayerConfig:
     )
     metrics_port: int | None = attrs.field(
         default=None, validator=_optional_port, metadata=_env("OUTBOX_METRICS_PORT", int)
+    )
+    # Export the queue-wide figures (outbox_queue_*) on /metrics: one process of a fleet.
+    queue_metrics: bool = attrs.field(
+        default=False, validator=_queue_metrics, metadata=_env("OUTBOX_QUEUE_METRICS", _switch)
     )
     # A drill and test knob, never for production: false stops lease renewal, so a send that
     # outlives its lease is repaired and sent again (the fault matrix's slow-rail drill).

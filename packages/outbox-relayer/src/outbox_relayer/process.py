@@ -19,6 +19,7 @@ from outbox_db import DatabaseUnavailable, OutboxStore, Role
 from outbox_relayer.backoff import DatabaseRetry
 from outbox_relayer.config import ConfigError
 from outbox_relayer.lease_repair import LeaseRepairer, RepairCycle
+from outbox_relayer.queue_metrics import QueueCollector
 from outbox_relayer.rail_config import RailEndpoint, load_rails
 from outbox_relayer.rails import HttpRail, NoopRail
 from outbox_relayer.relayer import Relayer, RelayerSettings
@@ -125,7 +126,12 @@ def serve(
         store = connect(config, stop)
         if store is None:
             return
-        with store, _repairing(config, store, signals, stop, enabled=repair):
+        _log.info("database_connected", pooler=store.route.pooled)
+        with (
+            store,
+            _exporting_queue(signals, store, enabled=config.queue_metrics),
+            _repairing(config, store, signals, stop, enabled=repair),
+        ):
             if relay:
                 Relayer(
                     store,
@@ -179,6 +185,20 @@ def _repairing(
     finally:
         stop.set()
         thread.join()
+
+
+@contextlib.contextmanager
+def _exporting_queue(signals: Signals, store: OutboxStore, *, enabled: bool) -> Iterator[None]:
+    """Serve the queue-wide figures from `store` on the metrics page while the block runs."""
+    if not enabled or signals.metrics is None:
+        yield
+        return
+    collector = QueueCollector(store)
+    signals.metrics.registry.register(collector)
+    try:
+        yield
+    finally:
+        signals.metrics.registry.unregister(collector)
 
 
 def _repairer(config: RelayerConfig, store: OutboxStore, signals: Signals) -> LeaseRepairer:

@@ -224,3 +224,23 @@ def test_the_renewal_flag_wins_and_must_be_a_bool() -> None:
     assert RelayerConfig.from_env(env, renew_leases=False).renew_leases is False
     with pytest.raises(ConfigError, match="OUTBOX_RENEW_LEASES"):
         RelayerConfig.from_env(env, renew_leases="false")
+
+
+def test_queue_metrics_need_a_metrics_port() -> None:
+    """OUTBOX_QUEUE_METRICS is served on the metrics page: without a port it stops start-up."""
+    with pytest.raises(ConfigError, match="OUTBOX_QUEUE_METRICS needs OUTBOX_METRICS_PORT"):
+        RelayerConfig.from_env(BASE_ENV | {"OUTBOX_QUEUE_METRICS": "true"})
+    env = BASE_ENV | {"OUTBOX_QUEUE_METRICS": "true", "OUTBOX_METRICS_PORT": "9092"}
+    assert RelayerConfig.from_env(env).queue_metrics is True
+    assert RelayerConfig.from_env(BASE_ENV).queue_metrics is False
+
+
+def test_the_listen_url_is_a_secret_like_the_database_url() -> None:
+    """OUTBOX_LISTEN_DATABASE_URL: kept as given, never shown, refused in another scheme."""
+    config = RelayerConfig.from_env(BASE_ENV | {"OUTBOX_LISTEN_DATABASE_URL": URL})
+    assert config.listen_database_url is not None
+    assert config.listen_database_url.reveal() == URL
+    assert PASSWORD not in repr(config)
+    with pytest.raises(ConfigError, match="OUTBOX_LISTEN_DATABASE_URL must be") as caught:
+        RelayerConfig.from_env(BASE_ENV | {"OUTBOX_LISTEN_DATABASE_URL": f"mysql://{PASSWORD}@h"})
+    assert PASSWORD not in str(caught.value)

@@ -177,3 +177,9 @@ SELECT pg_backend_pid();
 -- A notification on the enqueue channel that a listener can recognise by its payload: does
 -- what an enqueue announces reach it? (Listeners take any notification as "claim now".)
 SELECT true AS sent FROM pg_notify('outbox_items_enqueued', %(token)s);
+
+-- name: queue_depth
+-- Per rail, from the pending table alone (0014): what a metrics scrape reads.
+SELECT rail_type, due_count, scheduled_count, waiting_count, leased_count,
+       expired_lease_count, oldest_due_age_seconds
+FROM public.outbox_queue_depth();
