@@ -59,13 +59,6 @@ def session(database: Database, role: Role, options: str = "") -> Iterator[psyco
         yield connection
 
 
-@pytest.fixture
-def operator(outbox_database: Database) -> Iterator[OutboxStore]:
-    """A store acting as symphony_operator."""
-    with OutboxStore.connect(outbox_database.url, role=Role.OPERATOR, max_size=1) as store:
-        yield store
-
-
 def failed_item(store: OutboxStore, participant: str) -> UUID:
     """An item of `participant` whose only attempt failed (a re-drive candidate)."""
     store.enqueue(make_request(participant_id=participant))
@@ -130,9 +123,9 @@ def test_an_enqueue_behind_a_redrive_left_open_gives_up_at_the_bound(
 
 
 @pytest.fixture
-def ordered_rail(operator: OutboxStore) -> str:
+def ordered_rail(outbox_operator: OutboxStore) -> str:
     """ORDERED is an ordered rail from now on."""
-    operator.set_rail_ordering(ORDERED, ordered=True, reason="the rail needs order")
+    outbox_operator.set_rail_ordering(ORDERED, ordered=True, reason="the rail needs order")
     return ORDERED
 
 

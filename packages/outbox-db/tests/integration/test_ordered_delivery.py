@@ -30,7 +30,6 @@ from outbox_db.testonly import expire_lease, query_no_role
 from outbox_db.testonly.factories import make_request
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from uuid import UUID
 
     from outbox_db import ClaimedItem, EnqueueResult
@@ -52,16 +51,9 @@ WHERE outbox_id = %s
 
 
 @pytest.fixture
-def operator(outbox_database: Database) -> Iterator[OutboxStore]:
-    """A store acting as symphony_operator."""
-    with OutboxStore.connect(outbox_database.url, role=Role.OPERATOR, max_size=1) as store:
-        yield store
-
-
-@pytest.fixture
-def ordered_rail(operator: OutboxStore) -> str:
+def ordered_rail(outbox_operator: OutboxStore) -> str:
     """ORDERED is an ordered rail from now on."""
-    operator.set_rail_ordering(ORDERED, ordered=True, reason="the rail needs order")
+    outbox_operator.set_rail_ordering(ORDERED, ordered=True, reason="the rail needs order")
     return ORDERED
 
 
@@ -156,14 +148,14 @@ def test_a_lease_repair_at_the_retry_ceiling_releases_the_next_item(
 
 @pytest.mark.usefixtures("ordered_rail")
 def test_a_redrive_joins_the_end_of_its_lane(
-    outbox_store: OutboxStore, operator: OutboxStore
+    outbox_store: OutboxStore, outbox_operator: OutboxStore
 ) -> None:
     """A FAILED head re-driven while its lane still holds items: the re-drive waits behind them."""
     failed, second, third = enqueue(outbox_store, "p1", ORDERED, 3)
     (head,) = claim(outbox_store).values()
     finish(outbox_store, head, AttemptState.FAILED)
 
-    redrive = operator.redrive(failed.outbox_id, reason="account fixed")
+    redrive = outbox_operator.redrive(failed.outbox_id, reason="account fixed")
 
     order = []
     while claimed := claim(outbox_store):
@@ -174,12 +166,12 @@ def test_a_redrive_joins_the_end_of_its_lane(
 
 
 def test_an_item_keeps_the_promise_it_was_enqueued_with(
-    outbox_database: Database, outbox_store: OutboxStore, operator: OutboxStore
+    outbox_database: Database, outbox_store: OutboxStore, outbox_operator: OutboxStore
 ) -> None:
     """Ordered items enqueued before the rail is switched back drain in order; items enqueued after are not ordered, and do not wait for the old lane."""
-    operator.set_rail_ordering(ORDERED, ordered=True, reason="order needed")
+    outbox_operator.set_rail_ordering(ORDERED, ordered=True, reason="order needed")
     old = enqueue(outbox_store, "p1", ORDERED, 2)
-    operator.set_rail_ordering(ORDERED, ordered=False, reason="the rail reorders itself now")
+    outbox_operator.set_rail_ordering(ORDERED, ordered=False, reason="the rail reorders itself now")
     new = enqueue(outbox_store, "p1", ORDERED, 2)
 
     assert set(claim(outbox_store)) == {old[0].outbox_id} | {i.outbox_id for i in new}
@@ -236,11 +228,11 @@ def test_the_status_view_counts_waiting_items_apart_from_due_ones(
 
 
 def test_the_operator_switches_a_rail_and_the_history_says_who_and_why(
-    outbox_database: Database, operator: OutboxStore
+    outbox_database: Database, outbox_operator: OutboxStore
 ) -> None:
     """Each switch appends an entry with the login, the database time and the reason; readers see the whole history."""
-    on = operator.set_rail_ordering(ORDERED, ordered=True, reason="rail requires order")
-    off = operator.set_rail_ordering(ORDERED, ordered=False, reason="rail reorders itself")
+    on = outbox_operator.set_rail_ordering(ORDERED, ordered=True, reason="rail requires order")
+    off = outbox_operator.set_rail_ordering(ORDERED, ordered=False, reason="rail reorders itself")
 
     with OutboxStore.connect(outbox_database.url, role=Role.READONLY, max_size=1) as reader:
         history = reader.rail_orderings()
@@ -277,13 +269,13 @@ def test_the_executor_may_not_switch_a_rail(
     ],
 )
 def test_a_switch_without_a_rail_or_a_reason_is_refused(
-    outbox_database: Database, operator: OutboxStore, rail: str, reason: str, sqlstate: str
+    outbox_database: Database, outbox_operator: OutboxStore, rail: str, reason: str, sqlstate: str
 ) -> None:
     """Blank or control-character values (22023), a NUL byte (22021, the server's own refusal): nothing written."""
     before = query_no_role(outbox_database.url, HISTORY)
 
     with pytest.raises(InvalidInput) as refused:
-        operator.set_rail_ordering(rail, ordered=True, reason=reason)
+        outbox_operator.set_rail_ordering(rail, ordered=True, reason=reason)
 
     assert refused.value.sqlstate == sqlstate
     assert query_no_role(outbox_database.url, HISTORY) == before
@@ -298,10 +290,10 @@ def test_a_switch_without_a_rail_or_a_reason_is_refused(
     ],
 )
 def test_nobody_rewrites_the_ordering_history(
-    outbox_database: Database, operator: OutboxStore, statement: LiteralString
+    outbox_database: Database, outbox_operator: OutboxStore, statement: LiteralString
 ) -> None:
     """UPDATE, DELETE and TRUNCATE, even as owner: P0001 from the append-only trigger."""
-    operator.set_rail_ordering(ORDERED, ordered=True, reason="kept for good")
+    outbox_operator.set_rail_ordering(ORDERED, ordered=True, reason="kept for good")
     before = query_no_role(outbox_database.url, HISTORY)
 
     with pytest.raises(AppendOnlyViolation) as refused:

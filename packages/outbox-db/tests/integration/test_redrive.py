@@ -34,7 +34,7 @@ from outbox_db.testonly import outbox_rows, query_as, query_no_role
 from outbox_db.testonly.factories import leased_item, make_request
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from uuid import UUID
 
     from outbox_db import ClaimedItem, Redrive
@@ -96,27 +96,18 @@ def db_now(url: str) -> datetime:
     return now
 
 
-@pytest.fixture
-def operator(outbox_database: Database) -> Iterator[OutboxStore]:
-    """A store acting as symphony_operator, with a connection per racing caller."""
-    with OutboxStore.connect(
-        outbox_database.url, role=Role.OPERATOR, min_size=2, max_size=RACERS
-    ) as store:
-        yield store
-
-
 # --- what a re-drive makes ---------------------------------------------------------------------
 
 
 def test_redrive_enqueues_a_new_item_for_the_instruction_under_the_derived_key(
-    outbox_database: Database, outbox_store: OutboxStore, operator: OutboxStore
+    outbox_database: Database, outbox_store: OutboxStore, outbox_operator: OutboxStore
 ) -> None:
     """A new item: same instruction, participant, rail and payload, key 'outbox:redrive:<id>', the next sequence number, due now, no attempts; the FAILED item's ledger is untouched."""
     failed = failed_item(outbox_store)
     ledger_before = query_no_role(outbox_database.url, LEDGER_OF, [failed.outbox_id])
     before = db_now(outbox_database.url)
 
-    redrive = operator.redrive(failed.outbox_id, reason="rail fixed the account mapping")
+    redrive = outbox_operator.redrive(failed.outbox_id, reason="rail fixed the account mapping")
 
     after = db_now(outbox_database.url)
     assert (redrive.outbox_id, redrive.created) == (failed.outbox_id, True)
@@ -144,12 +135,12 @@ def test_redrive_enqueues_a_new_item_for_the_instruction_under_the_derived_key(
 
 
 def test_the_operator_log_links_the_failed_item_and_its_redrive(
-    outbox_database: Database, outbox_store: OutboxStore, operator: OutboxStore
+    outbox_database: Database, outbox_store: OutboxStore, outbox_operator: OutboxStore
 ) -> None:
     """One log entry: the FAILED item, the new item, the instruction, the key, who, when, why."""
     failed = failed_item(outbox_store)
 
-    redrive = operator.redrive(failed.outbox_id, reason="customer confirmed")
+    redrive = outbox_operator.redrive(failed.outbox_id, reason="customer confirmed")
 
     assert query_no_role(outbox_database.url, LOG) == [
         (
@@ -167,11 +158,11 @@ def test_the_operator_log_links_the_failed_item_and_its_redrive(
 
 
 def test_the_redrive_is_claimed_with_the_derived_key(
-    outbox_store: OutboxStore, operator: OutboxStore
+    outbox_store: OutboxStore, outbox_operator: OutboxStore
 ) -> None:
     """What a relayer claims next is the re-drive, carrying the derived key to the rail."""
     failed = failed_item(outbox_store)
-    redrive = operator.redrive(failed.outbox_id, reason="retry after rail outage")
+    redrive = outbox_operator.redrive(failed.outbox_id, reason="retry after rail outage")
 
     (claimed,) = outbox_store.claim("worker-2", batch_size=10, lease_seconds=30)
 
@@ -184,15 +175,15 @@ def test_the_redrive_is_claimed_with_the_derived_key(
 
 
 def test_a_failed_redrive_is_redriven_under_the_next_generation_key(
-    outbox_database: Database, outbox_store: OutboxStore, operator: OutboxStore
+    outbox_database: Database, outbox_store: OutboxStore, outbox_operator: OutboxStore
 ) -> None:
     """A re-drive that fails too is re-driven under its own id's key, logged as generation 2."""
     failed = failed_item(outbox_store)
-    first = operator.redrive(failed.outbox_id, reason="first try")
+    first = outbox_operator.redrive(failed.outbox_id, reason="first try")
     (claimed,) = outbox_store.claim("worker-1", batch_size=10, lease_seconds=30)
     outbox_store.complete("worker-1", Outcome(lease=claimed.lease, state=AttemptState.FAILED))
 
-    second = operator.redrive(first.redrive_outbox_id, reason="second try")
+    second = outbox_operator.redrive(first.redrive_outbox_id, reason="second try")
 
     assert second.idempotency_key == f"outbox:redrive:{first.redrive_outbox_id}"
     generations = [(row[1], row[5]) for row in query_no_role(outbox_database.url, LOG)]
@@ -203,14 +194,14 @@ def test_a_failed_redrive_is_redriven_under_the_next_generation_key(
 
 
 def test_redriving_again_returns_the_first_redrive_and_writes_nothing(
-    outbox_database: Database, outbox_store: OutboxStore, operator: OutboxStore
+    outbox_database: Database, outbox_store: OutboxStore, outbox_operator: OutboxStore
 ) -> None:
     """A second re-drive of one item returns the first one (created=False, its reason kept)."""
     failed = failed_item(outbox_store)
-    first = operator.redrive(failed.outbox_id, reason="first ask")
+    first = outbox_operator.redrive(failed.outbox_id, reason="first ask")
     snapshot = outbox_rows(outbox_database.url, versions=True)
 
-    again = operator.redrive(failed.outbox_id, reason="second ask")
+    again = outbox_operator.redrive(failed.outbox_id, reason="second ask")
 
     assert again.created is False
     assert again.redrive_outbox_id == first.redrive_outbox_id
@@ -223,7 +214,7 @@ def test_redriving_again_returns_the_first_redrive_and_writes_nothing(
 
 
 def test_a_redrive_racing_an_uncommitted_one_waits_for_it_and_returns_it(
-    outbox_database: Database, outbox_store: OutboxStore, operator: OutboxStore
+    outbox_database: Database, outbox_store: OutboxStore, outbox_operator: OutboxStore
 ) -> None:
     """A re-drive racing an uncommitted one of the same item waits, then returns it: one item, one log entry, no number burned."""
     failed = failed_item(outbox_store)
@@ -231,7 +222,9 @@ def test_a_redrive_racing_an_uncommitted_one_waits_for_it_and_returns_it(
         with psycopg.connect(outbox_database.url) as first_session:
             first_session.execute("SET LOCAL ROLE symphony_operator")
             (first_row,) = first_session.execute(REDRIVE, [failed.outbox_id, "first"]).fetchall()
-            racing = second_session.submit(operator.redrive, failed.outbox_id, reason="second")
+            racing = second_session.submit(
+                outbox_operator.redrive, failed.outbox_id, reason="second"
+            )
             assert wait_until_a_session_waits_for_a_lock(outbox_database.url), (
                 "the second re-drive must wait for the first, not pass it"
             )
@@ -263,7 +256,7 @@ def wait_until_a_session_waits_for_a_lock(url: str) -> bool:
 
 
 def test_concurrent_redrives_of_one_item_make_one_item(
-    outbox_database: Database, outbox_store: OutboxStore, operator: OutboxStore
+    outbox_database: Database, outbox_store: OutboxStore, outbox_operator: OutboxStore
 ) -> None:
     """16 operators racing to re-drive one item: all get the same re-drive, one created it."""
     failed = failed_item(outbox_store)
@@ -271,7 +264,7 @@ def test_concurrent_redrives_of_one_item_make_one_item(
 
     def redrive(index: int) -> Redrive:
         barrier.wait()
-        return operator.redrive(failed.outbox_id, reason=f"operator {index}")
+        return outbox_operator.redrive(failed.outbox_id, reason=f"operator {index}")
 
     with ThreadPoolExecutor(max_workers=RACERS) as threads:
         results = list(threads.map(redrive, range(RACERS)))
@@ -313,7 +306,7 @@ def dispatched(store: OutboxStore) -> UUID:
 def test_redrive_of_an_item_that_is_not_failed_is_refused_and_writes_nothing(
     outbox_database: Database,
     outbox_store: OutboxStore,
-    operator: OutboxStore,
+    outbox_operator: OutboxStore,
     make: Callable[[OutboxStore], UUID],
     state: str,
 ) -> None:
@@ -322,7 +315,7 @@ def test_redrive_of_an_item_that_is_not_failed_is_refused_and_writes_nothing(
     snapshot = outbox_rows(outbox_database.url, versions=True)
 
     with pytest.raises(RedriveRefused) as refused:
-        operator.redrive(outbox_id, reason="should not happen")
+        outbox_operator.redrive(outbox_id, reason="should not happen")
 
     assert refused.value.sqlstate == "P7004"
     assert str(refused.value) == (
@@ -332,14 +325,14 @@ def test_redrive_of_an_item_that_is_not_failed_is_refused_and_writes_nothing(
 
 
 def test_redrive_of_an_unknown_item_is_refused_and_writes_nothing(
-    outbox_database: Database, outbox_store: OutboxStore, operator: OutboxStore
+    outbox_database: Database, outbox_store: OutboxStore, outbox_operator: OutboxStore
 ) -> None:
     """An outbox_id no item has: P7005, nothing written."""
     failed_item(outbox_store)
     snapshot = outbox_rows(outbox_database.url, versions=True)
 
     with pytest.raises(UnknownItem) as refused:
-        operator.redrive(uuid.uuid4(), reason="typo in the id")
+        outbox_operator.redrive(uuid.uuid4(), reason="typo in the id")
 
     assert refused.value.sqlstate == "P7005"
     assert outbox_rows(outbox_database.url, versions=True) == snapshot
@@ -349,14 +342,14 @@ def test_redrive_of_an_unknown_item_is_refused_and_writes_nothing(
     "reason", ["", "   ", "\t\n", "x" * 256], ids=["empty", "blank", "whitespace", "too-long"]
 )
 def test_redrive_without_a_usable_reason_is_refused_and_writes_nothing(
-    outbox_database: Database, outbox_store: OutboxStore, operator: OutboxStore, reason: str
+    outbox_database: Database, outbox_store: OutboxStore, outbox_operator: OutboxStore, reason: str
 ) -> None:
     """The reason is required: blank or over 255 characters is 22023 naming it, nothing written."""
     failed = failed_item(outbox_store)
     snapshot = outbox_rows(outbox_database.url, versions=True)
 
     with pytest.raises(InvalidInput) as refused:
-        operator.redrive(failed.outbox_id, reason=reason)
+        outbox_operator.redrive(failed.outbox_id, reason=reason)
 
     assert refused.value.sqlstate == "22023"
     assert refused.value.__cause__.diag.column_name == "reason"  # type: ignore[union-attr]
@@ -364,7 +357,7 @@ def test_redrive_without_a_usable_reason_is_refused_and_writes_nothing(
 
 
 def test_a_service_cannot_take_the_redrive_key_first(
-    outbox_database: Database, outbox_store: OutboxStore, operator: OutboxStore
+    outbox_database: Database, outbox_store: OutboxStore, outbox_operator: OutboxStore
 ) -> None:
     """Enqueueing the key a re-drive will use is 22023 (the outbox's namespace), nothing written; the re-drive then gets it."""
     failed = failed_item(outbox_store)
@@ -383,12 +376,12 @@ def test_a_service_cannot_take_the_redrive_key_first(
     assert refused.value.sqlstate == "22023"
     assert refused.value.__cause__.diag.column_name == "idempotency_key"  # type: ignore[union-attr]
     assert outbox_rows(outbox_database.url, versions=True) == snapshot
-    redrive = operator.redrive(failed.outbox_id, reason="namespace is ours")
+    redrive = outbox_operator.redrive(failed.outbox_id, reason="namespace is ours")
     assert (redrive.created, redrive.idempotency_key) == (True, squatter.idempotency_key)
 
 
 def test_the_old_derived_key_taken_by_a_service_no_longer_collides(
-    outbox_store: OutboxStore, operator: OutboxStore
+    outbox_store: OutboxStore, outbox_operator: OutboxStore
 ) -> None:
     """A service's `<key>:redrive:1` (the scheme before 0010) leaves the re-drive unaffected."""
     failed = failed_item(outbox_store)
@@ -401,18 +394,18 @@ def test_the_old_derived_key_taken_by_a_service_no_longer_collides(
         )
     )
 
-    redrive = operator.redrive(failed.outbox_id, reason="no collision")
+    redrive = outbox_operator.redrive(failed.outbox_id, reason="no collision")
 
     assert redrive.created
 
 
 def test_an_item_with_a_255_character_key_can_be_redriven(
-    outbox_store: OutboxStore, operator: OutboxStore
+    outbox_store: OutboxStore, outbox_operator: OutboxStore
 ) -> None:
     """The re-drive's key is 51 characters whatever the original's: no 22023 for a key at the limit."""
     failed = failed_item(outbox_store, idempotency_key="k" * 255)
 
-    redrive = operator.redrive(failed.outbox_id, reason="long key")
+    redrive = outbox_operator.redrive(failed.outbox_id, reason="long key")
 
     assert redrive.created
     assert len(redrive.idempotency_key) == len("outbox:redrive:") + 36
@@ -425,11 +418,11 @@ def test_an_item_with_a_255_character_key_can_be_redriven(
 def test_owner_cannot_change_the_operator_log(
     outbox_database: Database,
     outbox_store: OutboxStore,
-    operator: OutboxStore,
+    outbox_operator: OutboxStore,
     statement: LiteralString,
 ) -> None:
     """UPDATE, DELETE and TRUNCATE of the operator log fail with P0001 from its trigger, even as owner; the entry stays."""
-    operator.redrive(failed_item(outbox_store).outbox_id, reason="recorded for good")
+    outbox_operator.redrive(failed_item(outbox_store).outbox_id, reason="recorded for good")
     before = query_no_role(outbox_database.url, LOG)
 
     with pytest.raises(AppendOnlyViolation) as refused:

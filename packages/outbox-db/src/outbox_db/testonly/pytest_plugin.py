@@ -256,6 +256,15 @@ def outbox_store(outbox_database: Database) -> Iterator[OutboxStore]:
         yield store
 
 
+@pytest.fixture
+def outbox_operator(outbox_database: Database) -> Iterator[OutboxStore]:
+    """A store acting as symphony_operator on this test's database, for up to 16 callers."""
+    with OutboxStore.connect(
+        outbox_database.url, role=Role.OPERATOR, min_size=1, max_size=16
+    ) as store:
+        yield store
+
+
 # The login role's name, password and group role reach the DO block as session settings, so
 # the SQL stays literal; roles are cluster-wide, so each test makes and drops its own.
 CREATE_APPLICATION: Final = """
