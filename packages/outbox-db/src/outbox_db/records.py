@@ -10,6 +10,7 @@ from uuid import UUID  # noqa: TC003 - attrs resolves annotations at runtime
 import attrs
 
 from outbox_db import payloads
+from outbox_db.tracing import current_trace_context
 
 __all__ = [
     "AttemptState",
@@ -80,6 +81,9 @@ class EnqueueRequest:
     payload: JsonObject = attrs.field(
         validator=lambda _, field, value: _require_mapping(field, value)
     )
+    # The W3C traceparent of the enqueuing span (OpenTelemetry's current one by default):
+    # stored with the item, never compared by idempotency; an invalid one is stored as none.
+    trace_context: str | None = attrs.field(factory=current_trace_context)
 
 
 @attrs.frozen(kw_only=True)

@@ -74,6 +74,12 @@ class _Released:
 
 
 @attrs.frozen
+class _TraceContext:
+    outbox_id: UUID
+    trace_context: str
+
+
+@attrs.frozen
 class _Sent:
     sent: bool
 
@@ -107,7 +113,9 @@ class OutboxTransaction:
 
     def enqueue(self, request: EnqueueRequest) -> EnqueueResult:
         """Create the item for `request` in this transaction, or return the existing one."""
-        (result,) = _fetch_all(self.connection, "enqueue", _enqueue_params(request), EnqueueResult)
+        with _trace_context(self.connection, request.trace_context):
+            params = _enqueue_params(request)
+            (result,) = _fetch_all(self.connection, "enqueue", params, EnqueueResult)
         return result
 
     def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[EnqueueResult]:
@@ -117,10 +125,10 @@ class OutboxTransaction:
         key (P7001) or an invalid request (22023) fails the whole call.
         """
         results: list[EnqueueResult] = []
-        for start in range(0, len(requests), MAX_ENQUEUE_BATCH):
-            chunk = requests[start : start + MAX_ENQUEUE_BATCH]
+        for chunk in _batches(requests):
             params = _arrays([_enqueue_params(request) for request in chunk], _REQUEST_ARRAYS)
-            results += _fetch_all(self.connection, "enqueue_batch", params, EnqueueResult)
+            with _trace_context(self.connection, chunk[0].trace_context):
+                results += _fetch_all(self.connection, "enqueue_batch", params, EnqueueResult)
         return results
 
 
@@ -213,7 +221,9 @@ class OutboxStore:
         # statement by statement, one round trip each.
         payload = params["payload"]
         pipelined = len(payload.obj) <= _PIPELINED_PAYLOAD_BYTES
-        (result,) = self._fetch("enqueue", params, EnqueueResult, pipelined=pipelined)
+        (result,) = self._fetch(
+            "enqueue", params, EnqueueResult, pipelined=pipelined, trace=request.trace_context
+        )
         return result
 
     def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[EnqueueResult]:
@@ -289,6 +299,12 @@ class OutboxStore:
         """outbox_status_view: the total row (rail_type None) first, then one per rail."""
         return self._fetch("status", {}, QueueStatus)
 
+    def trace_contexts(self, worker_id: str, outbox_ids: Sequence[UUID]) -> dict[UUID, str]:
+        """The trace contexts of the items among `outbox_ids` that `worker_id` holds, if any."""
+        params = {"worker_id": worker_id, "outbox_ids": list(outbox_ids)}
+        rows = self._fetch("trace_contexts", params, _TraceContext)
+        return {row.outbox_id: row.trace_context for row in rows}
+
     def queue_depth(self) -> list[QueueDepth]:
         """Per rail, the queue from the pending table alone (outbox_queue_depth): for metrics.
 
@@ -339,7 +355,13 @@ class OutboxStore:
         return assemble(items, pending, attempts, links)
 
     def _fetch(
-        self, name: str, params: Mapping[str, object], row: type[T], *, pipelined: bool = True
+        self,
+        name: str,
+        params: Mapping[str, object],
+        row: type[T],
+        *,
+        pipelined: bool = True,
+        trace: str | None = None,
     ) -> list[T]:
         """One statement in its own transaction: BEGIN, role, statement, COMMIT in one round trip.
 
@@ -352,18 +374,25 @@ class OutboxStore:
         pipeline would leave that wait unguarded.)
         """
         return retry_serialization_failures(
-            functools.partial(self._fetch_once, name, params, row, pipelined=pipelined)
+            functools.partial(self._fetch_once, name, params, row, pipelined=pipelined, trace=trace)
         )
 
     def _fetch_once(
-        self, name: str, params: Mapping[str, object], row: type[T], *, pipelined: bool
+        self,
+        name: str,
+        params: Mapping[str, object],
+        row: type[T],
+        *,
+        pipelined: bool,
+        trace: str | None,
     ) -> list[T]:
         try:
             with self._pool.connection() as connection:
                 cursor: psycopg.Cursor[T] = connection.cursor(row_factory=class_row(row))
                 with _committed_in_one_round_trip(connection, pipelined=pipelined):
                     self._switch_role(connection)
-                    cursor.execute(QUERIES[name], params)
+                    with _trace_context(connection, trace):
+                        cursor.execute(QUERIES[name], params)
                 return cursor.fetchall()
         # A lone surrogate (invalid UTF-8 from a command line) fails while encoding the value.
         except (psycopg.Error, UnicodeEncodeError) as error:
@@ -376,6 +405,33 @@ class OutboxStore:
         if self._role is not None:
             role = sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(self._role.value))
             connection.execute(role)
+
+
+@contextlib.contextmanager
+def _trace_context(connection: psycopg.Connection[Any], trace: str | None) -> Iterator[None]:
+    """The block's inserts take `trace` as their items' trace context (schema 0015).
+
+    Set for the transaction and cleared after the block, so a later enqueue of a service's
+    own transaction never inherits it. On an error the transaction is lost anyway.
+    """
+    if trace is None:
+        yield
+        return
+    connection.execute(QUERIES["set_trace_context"], {"trace_context": trace})
+    yield
+    connection.execute(QUERIES["set_trace_context"], {"trace_context": ""})
+
+
+def _batches(requests: Sequence[EnqueueRequest]) -> Iterator[Sequence[EnqueueRequest]]:
+    """Runs of requests with one trace context, at most MAX_ENQUEUE_BATCH each, in order."""
+    start = 0
+    while start < len(requests):
+        end = start + 1
+        limit = min(len(requests), start + MAX_ENQUEUE_BATCH)
+        while end < limit and requests[end].trace_context == requests[start].trace_context:
+            end += 1
+        yield requests[start:end]
+        start = end
 
 
 def _read_exact_numbers(connection: psycopg.Connection[Any]) -> None:

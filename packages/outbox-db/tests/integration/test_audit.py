@@ -36,6 +36,8 @@ WORKER_FUNCTIONS: Final = frozenset(
         "enqueue_payment_outbox",
         "enqueue_payment_outbox_batch",
         "outbox_expired_lease_count",
+        "outbox_queue_depth",
+        "outbox_trace_contexts",
         "release_outbox_leases",
         "renew_outbox_lease",
         "repair_expired_leases",
@@ -43,6 +45,8 @@ WORKER_FUNCTIONS: Final = frozenset(
 )
 PRODUCER_FUNCTIONS: Final = frozenset({"enqueue_payment_outbox", "enqueue_payment_outbox_batch"})
 OPERATOR_FUNCTIONS: Final = frozenset({"redrive_payment_outbox", "set_outbox_rail_ordering"})
+# Aggregates a metrics exporter reads with a reader's login (schema 0014).
+READER_FUNCTIONS: Final = frozenset({"outbox_queue_depth"})
 INTERNAL_FUNCTIONS: Final = frozenset(
     {
         "deny_append_only_mutation",
@@ -64,6 +68,7 @@ INTERNAL_FUNCTIONS: Final = frozenset(
         "outbox_require_range",
         "outbox_require_service_key",
         "outbox_require_text",
+        "outbox_valid_traceparent",
     }
 )
 
@@ -81,7 +86,11 @@ def function_name(grant: Grant) -> str:
 
 
 def test_only_the_executor_and_owner_may_execute_outbox_functions(audit: CatalogAudit) -> None:
-    """EXECUTE: executor workers, producer enqueue, operator re-drive/ordering, owner all; no PUBLIC."""
+    """EXECUTE: executors, producers, operators and readers each their own functions; no PUBLIC.
+
+    Executor: the worker functions; producer: enqueue; operator: re-drive and rail ordering;
+    readers: the queue depth; the owner: all.
+    """
     executes = {
         (function_name(g), g.grantee)
         for g in audit.grants()
@@ -95,6 +104,11 @@ def test_only_the_executor_and_owner_may_execute_outbox_functions(audit: Catalog
     expected |= {(name, "symphony_executor") for name in WORKER_FUNCTIONS}
     expected |= {(name, "symphony_producer") for name in PRODUCER_FUNCTIONS}
     expected |= {(name, "symphony_operator") for name in OPERATOR_FUNCTIONS}
+    expected |= {
+        (name, reader)
+        for name in READER_FUNCTIONS
+        for reader in ("symphony_readonly", "symphony_auditor")
+    }
     assert expected == executes
 
 

@@ -183,3 +183,10 @@ SELECT true AS sent FROM pg_notify('outbox_items_enqueued', %(token)s);
 SELECT rail_type, due_count, scheduled_count, waiting_count, leased_count,
        expired_lease_count, oldest_due_age_seconds
 FROM public.outbox_queue_depth();
+
+-- name: set_trace_context
+-- The trace context the transaction's next inserts of items take (0015); '' clears it.
+SELECT set_config('outbox.trace_context', %(trace_context)s, true);
+
+-- name: trace_contexts
+SELECT outbox_id, trace_context FROM public.outbox_trace_contexts(%(worker_id)s, %(outbox_ids)s);
