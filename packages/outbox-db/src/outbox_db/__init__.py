@@ -40,6 +40,7 @@ from outbox_db.records import (
     RedriveLink,
     RepairedLease,
     Role,
+    RoleNames,
 )
 from outbox_db.store import EnqueueWakeups, OutboxStore, OutboxTransaction
 
@@ -81,6 +82,7 @@ __all__ = [
     "RepairedLease",
     "RetryableConflict",
     "Role",
+    "RoleNames",
     "TerminalAlreadyRecorded",
     "UnknownItem",
     "migrate",

@@ -63,12 +63,32 @@ def main() -> None:
 
 @main.command(name="migrate")
 @url_option
-def migrate_command(url: str) -> None:
+@click.option(
+    "--role-prefix",
+    envvar="OUTBOX_ROLE_PREFIX",
+    help=(
+        "Give this database outbox roles of its own, named PREFIX + the usual names "
+        "(payments_b_symphony_executor, ...), for a cluster holding more than one outbox "
+        "database; ends in '_'. Default: the prefix the database was migrated with, none "
+        "for a new one. ($OUTBOX_ROLE_PREFIX)"
+    ),
+)
+def migrate_command(url: str, role_prefix: str | None) -> None:
     """Apply the shipped schema (schema/v1 then views) to the database, each file once."""
 
     def run() -> None:
-        report = migrate(url, on_apply=lambda name: click.echo(f"applied {name}"))
+        report = migrate(
+            url, on_apply=lambda name: click.echo(f"applied {name}"), role_prefix=role_prefix
+        )
         click.echo(f"{len(report.applied)} applied, {report.unchanged} already in place")
+        click.echo(f"outbox roles: {report.roles.owner}, {report.roles.of(Role.EXECUTOR)}, ...")
+        if report.shared_with:
+            click.echo(
+                f"warning: {report.roles.owner} also owns objects in "
+                f"{', '.join(report.shared_with)}: a login granted these roles there holds "
+                "them here too; give each database a role prefix (docs/adopting.md)",
+                err=True,
+            )
 
     _fail_clearly(run)
 

@@ -41,6 +41,7 @@ from outbox_db.records import (
     RedriveLink,
     RepairedLease,
     Role,
+    RoleNames,
 )
 
 if TYPE_CHECKING:
@@ -118,9 +119,10 @@ class OutboxTransaction:
 class OutboxStore:
     """A connection pool that acts as one role; each call is one short transaction."""
 
-    def __init__(self, pool: ConnectionPool[Any], *, role: Role | None) -> None:
+    def __init__(self, pool: ConnectionPool[Any], *, role: Role | None, roles: RoleNames) -> None:
         self._pool = pool
         self._role = role
+        self._roles = roles
 
     @classmethod
     def connect(
@@ -141,10 +143,15 @@ class OutboxStore:
         A service that enqueues passes ``role=Role.PRODUCER``; a relayer ``Role.EXECUTOR``.
 
         One direct connection is made first so that a wrong URL, a refused connection or a
-        failed login is reported at once with its reason, not as a pool timeout.
+        failed login is reported at once with its reason, not as a pool timeout. It also reads
+        the database's role names (a database migrated with a role prefix has roles of its
+        own): `role` is switched to under the name it has in this database.
         """
         try:
-            psycopg.connect(sendable_url(url), connect_timeout=max(1, int(timeout))).close()
+            with psycopg.connect(
+                sendable_url(url), connect_timeout=max(1, int(timeout)), autocommit=True
+            ) as probe:
+                roles = _role_names(probe)
         except psycopg.Error as error:
             raise translate(error) from error
         pool: ConnectionPool[Any] = ConnectionPool(
@@ -166,7 +173,7 @@ class OutboxStore:
         except Exception:
             pool.close()
             raise
-        return cls(pool, role=role)
+        return cls(pool, role=role, roles=roles)
 
     def close(self) -> None:
         """Close every connection of the pool."""
@@ -348,8 +355,18 @@ class OutboxStore:
 
     def _switch_role(self, connection: psycopg.Connection[Any]) -> None:
         if self._role is not None:
-            role = sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(self._role.value))
+            name = self._roles.of(self._role)
+            role = sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(name))
             connection.execute(role)
+
+
+def _role_names(connection: psycopg.Connection[Any]) -> RoleNames:
+    """The roles of the database: named after its tables' owner (the seed names if none)."""
+    row = connection.execute(QUERIES["outbox_owner"]).fetchone()
+    try:
+        return RoleNames.of_owner(row[0]) if row and row[0] else RoleNames()
+    except ValueError:  # tables of another owner (made by hand): the seed names, as ever
+        return RoleNames()
 
 
 def _read_exact_numbers(connection: psycopg.Connection[Any]) -> None:
