@@ -118,12 +118,9 @@ def _role_names(connection: psycopg.Connection[Any], role_prefix: str | None) ->
     except ValueError as invalid:
         raise MigrationError(str(invalid)) from invalid
     row = connection.execute(QUERIES["outbox_owner"]).fetchone()
-    if row is None or row[0] is None:
+    existing = RoleNames.of_owner(row[0] if row else None)
+    if existing is None:  # a new database, or one older than the outbox roles
         return asked or RoleNames()
-    try:
-        existing = RoleNames.of_owner(row[0])
-    except ValueError as foreign:
-        raise MigrationError(str(foreign)) from foreign
     if asked is not None and asked != existing:
         msg = (
             f"this database's outbox roles have the prefix {existing.prefix!r} (its tables "

@@ -90,12 +90,15 @@ class RoleNames:
             raise ValueError(msg)
 
     @classmethod
-    def of_owner(cls, owner: str) -> RoleNames:
-        """The names of a database whose outbox objects `owner` owns."""
-        if not owner.endswith(OWNER_ROLE):
-            msg = f"the outbox tables are owned by {owner!r}, not by an outbox owner role"
-            raise ValueError(msg)
-        return cls(owner.removesuffix(OWNER_ROLE))
+    def of_owner(cls, owner: str | None) -> RoleNames | None:
+        """The names of a database whose outbox tables `owner` owns, if an outbox owner role.
+
+        None: no tables yet, or tables older than the outbox roles (made by hand, legacy).
+        """
+        prefix = (owner or "").removesuffix(OWNER_ROLE)
+        if not owner or prefix == owner or (prefix and not _ROLE_PREFIX.fullmatch(prefix)):
+            return None
+        return cls(prefix)
 
     @property
     def owner(self) -> str:

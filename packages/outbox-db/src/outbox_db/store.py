@@ -363,10 +363,7 @@ class OutboxStore:
 def _role_names(connection: psycopg.Connection[Any]) -> RoleNames:
     """The roles of the database: named after its tables' owner (the seed names if none)."""
     row = connection.execute(QUERIES["outbox_owner"]).fetchone()
-    try:
-        return RoleNames.of_owner(row[0]) if row and row[0] else RoleNames()
-    except ValueError:  # tables of another owner (made by hand): the seed names, as ever
-        return RoleNames()
+    return RoleNames.of_owner(row[0] if row else None) or RoleNames()
 
 
 def _read_exact_numbers(connection: psycopg.Connection[Any]) -> None:
