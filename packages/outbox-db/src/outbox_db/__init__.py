@@ -41,6 +41,7 @@ from outbox_db.records import (
     RedriveLink,
     RepairedLease,
     Role,
+    RoleNames,
 )
 from outbox_db.store import EnqueueWakeups, OutboxStore, OutboxTransaction
 
@@ -83,6 +84,7 @@ __all__ = [
     "RepairedLease",
     "RetryableConflict",
     "Role",
+    "RoleNames",
     "TerminalAlreadyRecorded",
     "UnknownItem",
     "migrate",

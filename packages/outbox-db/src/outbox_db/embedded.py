@@ -44,6 +44,7 @@ PORT: Final = 5432
 # Durable settings are PostgreSQL's defaults; tests may trade durability for speed.
 FAST_SETTINGS: Final = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 BASE_SETTINGS: Final = {"max_connections": "200", "listen_addresses": "''"}
+BINDIR_RECORD: Final = "bindir"  # in the server's directory: the binaries that started it
 
 
 @attrs.frozen
@@ -99,17 +100,23 @@ def start(
     *,
     durable: bool = True,
     settings: Mapping[str, str] | None = None,
+    bindir: Path | None = None,
 ) -> EmbeddedServer:
-    """Initialise a cluster in `directory` (a new temporary one by default) and start it."""
+    """Initialise a cluster in `directory` (a new temporary one by default) and start it.
+
+    `bindir` picks the server's binaries (default: `find_bindir()`); it is recorded in the
+    directory, so `attach` stops the server with the binaries that started it.
+    """
     os_user = server_user()
     base = directory or Path(tempfile.mkdtemp(prefix="outbox-pg-", dir=_shared_tmp()))
-    server = EmbeddedServer(directory=base, bindir=find_bindir(), os_user=os_user)
+    server = EmbeddedServer(directory=base, bindir=bindir or find_bindir(), os_user=os_user)
     base.mkdir(mode=0o700, parents=True, exist_ok=True)
     if os_user is not None:
         entry = pwd.getpwnam(os_user)
         os.chown(base, entry.pw_uid, entry.pw_gid)
     if not (server.data_dir / "PG_VERSION").exists():
         _initdb(server, durable=durable)
+    (base / BINDIR_RECORD).write_text(str(server.bindir), encoding="utf-8")
     options = {**BASE_SETTINGS, "unix_socket_directories": f"'{base}'", "port": str(PORT)}
     options |= {} if durable else FAST_SETTINGS
     flags = " ".join(
@@ -132,9 +139,14 @@ def server_flags(settings: Mapping[str, str]) -> list[str]:
 
 def stop(server: EmbeddedServer) -> None:
     """Stop the server (fast shutdown) and delete its directory."""
-    looks_embedded = (server.data_dir / "PG_VERSION").exists() or (
-        server.directory / "server.log"
-    ).exists()
+    looks_embedded = any(
+        path.exists()
+        for path in (
+            server.data_dir / "PG_VERSION",
+            server.directory / "server.log",
+            server.directory / BINDIR_RECORD,
+        )
+    )
     if server.directory.exists() and any(server.directory.iterdir()) and not looks_embedded:
         msg = f"{server.directory} does not hold an embedded server; refusing to delete it"
         raise EmbeddedServerError(msg)
@@ -155,9 +167,15 @@ def embedded_server(
         stop(server)
 
 
-def attach(directory: Path) -> EmbeddedServer:
-    """The server previously started in `directory` (for `up`/`url`/`down` by hand)."""
-    return EmbeddedServer(directory=directory, bindir=find_bindir(), os_user=server_user())
+def attach(directory: Path, bindir: Path | None = None) -> EmbeddedServer:
+    """The server previously started in `directory` (for `up`/`url`/`down` by hand).
+
+    Its binaries: those it was started with, else `bindir`, else `find_bindir()`.
+    """
+    record = directory / BINDIR_RECORD
+    recorded = Path(record.read_text(encoding="utf-8")) if record.is_file() else None
+    chosen = recorded or bindir or find_bindir()
+    return EmbeddedServer(directory=directory, bindir=chosen, os_user=server_user())
 
 
 def _initdb(server: EmbeddedServer, *, durable: bool) -> None:

@@ -5,6 +5,11 @@ recorded with a SHA-256 checksum in ``outbox_schema_migrations``. Repeatable fil
 (``schema/views/*.sql``: CREATE OR REPLACE definitions) run after them whenever their
 checksum changed. An advisory lock keeps two migrators of one database apart, and each file
 runs with search_path pinned to pg_catalog, so every outbox object is named with its schema.
+
+Role names: a database migrated with a role prefix (`RoleNames`) gets roles of its own, for
+a cluster that holds more than one outbox database. The prefix is applied as each file is
+sent, never to the file: the recorded checksum stays that of the shipped bytes. Once
+migrated, a database's prefix is read from the owner of its tables.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import psycopg
 from outbox_db import pooling
 from outbox_db._catalogue import QUERIES
 from outbox_db.errors import MigrationError, sendable_url, translate
+from outbox_db.records import RoleNames
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -29,6 +35,7 @@ VERSIONED: Final = "v1"
 # A migration that finds data breaking the rule it adds refuses with this SQLSTATE; its
 # DETAIL names the rows (0010: idempotency keys that already name two items).
 MIGRATION_REFUSED: Final = "P7006"
+INSUFFICIENT_PRIVILEGE: Final = "42501"
 REPEATABLE: Final = "views"
 
 
@@ -57,6 +64,10 @@ class MigrationReport:
 
     applied: tuple[str, ...]
     unchanged: int
+    roles: RoleNames
+    # Other databases of the cluster whose objects this database's owner role owns: whoever
+    # holds these roles there holds them here (give each database a role prefix).
+    shared_with: tuple[str, ...] = ()
 
 
 def load_migrations() -> list[Migration]:
@@ -78,14 +89,26 @@ def load_migrations() -> list[Migration]:
     return found
 
 
-def migrate(url: str, *, on_apply: Callable[[str], None] | None = None) -> MigrationReport:
-    """Bring the database at `url` to the shipped schema; `on_apply` hears each file applied."""
+def migrate(
+    url: str,
+    *,
+    on_apply: Callable[[str], None] | None = None,
+    role_prefix: str | None = None,
+) -> MigrationReport:
+    """Bring the database at `url` to the shipped schema; `on_apply` hears each file applied.
+
+    `role_prefix` names this database's roles (`RoleNames`); None: the prefix the database
+    was migrated with, or none for a new one. A prefix other than the database's is refused.
+    """
     migrations = load_migrations()
     _require_direct(url)
     try:
         with psycopg.connect(sendable_url(url), autocommit=True) as connection:
             connection.execute(QUERIES["migrations_lock"])
-            return _apply_pending(connection, migrations, on_apply or (lambda _name: None))
+            roles = _role_names(connection, role_prefix)
+            report = _apply_pending(connection, migrations, roles, on_apply or (lambda _: None))
+            shared = connection.execute(QUERIES["owner_serves_databases"], {"role": roles.owner})
+            return attrs.evolve(report, shared_with=tuple(name for (name,) in shared))
     except psycopg.Error as error:
         raise translate(error) from error
 
@@ -103,9 +126,30 @@ def _require_direct(url: str) -> None:
         raise MigrationError(msg)
 
 
+def _role_names(connection: psycopg.Connection[Any], role_prefix: str | None) -> RoleNames:
+    """The database's role names: those its tables' owner has, else those asked for."""
+    try:
+        asked = None if role_prefix is None else RoleNames(role_prefix)
+    except ValueError as invalid:
+        raise MigrationError(str(invalid)) from invalid
+    row = connection.execute(QUERIES["outbox_owner"]).fetchone()
+    existing = RoleNames.of_owner(row[0] if row else None)
+    if existing is None:  # a new database, or one older than the outbox roles
+        return asked or RoleNames()
+    if asked is not None and asked != existing:
+        msg = (
+            f"this database's outbox roles have the prefix {existing.prefix!r} (its tables "
+            f"belong to {existing.owner}), not {asked.prefix!r}; a database keeps its role "
+            "names: migrate it with its own prefix, or without one"
+        )
+        raise MigrationError(msg)
+    return existing
+
+
 def _apply_pending(
     connection: psycopg.Connection[Any],
     migrations: Sequence[Migration],
+    roles: RoleNames,
     on_apply: Callable[[str], None],
 ) -> MigrationReport:
     connection.execute(QUERIES["migrations_table"])
@@ -116,18 +160,51 @@ def _apply_pending(
         try:
             with connection.transaction():
                 connection.execute(QUERIES["migration_search_path"])
-                # Shipped package data, reviewed like code: literal by construction.
-                connection.execute(cast("LiteralString", migration.text))  # type: ignore[redundant-cast]
+                # Shipped package data, reviewed like code, with role names swapped for this
+                # database's (a fixed pattern and a validated prefix): literal by construction.
+                text = cast("LiteralString", roles.render(migration.text))  # type: ignore[redundant-cast]
+                connection.execute(text)
                 record = {"filename": migration.name, "checksum": migration.checksum}
                 connection.execute(QUERIES["migration_record"], record)
         except psycopg.Error as error:
             if error.diag.sqlstate == MIGRATION_REFUSED:
                 raise MigrationError(_refusal(migration, error)) from error
+            if error.diag.sqlstate == INSUFFICIENT_PRIVILEGE:
+                _explain_owner_grant(connection, migration, roles, error)
             raise
         on_apply(migration.name)
     return MigrationReport(
-        applied=tuple(m.name for m in pending), unchanged=len(migrations) - len(pending)
+        applied=tuple(m.name for m in pending),
+        unchanged=len(migrations) - len(pending),
+        roles=roles,
     )
+
+
+def _explain_owner_grant(
+    connection: psycopg.Connection[Any],
+    migration: Migration,
+    roles: RoleNames,
+    error: psycopg.Error,
+) -> None:
+    """Name the grant and the fix when the migrating login could not join the owner role.
+
+    `GRANT <owner> TO CURRENT_USER` (0001) needs ADMIN OPTION on the owner role since
+    PostgreSQL 16. A login that is not a superuser has it only on roles it created, so the
+    grant fails when another login made the roles: another database of the same cluster.
+    """
+    row = connection.execute(QUERIES["role_member"], {"role": roles.owner}).fetchone()
+    if row is None or row[0]:
+        return  # no such role yet, or already a member: another refusal, reported as is
+    msg = (
+        f"{migration.name}: GRANT {roles.owner} TO CURRENT_USER was refused "
+        f"[SQLSTATE {INSUFFICIENT_PRIVILEGE}]: {error.diag.message_primary}. The outbox roles "
+        "already exist in this cluster (roles are cluster-wide), made by another login, most "
+        "likely for another database; since PostgreSQL 16 only a holder of ADMIN OPTION on a "
+        "role may grant it. Give this database roles of its own: migrate it with a role "
+        "prefix (outbox-db migrate --role-prefix NAME_, or OUTBOX_ROLE_PREFIX=NAME_); see "
+        "docs/adopting.md, 'A managed database'."
+    )
+    raise MigrationError(msg) from error
 
 
 def _refusal(migration: Migration, error: psycopg.Error) -> str:

@@ -12,7 +12,8 @@ requests itself, so the process id it announces is not the server's pg_backend_p
 
 from __future__ import annotations
 
-from typing import Any, Final
+import contextlib
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 import psycopg
@@ -20,7 +21,10 @@ import psycopg
 from outbox_db._catalogue import QUERIES
 from outbox_db.errors import ConnectionRejected, sendable_url, translate
 
-__all__ = ["Route", "probe"]
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+__all__ = ["Route", "probe", "probed"]
 
 # PgBouncer refuses BEGIN in statement mode with this SQLSTATE and message.
 _PROTOCOL_VIOLATION: Final = "08P01"
@@ -40,11 +44,18 @@ class Route:
 
 
 def probe(url: str, *, timeout: float = 10.0) -> Route:
-    """Connect once, run one transaction, and say what answered.
+    """What answers `url` (see `probed`)."""
+    with probed(url, timeout=timeout) as (route, _):
+        return route
+
+
+@contextlib.contextmanager
+def probed(url: str, *, timeout: float = 10.0) -> Iterator[tuple[Route, psycopg.Connection[Any]]]:
+    """Connect once, open a transaction, say what answered, and lend the connection.
 
     Reports a wrong URL, a refused connection or a failed login at once with its reason
     (ConnectionRejected, DatabaseUnavailable), and a pooler in statement mode as the
-    configuration error it is.
+    configuration error it is. The transaction is rolled back when the block ends.
     """
     try:
         with psycopg.connect(
@@ -52,12 +63,12 @@ def probe(url: str, *, timeout: float = 10.0) -> Route:
         ) as connection:
             announced = connection.info.backend_pid
             row = connection.execute(QUERIES["backend_pid"]).fetchone()
+            yield Route(pooled=row is None or row[0] != announced), connection
             connection.rollback()
     except psycopg.Error as error:
         if error.sqlstate == _PROTOCOL_VIOLATION and _STATEMENT_MODE in str(error):
             raise _statement_mode_refused() from error
         raise translate(error) from error
-    return Route(pooled=row is None or row[0] != announced)
 
 
 def _statement_mode_refused() -> ConnectionRejected:

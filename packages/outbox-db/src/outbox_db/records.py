@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from datetime import datetime  # noqa: TC003 - attrs resolves annotations at runtime
+from typing import Final
 from uuid import UUID  # noqa: TC003 - attrs resolves annotations at runtime
 
 import attrs
@@ -31,6 +33,7 @@ __all__ = [
     "RedriveLink",
     "RepairedLease",
     "Role",
+    "RoleNames",
 ]
 
 JsonObject = Mapping[str, object]
@@ -57,6 +60,60 @@ class Role(enum.StrEnum):
     READONLY = "symphony_readonly"
     AUDITOR = "symphony_auditor"
     OPERATOR = "symphony_operator"
+
+
+OWNER_ROLE: Final = "outbox_owner"  # owns every outbox object; never an application's
+# A prefix ends in "_" so that the prefixed names read as names (payments_b_outbox_owner), and
+# is short enough that every prefixed name stays within PostgreSQL's 63 bytes.
+_ROLE_PREFIX: Final = re.compile(r"[a-z][a-z0-9_]{0,38}_")
+_SEED_NAMES: Final = re.compile(
+    rf"\b(?:{'|'.join(sorted([OWNER_ROLE, *(role.value for role in Role)]))})\b"
+)
+
+
+@attrs.frozen
+class RoleNames:
+    """The names one database's outbox roles have in its cluster: the seed names, prefixed.
+
+    Roles are cluster-wide. Databases of one cluster that each have a prefix of their own
+    share no role, so a login granted one database's roles has no authority in another. The
+    default, no prefix, is the seed names (`symphony_executor`, `outbox_owner`, ...).
+    """
+
+    prefix: str = attrs.field(default="")
+
+    @prefix.validator
+    def _check(self, _attribute: attrs.Attribute[str], value: str) -> None:
+        if value and not _ROLE_PREFIX.fullmatch(value):
+            msg = (
+                f"role prefix {value!r}: lowercase letters, digits and '_', starting with a "
+                "letter, ending with '_', at most 40 characters (e.g. 'payments_b_')"
+            )
+            raise ValueError(msg)
+
+    @classmethod
+    def of_owner(cls, owner: str | None) -> RoleNames | None:
+        """The names of a database whose outbox tables `owner` owns, if an outbox owner role.
+
+        None: no tables yet, or tables older than the outbox roles (made by hand, legacy).
+        """
+        prefix = (owner or "").removesuffix(OWNER_ROLE)
+        if not owner or prefix == owner or (prefix and not _ROLE_PREFIX.fullmatch(prefix)):
+            return None
+        return cls(prefix)
+
+    @property
+    def owner(self) -> str:
+        """The role that owns every outbox object of the database."""
+        return self.prefix + OWNER_ROLE
+
+    def of(self, role: Role) -> str:
+        """The name `role` has in this database's cluster."""
+        return self.prefix + role.value
+
+    def render(self, text: str) -> str:
+        """Shipped SQL with every seed role name prefixed (whole names only)."""
+        return _SEED_NAMES.sub(lambda found: self.prefix + found[0], text) if self.prefix else text
 
 
 def _require_mapping(field: attrs.Attribute[JsonObject], value: object) -> None:

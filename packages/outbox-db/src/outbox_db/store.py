@@ -42,6 +42,7 @@ from outbox_db.records import (
     RedriveLink,
     RepairedLease,
     Role,
+    RoleNames,
 )
 
 if TYPE_CHECKING:
@@ -136,10 +137,16 @@ class OutboxStore:
     """A connection pool that acts as one role; each call is one short transaction."""
 
     def __init__(
-        self, pool: ConnectionPool[Any], *, role: Role | None, route: pooling.Route
+        self,
+        pool: ConnectionPool[Any],
+        *,
+        role: Role | None,
+        roles: RoleNames,
+        route: pooling.Route,
     ) -> None:
         self._pool = pool
         self._role = role
+        self._roles = roles
         self.route = route
 
     @classmethod
@@ -161,10 +168,13 @@ class OutboxStore:
         A service that enqueues passes ``role=Role.PRODUCER``; a relayer ``Role.EXECUTOR``.
 
         One connection is made first so that a wrong URL, a refused connection or a failed
-        login is reported at once with its reason, not as a pool timeout; it also finds out
-        whether a pooler answers the URL (PgBouncer), and then nothing is prepared.
+        login is reported at once with its reason, not as a pool timeout. It finds out whether
+        a pooler answers the URL (PgBouncer: then nothing is prepared), and reads the
+        database's role names (a database migrated with a role prefix has roles of its own):
+        `role` is switched to under the name it has in this database.
         """
-        route = pooling.probe(url, timeout=timeout)
+        with pooling.probed(url, timeout=timeout) as (route, probe):
+            roles = _role_names(probe)
         pool: ConnectionPool[Any] = ConnectionPool(
             url,
             min_size=min_size,
@@ -185,7 +195,7 @@ class OutboxStore:
         except Exception:
             pool.close()
             raise
-        return cls(pool, role=role, route=route)
+        return cls(pool, role=role, roles=roles, route=route)
 
     def close(self) -> None:
         """Close every connection of the pool."""
@@ -403,7 +413,8 @@ class OutboxStore:
 
     def _switch_role(self, connection: psycopg.Connection[Any]) -> None:
         if self._role is not None:
-            role = sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(self._role.value))
+            name = self._roles.of(self._role)
+            role = sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(name))
             connection.execute(role)
 
 
@@ -432,6 +443,12 @@ def _batches(requests: Sequence[EnqueueRequest]) -> Iterator[Sequence[EnqueueReq
             end += 1
         yield requests[start:end]
         start = end
+
+
+def _role_names(connection: psycopg.Connection[Any]) -> RoleNames:
+    """The roles of the database: named after its tables' owner (the seed names if none)."""
+    row = connection.execute(QUERIES["outbox_owner"]).fetchone()
+    return RoleNames.of_owner(row[0] if row else None) or RoleNames()
 
 
 def _read_exact_numbers(connection: psycopg.Connection[Any]) -> None:

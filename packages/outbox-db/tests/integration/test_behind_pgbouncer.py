@@ -26,6 +26,7 @@ from outbox_db import (
     OutboxStore,
     OutboxTransaction,
     Role,
+    RoleNames,
     migrate,
 )
 from outbox_db.pooling import Route
@@ -97,7 +98,8 @@ def test_control_a_store_that_prepares_fails_through_transaction_pooling(
     pool: ConnectionPool[psycopg.Connection[tuple[object, ...]]] = ConnectionPool(
         url, min_size=THREADS, max_size=THREADS, kwargs={"autocommit": False}, open=True
     )
-    with OutboxStore(pool, role=Role.PRODUCER, route=Route(pooled=False)) as store:
+    direct = Route(pooled=False)
+    with OutboxStore(pool, role=Role.PRODUCER, roles=RoleNames(), route=direct) as store:
         errors = enqueue_concurrently(store)
 
     assert {error.sqlstate for error in errors} & PREPARED_STATEMENT_FAILURES

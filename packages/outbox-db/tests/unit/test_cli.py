@@ -128,7 +128,7 @@ def test_embedded_up_passes_each_set_to_the_server(
 ) -> None:
     """--set NAME=VALUE, repeated, reaches the server's start as settings (spaces kept)."""
     server = _StoppedServer()
-    monkeypatch.setattr(embedded, "attach", lambda _directory: server)
+    monkeypatch.setattr(embedded, "attach", lambda _directory, _bindir=None: server)
     monkeypatch.setattr(embedded, "start", server.start)
     arguments = ["embedded", "up", "--fast", "--dir", str(tmp_path)]
     arguments += ["--set", "default_transaction_isolation=repeatable read", "--set", "a.b=c=d"]
@@ -137,7 +137,25 @@ def test_embedded_up_passes_each_set_to_the_server(
 
     assert result.exit_code == 0, result.output
     expected = {"default_transaction_isolation": "repeatable read", "a.b": "c=d"}
-    assert {"durable": False, "settings": expected} == server.started_with
+    assert {"durable": False, "settings": expected, "bindir": None} == server.started_with
+
+
+def test_embedded_up_starts_the_binaries_of_bin_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """--bin-dir reaches the server's start; with --pg-version too it is a usage error."""
+    server = _StoppedServer()
+    monkeypatch.setattr(embedded, "attach", lambda _directory, _bindir=None: server)
+    monkeypatch.setattr(embedded, "start", server.start)
+    arguments = ["embedded", "up", "--dir", str(tmp_path / "server"), "--bin-dir", str(tmp_path)]
+
+    both = CliRunner().invoke(main, [*arguments, "--pg-version", "16"])
+    result = CliRunner().invoke(main, arguments)
+
+    assert both.exit_code == 2, both.output
+    assert "not both" in both.output
+    assert result.exit_code == 0, result.output
+    assert server.started_with["bindir"] == tmp_path
 
 
 @pytest.mark.parametrize(("pair", "running"), [("no-equals", False), ("fsync=off", True)])
@@ -146,7 +164,7 @@ def test_embedded_up_refuses_a_set_it_cannot_apply(
 ) -> None:
     """A pair without `=` is a usage error (2); a server already running is not restarted (1)."""
     server = _StoppedServer(running=running)
-    monkeypatch.setattr(embedded, "attach", lambda _directory: server)
+    monkeypatch.setattr(embedded, "attach", lambda _directory, _bindir=None: server)
     monkeypatch.setattr(embedded, "start", server.start)
 
     result = CliRunner().invoke(main, ["embedded", "up", "--dir", str(tmp_path), "--set", pair])

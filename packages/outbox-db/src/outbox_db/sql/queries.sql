@@ -190,3 +190,26 @@ SELECT set_config('outbox.trace_context', %(trace_context)s, true);
 
 -- name: trace_contexts
 SELECT outbox_id, trace_context FROM public.outbox_trace_contexts(%(worker_id)s, %(outbox_ids)s);
+
+-- name: outbox_owner
+-- Who owns the outbox's tables names the database's roles (RoleNames.of_owner); NULL before
+-- the first migration. Any login may read the catalog.
+SELECT pg_catalog.pg_get_userbyid(c.relowner) AS owner
+FROM pg_catalog.pg_class AS c
+WHERE c.oid = pg_catalog.to_regclass('public.payment_outbox_pending');
+
+-- name: role_member
+-- Whether the current login is already a member of the role (NULL: no such role).
+SELECT pg_catalog.pg_has_role(CURRENT_USER, r.oid, 'MEMBER') AS member
+FROM pg_catalog.pg_roles AS r
+WHERE r.rolname = %(role)s;
+
+-- name: owner_serves_databases
+-- The other databases of the cluster with objects the role owns: databases sharing its
+-- authority. pg_shdepend is a shared catalog any login may read.
+SELECT DISTINCT d.datname
+FROM pg_catalog.pg_shdepend AS s
+JOIN pg_catalog.pg_database AS d ON d.oid = s.dbid
+JOIN pg_catalog.pg_roles AS r ON r.oid = s.refobjid
+WHERE r.rolname = %(role)s AND s.deptype = 'o' AND d.datname <> pg_catalog.current_database()
+ORDER BY 1;

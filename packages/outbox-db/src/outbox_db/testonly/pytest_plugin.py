@@ -196,13 +196,13 @@ def outbox_server() -> Iterator[Server]:
         yield Server(url=server.url)
 
 
-def migrate_as_proven(url: str) -> None:
+def migrate_as_proven(url: str, role_prefix: str | None = None) -> None:
     """Migrate `url` to the shipped schema, then apply the sabotage in force, if any.
 
-    For a proof that needs a database of its own making (another locale, say): under
-    `nox -s proof_controls` it must meet the sabotaged schema like every other proof.
+    For a proof that needs a database of its own making (another locale, roles of its own):
+    under `nox -s proof_controls` it must meet the sabotaged schema like every other proof.
     """
-    migrate(url)
+    migrate(url, role_prefix=role_prefix)
     if sabotage := _sabotage_in_force():
         try:
             run_sql_file(url, sabotage.path)
