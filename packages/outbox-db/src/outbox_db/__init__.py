@@ -40,6 +40,7 @@ from outbox_db.records import (
     RedriveLink,
     RepairedLease,
     Role,
+    UnservedRail,
 )
 from outbox_db.store import EnqueueWakeups, OutboxStore, OutboxTransaction
 
@@ -83,6 +84,7 @@ __all__ = [
     "Role",
     "TerminalAlreadyRecorded",
     "UnknownItem",
+    "UnservedRail",
     "migrate",
     "retry_serialization_failures",
 ]
