@@ -255,9 +255,11 @@ class Relayer:
 
     def _send(self, item: ClaimedItem) -> RailAnswer:
         """Whatever happens comes back as an answer, never a raise."""
-        rail = self.rails[item.rail_type]  # the claim named only these rails
         started = time.monotonic()
         try:
+            # The claim names only these rails; a database that broke that promise gets a
+            # retry recorded (RAIL_CLIENT_ERROR, KeyError), never a dispatch that hangs.
+            rail = self.rails[item.rail_type]
             known = self._reconciled(rail, item) if outcome_unknown(item) else None
             return known or rail.send(item)
         except Exception as error:  # noqa: BLE001 - a rail client's bug must not kill the worker
