@@ -42,6 +42,7 @@ from outbox_db.records import (
     RepairedLease,
     Role,
     RoleNames,
+    UnservedRail,
 )
 from outbox_db.store import EnqueueWakeups, OutboxStore, OutboxTransaction
 
@@ -87,6 +88,7 @@ __all__ = [
     "RoleNames",
     "TerminalAlreadyRecorded",
     "UnknownItem",
+    "UnservedRail",
     "migrate",
     "retry_serialization_failures",
 ]

@@ -17,7 +17,14 @@ if TYPE_CHECKING:
 
     from rich.console import RenderableType
 
-    from outbox_db.records import ItemHistory, LedgerAttempt, QueueStatus, RailOrdering, RedriveLink
+    from outbox_db.records import (
+        ItemHistory,
+        LedgerAttempt,
+        QueueStatus,
+        RailOrdering,
+        RedriveLink,
+        UnservedRail,
+    )
 
 __all__ = [
     "history_json",
@@ -37,6 +44,11 @@ QUEUE_COLUMNS: Final = (
     ("leased_count", "leased"),
     ("expired_lease_count", "expired leases"),
     ("oldest_due_age_seconds", "oldest due age (s)"),
+)
+UNSERVED_COLUMNS: Final = (
+    ("due_count", "due"),
+    ("oldest_due_age_seconds", "oldest due age (s)"),
+    ("last_served_at", "last served (UTC)"),
 )
 ATTEMPT_COLUMNS: Final = (
     ("dispatched_count", "DISPATCHED"),
@@ -70,21 +82,28 @@ def _json(value: object) -> str:
     return json.dumps(value, sort_keys=True)
 
 
-def status_json(rows: Sequence[QueueStatus]) -> str:
-    """One line: {"total": figures, "rails": {rail_type: figures}}."""
+def status_json(rows: Sequence[QueueStatus], unserved: Sequence[UnservedRail]) -> str:
+    """One line: {"total": figures, "rails": {rail_type: figures}, "unserved": {...}}."""
     figures = {row.rail_type: attrs.asdict(row, filter=_not_rail_type) for row in rows}
     total = figures.pop(None, {})
-    return _json({"total": total, "rails": figures})
+    waiting = {
+        rail.rail_type: attrs.asdict(rail, filter=_not_rail_type, value_serializer=_json_value)
+        for rail in unserved
+    }
+    return _json({"total": total, "rails": figures, "unserved": waiting})
 
 
 def _not_rail_type(attribute: attrs.Attribute[object], _: object) -> bool:
     return attribute.name != "rail_type"
 
 
-def status_tables(rows: Sequence[QueueStatus], caption: str | None = None) -> RenderableType:
-    """The queue and the attempts by state, one row per rail (all rails first)."""
+def status_tables(
+    rows: Sequence[QueueStatus], unserved: Sequence[UnservedRail], caption: str | None = None
+) -> RenderableType:
+    """The queue, the rails nobody serves, and the attempts by state (all rails first)."""
     return Group(
         _status_table("queue", QUEUE_COLUMNS, rows),
+        _status_table("due on rails no relayer serves", UNSERVED_COLUMNS, unserved),
         _status_table("attempts by state", ATTEMPT_COLUMNS, rows, caption),
     )
 
@@ -92,7 +111,7 @@ def status_tables(rows: Sequence[QueueStatus], caption: str | None = None) -> Re
 def _status_table(
     title: str,
     columns: Sequence[tuple[str, str]],
-    rows: Sequence[QueueStatus],
+    rows: Sequence[QueueStatus] | Sequence[UnservedRail],
     caption: str | None = None,
 ) -> Table:
     table = Table(title=title, title_justify="left", caption=caption)

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     import uuid
     from collections.abc import Callable
 
+    from rich.console import RenderableType
+
 
 DEFAULT_EMBEDDED_DIR: Final = Path(tempfile.gettempdir()) / f"outbox-embedded-{os.getuid()}"
 URL_HELP: Final = "PostgreSQL URL (default: $DATABASE_URL). Its password is never printed."
@@ -108,7 +110,8 @@ def status(url: str, *, as_json: bool, watch: bool, interval: float) -> None:
     """The queue at a glance, per rail, as symphony_readonly.
 
     Due, scheduled, leased, expired leases, oldest due age and the attempts by state, from
-    outbox_status_view.
+    outbox_status_view; and the rails with due items no relayer serves
+    (outbox_unserved_rails: none announced the rail in the last minute).
     """
     context = click.get_current_context()
     if not watch and context.get_parameter_source("interval") != click.core.ParameterSource.DEFAULT:
@@ -119,14 +122,14 @@ def status(url: str, *, as_json: bool, watch: bool, interval: float) -> None:
         with OutboxStore.connect(url, role=Role.READONLY, max_size=1) as store:
             if as_json:
                 _repeat(
-                    lambda: click.echo(_render.status_json(store.status())),
+                    lambda: click.echo(_render.status_json(store.status(), store.unserved_rails())),
                     watch=watch,
                     interval=interval,
                 )
             elif watch:
                 _watch_tables(store, interval)
             else:
-                Console().print(_render.status_tables(store.status()))
+                Console().print(_render.status_tables(store.status(), store.unserved_rails()))
 
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends --watch
         _fail_clearly(run, role=Role.READONLY)
@@ -142,10 +145,14 @@ def _repeat(show: Callable[[], None], *, watch: bool, interval: float) -> None:
 
 def _watch_tables(store: OutboxStore, interval: float) -> None:
     caption = f"every {interval:g} s; Ctrl-C to stop"
-    with Live(_render.status_tables(store.status(), caption), auto_refresh=False) as live:
+
+    def tables() -> RenderableType:
+        return _render.status_tables(store.status(), store.unserved_rails(), caption)
+
+    with Live(tables(), auto_refresh=False) as live:
         while True:
             time.sleep(interval)
-            live.update(_render.status_tables(store.status(), caption), refresh=True)
+            live.update(tables(), refresh=True)
 
 
 @main.command(name="inspect")

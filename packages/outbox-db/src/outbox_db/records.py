@@ -34,6 +34,7 @@ __all__ = [
     "RepairedLease",
     "Role",
     "RoleNames",
+    "UnservedRail",
 ]
 
 JsonObject = Mapping[str, object]
@@ -265,6 +266,16 @@ class QueueStatus:
             + self.leased_count
             + self.expired_lease_count
         )
+
+
+@attrs.frozen(kw_only=True)
+class UnservedRail:
+    """A rail with due items and no relayer that announced it in the last minute."""
+
+    rail_type: str
+    due_count: int
+    oldest_due_age_seconds: float
+    last_served_at: datetime | None  # None: never, or not within the last hour
 
 
 @attrs.frozen(kw_only=True)

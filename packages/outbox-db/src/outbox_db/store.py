@@ -43,6 +43,7 @@ from outbox_db.records import (
     RepairedLease,
     Role,
     RoleNames,
+    UnservedRail,
 )
 
 if TYPE_CHECKING:
@@ -253,6 +254,21 @@ class OutboxStore:
         params = {"worker_id": worker_id, "batch_size": batch_size, "lease_seconds": lease_seconds}
         return self._fetch("claim", params, ClaimedItem)
 
+    def claim_rails(
+        self, worker_id: str, *, limits: Mapping[str, int], lease_seconds: int
+    ) -> list[ClaimedItem]:
+        """Lease up to `limits[rail]` due items of each rail (claim_outbox_rails).
+
+        Also announces `worker_id` as serving every rail in `limits`, a limit of 0 included.
+        """
+        params = {
+            "worker_id": worker_id,
+            "lease_seconds": lease_seconds,
+            "rail_types": list(limits),
+            "limits": list(limits.values()),
+        }
+        return self._fetch("claim_rails", params, ClaimedItem)
+
     def complete(self, worker_id: str, outcome: Outcome) -> CompletionResult:
         """Record one outcome (complete_outbox_attempt); raises LeaseLost if not held."""
         params = {**_outcome_params(outcome), "worker_id": worker_id}
@@ -321,6 +337,10 @@ class OutboxStore:
         Never reads the ledger, so its cost follows the queue, not the outbox's history.
         """
         return self._fetch("queue_depth", {}, QueueDepth)
+
+    def unserved_rails(self) -> list[UnservedRail]:
+        """Rails with due items that no relayer announced in the last minute, by name."""
+        return self._fetch("unserved_rails", {}, UnservedRail)
 
     def redrive(self, outbox_id: UUID, *, reason: str) -> Redrive:
         """Re-drive a FAILED item as a new item (redrive_payment_outbox; symphony_operator).

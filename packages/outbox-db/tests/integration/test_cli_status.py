@@ -26,7 +26,10 @@ WIDE: Final = {"COLUMNS": "200"}
 def test_status_json_reports_the_queue_per_rail_and_in_total(
     outbox_database: Database, outbox_store: OutboxStore
 ) -> None:
-    """One JSON document: the total and each rail, every figure of the status view in each."""
+    """One JSON document: the total and each rail, every figure of the status view in each.
+
+    No relayer has announced sepa, so its due item is also listed as unserved.
+    """
     item = leased_item(outbox_store)
     outbox_store.complete("worker-1", Outcome(lease=item.lease, state=AttemptState.DISPATCHED))
     outbox_store.enqueue(make_request(rail_type="sepa"))
@@ -36,7 +39,9 @@ def test_status_json_reports_the_queue_per_rail_and_in_total(
     assert result.exit_code == 0, result.output
     (line,) = result.output.splitlines()
     status = json.loads(line)
-    assert sorted(status) == ["rails", "total"]
+    assert sorted(status) == ["rails", "total", "unserved"]
+    assert status["unserved"]["sepa"]["due_count"] == 1
+    assert status["unserved"]["sepa"]["last_served_at"] is None
     assert sorted(status["rails"]) == ["rtp", "sepa"]
     for figures in (status["total"], *status["rails"].values()):
         assert sorted(figures) == FIGURES
@@ -53,6 +58,7 @@ def test_status_table_names_every_figure(outbox_database: Database) -> None:
 
     assert result.exit_code == 0, result.output
     figures = ("due", "waiting", "leased", "expired leases", "oldest due age", "lease repair")
+    assert "no relayer serves" in result.output
     for figure in (*figures, "FAILED"):
         assert figure in result.output
     # guardrails: allow OBX007 -- proves the status output never says the retired word

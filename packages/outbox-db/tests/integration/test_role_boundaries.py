@@ -82,6 +82,8 @@ CALLS: Final[dict[str, LiteralString]] = {
     "ARRAY['ins-forged-batch'], ARRAY['participant-a'], ARRAY['key-forged-batch'], ARRAY['rtp'],"
     ' ARRAY[\'{"amount": "1.00"}\'::jsonb])',
     "claim_outbox_batch": "SELECT * FROM public.claim_outbox_batch(1000, 'worker-forged', 3600)",
+    "claim_outbox_rails": "SELECT * FROM public.claim_outbox_rails("
+    "'worker-forged', 3600, ARRAY['rtp'], ARRAY[1000])",
     "complete_outbox_attempt": "SELECT * FROM public.complete_outbox_attempt("
     "pg_catalog.gen_random_uuid(), pg_catalog.gen_random_uuid(), 'worker-forged', 'FAILED',"
     " NULL, NULL, NULL, NULL, NULL, NULL)",
@@ -125,7 +127,11 @@ RELATIONS: Final[dict[str, LiteralString]] = {
     "payment_outbox_attempts": "SELECT * FROM public.payment_outbox_attempts",
     "payment_outbox_settings": "SELECT * FROM public.payment_outbox_settings",
     "outbox_status_view": "SELECT * FROM public.outbox_status_view",
+    "outbox_rail_servers": "SELECT * FROM public.outbox_rail_servers",
+    "outbox_scoped_rails": "SELECT * FROM public.outbox_scoped_rails",
+    "outbox_unserved_rails": "SELECT * FROM public.outbox_unserved_rails",
 }
+VIEWS: Final = frozenset({"outbox_status_view", "outbox_unserved_rails"})
 
 FUNCTION_CATALOG: Final = """
 SELECT p.proname::text, p.prosecdef, p.proconfig, p.proacl::text[],
@@ -424,7 +430,7 @@ def test_producer_cannot_read_outbox_relations(outbox_database: Database, relati
         query_as(outbox_database.url, Role.PRODUCER, RELATIONS[relation])
 
     assert refused.value.sqlstate == "42501"
-    kind = "view" if relation == "outbox_status_view" else "table"
+    kind = "view" if relation in VIEWS else "table"
     assert driver_message(refused.value) == f"permission denied for {kind} {relation}"
 
 
@@ -474,7 +480,7 @@ def test_public_cannot_read_outbox_relations(
         query_as(outbox_database.url, nobody.name, statement)
 
     assert refused.value.sqlstate == "42501"
-    kind = "view" if relation == "outbox_status_view" else "table"
+    kind = "view" if relation in VIEWS else "table"
     assert driver_message(refused.value) == f"permission denied for {kind} {relation}"
 
 

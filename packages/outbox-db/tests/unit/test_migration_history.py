@@ -15,7 +15,10 @@ def test_shipped_files_come_versioned_in_order_then_repeatable() -> None:
 
     assert versioned == sorted(versioned)
     assert all(name.startswith("v1/") for name in versioned)
-    assert [m.name for m in migrations if m.repeatable] == ["views/outbox_status_view.sql"]
+    assert [m.name for m in migrations if m.repeatable] == [
+        "views/outbox_status_view.sql",
+        "views/outbox_unserved_rails.sql",
+    ]
     assert migrations.index(next(m for m in migrations if m.repeatable)) == len(versioned)
 
 

@@ -55,8 +55,9 @@ class LeaseRepairer:
     rng: random.Random = attrs.field(factory=random.Random)
 
     def run_once(self) -> RepairCycle:
-        """Read the expired-lease gauge, then repair every lease expired now, batch by batch."""
+        """Read the expired-lease and unserved-rail gauges, then repair every expired lease."""
         self.signals.expired_leases(self.store.expired_lease_count())
+        self.signals.unserved_rails(self.store.unserved_rails())
         requeued = failed = batches = 0
         while True:
             repaired = self.store.repair(self.worker_id, batch_size=self.batch_size)

@@ -20,7 +20,8 @@ from outbox_relayer.backoff import DatabaseRetry
 from outbox_relayer.config import ConfigError
 from outbox_relayer.lease_repair import LeaseRepairer, RepairCycle
 from outbox_relayer.queue_metrics import QueueCollector
-from outbox_relayer.rail_config import RailEndpoint, load_rails
+from outbox_relayer.rail_config import MAX_IN_FLIGHT, RailEndpoint, load_rails
+from outbox_relayer.rail_slots import RailLimit
 from outbox_relayer.rails import HttpRail, NoopRail
 from outbox_relayer.relayer import Relayer, RelayerSettings
 from outbox_relayer.signals import Metrics, Signals, start_metrics_server
@@ -116,6 +117,7 @@ def serve(
             relay=relay,
             repair=repair,
             rail_types=sorted(rails),
+            rail_limits={name: attrs.asdict(limit) for name, limit in _limits(rails).items()},
             lookup_rail_types=sorted(_looked_up(rails)),
             batch_size=config.batch_size,
             concurrency=config.concurrency,
@@ -137,12 +139,24 @@ def serve(
                     store,
                     rails=rails,
                     signals=signals,
-                    settings=settings_of(config),
+                    settings=attrs.evolve(settings_of(config), rail_limits=_limits(rails)),
                     backoff=config.backoff(),
                 ).run(stop)
             else:
                 stop.wait()
     _log.info("relayer_exited", worker_id=config.worker_id, **_totals(signals))
+
+
+def _limits(rails: Mapping[str, Rail]) -> dict[str, RailLimit]:
+    """The rails file's per-rail caps; a rail without any is capped by OUTBOX_CONCURRENCY alone."""
+    endpoints = [rail.endpoint for rail in rails.values() if isinstance(rail, HttpRail)]
+    return {
+        end.rail_type: RailLimit(
+            max_in_flight=end.max_in_flight or MAX_IN_FLIGHT, rate_per_second=end.rate_per_second
+        )
+        for end in endpoints
+        if end.max_in_flight is not None or end.rate_per_second is not None
+    }
 
 
 def settings_of(config: RelayerConfig) -> RelayerSettings:

@@ -17,6 +17,8 @@ __all__ = ["DEFAULT_TIMEOUT_SECONDS", "RailConfigError", "RailEndpoint", "Secret
 
 DEFAULT_TIMEOUT_SECONDS: Final = 10.0
 MAX_TIMEOUT_SECONDS: Final = 300.0
+MAX_IN_FLIGHT: Final = 256  # OUTBOX_CONCURRENCY's own ceiling
+MAX_RATE_PER_SECOND: Final = 10_000.0
 
 
 class RailConfigError(ValueError):
@@ -44,7 +46,9 @@ class RailEndpoint:
     """How to reach the rail for one rail_type: URL, timeout and an optional auth header.
 
     `lookup`: the rail answers `GET <url>/<key>` with a key's outcome, so an item whose last
-    attempt left the outcome unknown is looked up before it is sent again.
+    attempt left the outcome unknown is looked up before it is sent again. `max_in_flight`
+    and `rate_per_second` cap the rail's sends in one relayer process (None: no cap of its
+    own, OUTBOX_CONCURRENCY is the cap).
     """
 
     rail_type: str
@@ -56,6 +60,8 @@ class RailEndpoint:
     auth_header: str | None = None
     auth_secret: Secret | None = None
     lookup: bool = False
+    max_in_flight: int | None = None
+    rate_per_second: float | None = None
 
     def __attrs_post_init__(self) -> None:
         if (self.auth_header is None) != (self.auth_secret is None):
@@ -64,7 +70,16 @@ class RailEndpoint:
 
 
 _ENDPOINT_KEYS: Final = frozenset(
-    {"url", "timeout_seconds", "lookup", "auth_header", "auth_secret_env", "auth_secret_file"}
+    {
+        "url",
+        "timeout_seconds",
+        "lookup",
+        "auth_header",
+        "auth_secret_env",
+        "auth_secret_file",
+        "max_in_flight",
+        "rate_per_second",
+    }
 )
 
 
@@ -118,7 +133,31 @@ def _endpoint(rail_type: str, table: object, environ: Mapping[str, str]) -> Rail
         auth_header=header,
         auth_secret=secret,
         lookup=lookup,
+        max_in_flight=_max_in_flight(prefix, table.get("max_in_flight")),
+        rate_per_second=_rate(prefix, table.get("rate_per_second")),
     )
+
+
+def _max_in_flight(prefix: str, value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_IN_FLIGHT:
+        msg = f"{prefix}.max_in_flight must be an integer in 1..{MAX_IN_FLIGHT}"
+        raise RailConfigError(msg)
+    return value
+
+
+def _rate(prefix: str, value: object) -> float | None:
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 < value <= MAX_RATE_PER_SECOND
+    ):
+        msg = f"{prefix}.rate_per_second must be a number of sends per second in (0, 10000]"
+        raise RailConfigError(msg)
+    return float(value)
 
 
 def _auth(

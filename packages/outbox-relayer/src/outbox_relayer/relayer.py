@@ -35,6 +35,7 @@ from outbox_db import (
     TerminalAlreadyRecorded,
 )
 from outbox_relayer.backoff import DatabaseRetry
+from outbox_relayer.rail_slots import RailLimit, RailSlots
 from outbox_relayer.rails import RailAnswer, outcome_unknown
 
 if TYPE_CHECKING:
@@ -73,6 +74,8 @@ class RelayerSettings:
     shutdown_grace_seconds: float = 10.0
     renew_leases: bool = True  # False only in drills: see RelayerConfig.renew_leases
     listen_url: str | None = attrs.field(default=None, repr=False)  # may hold a password
+    # Per-rail caps (rail_slots.py); a rail without one may use every slot.
+    rail_limits: Mapping[str, RailLimit] = attrs.field(factory=dict)
 
 
 @attrs.define
@@ -114,6 +117,15 @@ class Relayer:
         self._next_renewal_check = 0.0
         self._more_due = True  # the last claim came back full, or none was made yet
         self._next_poll = 0.0
+        self._slots = RailSlots(
+            {
+                rail: settings.rail_limits.get(rail, RailLimit(settings.concurrency))
+                for rail in rails
+            },
+            concurrency=settings.concurrency,
+            batch_size=settings.batch_size,
+            clock=clock,
+        )
         self._dispatchers = concurrent.futures.ThreadPoolExecutor(
             max_workers=settings.concurrency, thread_name_prefix="outbox-dispatch"
         )
@@ -156,10 +168,12 @@ class Relayer:
         self._renew_old_leases()
         claimed = 0
         while self._room > 0 and self._should_claim(wakeups):
-            batch = self._claim()
+            batch, more_due = self._claim()
             claimed += batch
-            if batch < self.settings.batch_size:
+            if not more_due:
                 break
+        if self._slots.announcement_due():
+            claimed += self._claim(announce=True)[0]
         return claimed
 
     def drain(self, *, idle_turns: int = 2) -> None:
@@ -213,20 +227,27 @@ class Relayer:
             return True
         return wakeups.drain() > 0 or self._clock() >= self._next_poll
 
-    def _claim(self) -> int:
-        items = self.store.claim(
-            self.settings.worker_id,
-            batch_size=self.settings.batch_size,
-            lease_seconds=self.settings.lease_seconds,
+    def _claim(self, *, announce: bool = False) -> tuple[int, bool]:
+        """Claim what the rails' free slots can start now; (items, whether more may be due).
+
+        No slot free on any rail: no claim (and `_more_due` stays as it was, so the next
+        free slot claims at once), unless the rails are due to be announced again.
+        """
+        sending = self._held.keys() - self._recording.keys()
+        plan = self._slots.plan(self._held[outbox_id].item.rail_type for outbox_id in sending)
+        if not announce and not any(plan.values()):
+            return 0, False
+        items = self.store.claim_rails(
+            self.settings.worker_id, limits=plan, lease_seconds=self.settings.lease_seconds
         )
         now = self._clock()
-        self._more_due = len(items) == self.settings.batch_size
+        self._more_due = self._slots.claimed(plan, (item.rail_type for item in items))
         if not self._more_due:
             self._next_poll = now + self.settings.poll_interval_seconds
         for item in items:
             dispatch = self._dispatchers.submit(self._dispatch, item)
             self._held[item.outbox_id] = _Held(item=item, dispatch=dispatch, leased_at=now)
-        return len(items)
+        return len(items), self._more_due
 
     def _dispatch(self, item: ClaimedItem) -> RailAnswer:
         """Runs on a dispatch thread: send, then hand the answer to the relay loop."""
@@ -236,15 +257,11 @@ class Relayer:
 
     def _send(self, item: ClaimedItem) -> RailAnswer:
         """Whatever happens comes back as an answer, never a raise."""
-        rail = self.rails.get(item.rail_type)
-        if rail is None:
-            return RailAnswer(
-                state=AttemptState.RETRYABLE,
-                error_code="RAIL_NOT_CONFIGURED",
-                error_message="no rail is configured for this rail_type",
-            )
         started = time.monotonic()
         try:
+            # The claim names only these rails; a database that broke that promise gets a
+            # retry recorded (RAIL_CLIENT_ERROR, KeyError), never a dispatch that hangs.
+            rail = self.rails[item.rail_type]
             known = self._reconciled(rail, item) if outcome_unknown(item) else None
             return known or rail.send(item)
         except Exception as error:  # noqa: BLE001 - a rail client's bug must not kill the worker

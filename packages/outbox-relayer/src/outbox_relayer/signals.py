@@ -27,13 +27,14 @@ if TYPE_CHECKING:
 
     from prometheus_client import CollectorRegistry
 
-    from outbox_db import RepairedLease
+    from outbox_db import RepairedLease, UnservedRail
 
 __all__ = [
     "LEASE_LOST_EVENT",
     "REPAIR_EVENT",
     "SIGNALS_EVENT",
     "TERMINAL_GUARD_EVENT",
+    "UNSERVED_EVENT",
     "WAKEUPS_LOST_EVENT",
     "CycleSignals",
     "Metrics",
@@ -44,6 +45,7 @@ __all__ = [
 ]
 
 SIGNALS_EVENT: Final = "outbox_signals"  # the one line per cycle
+UNSERVED_EVENT: Final = "rails_unserved"  # due items on rails no relayer announced
 LEASE_LOST_EVENT: Final = "LEASE_LOST_CONCURRENCY_EVENT"
 TERMINAL_GUARD_EVENT: Final = "TERMINAL_GUARD_HIT_EVENT"
 REPAIR_EVENT: Final = "lease_repaired"  # one line per repaired lease
@@ -118,6 +120,18 @@ class Metrics:
             "Expired leases awaiting repair (view total).",
             registry=self.registry,
         )
+        self.unserved_due = prom.Gauge(
+            "outbox_relayer_unserved_due_items",
+            "Due items of a rail no relayer announced in the last minute (queue-wide).",
+            ["rail_type"],
+            registry=self.registry,
+        )
+        self.unserved_age = prom.Gauge(
+            "outbox_relayer_unserved_oldest_due_seconds",
+            "Age of the oldest due item of a rail no relayer serves (queue-wide).",
+            ["rail_type"],
+            registry=self.registry,
+        )
         self.dispatch_seconds = prom.Histogram(
             "outbox_relayer_dispatch_seconds",
             "Time a rail took to answer one dispatch.",
@@ -189,6 +203,22 @@ class Signals:
             self._expired = self._last_expired = count
         if self.metrics is not None:
             self.metrics.expired_leases.set(count)
+
+    def unserved_rails(self, rails: Sequence[UnservedRail]) -> None:
+        """outbox_unserved_rails as read this cycle: warned once per cycle while not empty."""
+        if rails:
+            _log.warning(
+                UNSERVED_EVENT,
+                rails={rail.rail_type: rail.due_count for rail in rails},
+                oldest_due_age_seconds=max(rail.oldest_due_age_seconds for rail in rails),
+            )
+        if self.metrics is not None:
+            # Cleared first: a rail served again drops its series rather than keep a stale value.
+            self.metrics.unserved_due.clear()
+            self.metrics.unserved_age.clear()
+            for rail in rails:
+                self.metrics.unserved_due.labels(rail.rail_type).set(rail.due_count)
+                self.metrics.unserved_age.labels(rail.rail_type).set(rail.oldest_due_age_seconds)
 
     def dispatch(self, rail_type: str, state: str, latency_ms: int) -> None:
         """One rail answer, for the dispatch metrics (not a lease-health signal, not logged)."""

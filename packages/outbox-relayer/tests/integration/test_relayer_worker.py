@@ -44,6 +44,7 @@ from outbox_relayer import (
     Signals,
     read_request_log,
 )
+from outbox_relayer.rail_slots import RailLimit
 from outbox_relayer.rails import RECONCILED_PREFIX
 from outbox_relayer.relayer import Relayer, RelayerSettings
 from outbox_relayer.signals import LEASE_LOST_EVENT, TERMINAL_GUARD_EVENT, TERMINAL_INDEX
@@ -152,6 +153,7 @@ class Relayers:
         concurrency: int = 16,
         lease_seconds: int = 30,
         poll_interval_seconds: float = 1.0,
+        rail_limits: Mapping[str, RailLimit] | None = None,
     ) -> Relayer:
         """A relayer as `outbox-relayer run` builds it, with the given settings."""
         settings = RelayerSettings(
@@ -161,6 +163,7 @@ class Relayers:
             lease_seconds=lease_seconds,
             poll_interval_seconds=poll_interval_seconds,
             shutdown_grace_seconds=5.0,
+            rail_limits=rail_limits or {},
         )
         relayer = Relayer(
             self.store,
@@ -690,27 +693,62 @@ def test_rail_failures_are_retried_with_backoff_until_the_ceiling_ends_the_item_
     assert simulator.stats().by_status == {"503": 9}
 
 
-def test_an_item_for_a_rail_that_is_not_configured_is_rescheduled_not_sent(
+def test_an_item_for_a_rail_that_is_not_configured_waits_unclaimed_and_is_shown_unserved(
     outbox_database: Database,
     outbox_store: OutboxStore,
     simulators: Simulators,
     relayers: Relayers,
 ) -> None:
-    """rail_type with no rail configured: RETRYABLE with RAIL_NOT_CONFIGURED, lease cleared, nothing sent to any rail."""
+    """rail_type with no rail configured: never claimed, no attempt, nothing sent; listed unserved."""
     simulator = simulators.start()
-    backoff = seeded_backoff(3, base_seconds=60, cap_seconds=60)
-    worker = relayers.build("relayer-a", {RAIL: simulators.rail(simulator)}, backoff=backoff)
+    worker = relayers.build("relayer-a", {RAIL: simulators.rail(simulator)})
     outbox_id = outbox_store.enqueue(make_request(rail_type="sepa")).outbox_id
+    outbox_store.enqueue(make_request())
 
     worker.drain()
 
-    assert ledger_of(outbox_database.url, outbox_id) == [
-        (1, "RETRYABLE", None, None, "RAIL_NOT_CONFIGURED", "relayer-a")
+    assert ledger_of(outbox_database.url, outbox_id) == []
+    assert query_no_role(outbox_database.url, PENDING) == [(outbox_id, 0, None)]
+    assert simulator.stats().requests == 1  # the rtp item, on the rail it was configured for
+    assert [(rail.rail_type, rail.due_count) for rail in outbox_store.unserved_rails()] == [
+        ("sepa", 1)
     ]
-    assert query_no_role(outbox_database.url, PENDING) == [(outbox_id, 1, None)]
-    rescheduled = "SELECT count(*) FROM public.payment_outbox_pending WHERE next_attempt_at > now()"
-    assert count(outbox_database.url, rescheduled) == 1
-    assert simulator.stats().requests == 0
+
+
+def test_a_slow_rail_holds_no_more_leases_than_its_slots_and_leaves_the_rest_to_a_fast_one(
+    outbox_database: Database,
+    outbox_store: OutboxStore,
+    simulators: Simulators,
+    relayers: Relayers,
+) -> None:
+    """max_in_flight 2 of 4: two slow items leased at a time, the fast rail sends meanwhile."""
+    slow = simulators.start(Faults(latency_ms=1000))
+    fast = simulators.start()
+    rails = {"slow": simulators.rail(slow, "slow"), RAIL: simulators.rail(fast)}
+    worker = relayers.build(
+        "relayer-a", rails, concurrency=4, rail_limits={"slow": RailLimit(max_in_flight=2)}
+    )
+    for _ in range(6):
+        outbox_store.enqueue(make_request(rail_type="slow"))
+        outbox_store.enqueue(make_request())
+    leased_slow = (
+        "SELECT count(*) FROM public.payment_outbox_pending"
+        " WHERE rail_type = 'slow' AND claimed_by IS NOT NULL"
+    )
+
+    worker.step()
+    deadline = time.monotonic() + 0.9
+    while fast.stats().requests < 6 and time.monotonic() < deadline:
+        worker.step()
+        assert count(outbox_database.url, leased_slow) <= 2
+        time.sleep(0.02)
+
+    assert fast.stats().requests == 6, "the fast rail drained while the slow one held its slots"
+    assert slow.stats().requests == 2
+    worker.drain()
+    for simulator in (slow, fast):
+        assert simulator.stats().unique_keys == simulator.stats().requests == 6
+    assert count(outbox_database.url, leased_slow) == 0
 
 
 # --- 6. lease renewal ----------------------------------------------------------------------------
@@ -750,13 +788,13 @@ def test_a_dispatch_outliving_half_its_lease_has_the_lease_renewed_and_its_outco
 # --- 7. graceful stop ----------------------------------------------------------------------------
 
 
-def test_stopping_mid_batch_releases_unstarted_leases_and_records_running_sends(
+def test_stopping_mid_batch_records_running_sends_and_leaves_the_rest_unleased(
     outbox_database: Database,
     outbox_store: OutboxStore,
     simulators: Simulators,
     relayers: Relayers,
 ) -> None:
-    """Stop with 10 leased, 2 sending: sent items are recorded within the grace, the others released unattempted; no lease left."""
+    """Stop with 2 sending of 10 due: sent items are recorded within the grace; the others were never leased (a claim takes only what can start), unattempted; no lease left."""
     simulator = simulators.start(Faults(latency_ms=400))
     worker = relayers.build(
         "relayer-a", {RAIL: simulators.rail(simulator)}, batch_size=10, concurrency=2
@@ -784,7 +822,7 @@ def test_stopping_mid_batch_releases_unstarted_leases_and_records_running_sends(
     assert all(row[1:] == (0, None) for row in released), "unattempted and unleased"
     assert 1 <= len(released) < 10, "stopped mid-batch"
     (stopped,) = events(logs, "relayer_stopped")
-    assert (stopped["released"], stopped["abandoned"]) == (len(released), 0)
+    assert (stopped["released"], stopped["abandoned"]) == (0, 0)
 
 
 # --- 8. wake-up ----------------------------------------------------------------------------------

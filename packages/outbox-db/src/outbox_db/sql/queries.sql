@@ -25,6 +25,15 @@ FROM public.claim_outbox_batch(
     %(batch_size)s::integer, %(worker_id)s, %(lease_seconds)s::integer
 );
 
+-- name: claim_rails
+-- The rail-scoped claim (0013): up to limits[i] items of rail_types[i]. Payload as above.
+SELECT outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
+    payload::text AS payload_json, attempt_count, lease_token, lease_expires_at,
+    last_error_code
+FROM public.claim_outbox_rails(
+    %(worker_id)s, %(lease_seconds)s::integer, %(rail_types)s::text[], %(limits)s::integer[]
+);
+
 -- name: complete
 SELECT %(outbox_id)s::uuid AS outbox_id, TRUE AS lease_held, attempt_no, state::text
 FROM public.complete_outbox_attempt(
@@ -62,6 +71,11 @@ SELECT rail_type, due_count, scheduled_count, waiting_count, leased_count, expir
     lease_repair_count
 FROM public.outbox_status_view
 ORDER BY rail_type NULLS FIRST;
+
+-- name: unserved_rails
+SELECT rail_type, due_count, oldest_due_age_seconds, last_served_at
+FROM public.outbox_unserved_rails
+ORDER BY rail_type;
 
 -- name: redrive
 SELECT outbox_id, redrive_outbox_id, idempotency_key, created, requested_by, requested_at,
