@@ -31,6 +31,7 @@ LEGACY_DISPATCHING: Final = 9  # DISPATCHING rows in the fixture (see its header
 WORKER_FUNCTIONS: Final = frozenset(
     {
         "claim_outbox_batch",
+        "claim_outbox_rails",
         "complete_outbox_attempt",
         "complete_outbox_attempts",
         "enqueue_payment_outbox",
@@ -52,11 +53,13 @@ INTERNAL_FUNCTIONS: Final = frozenset(
         "deny_append_only_mutation",
         "deny_outbox_attempts_mutation",
         "notify_outbox_items_enqueued",
+        "outbox_announce_rails",
         "outbox_enqueue_item",
         "outbox_control_character_at",
         "outbox_invalid_identifier_at",
         "outbox_lock_items_for_snapshot",
         "outbox_item_of_key",
+        "outbox_lease_items",
         "outbox_rail_is_ordered",
         "outbox_recheck_waiting_item",
         "outbox_release_lane_successor",
@@ -130,11 +133,15 @@ def test_readers_may_only_select_and_nobody_else_touches_the_tables(audit: Catal
             "outbox_operator_log",
             "outbox_rail_ordering",
             "outbox_idempotency_keys",
+            "outbox_rail_servers",
+            "outbox_scoped_rails",
+            "outbox_unserved_rails",
         )
         for reader in readers
     }
     expected |= {
         ("public.outbox_status_view", "symphony_executor", "SELECT"),
+        ("public.outbox_unserved_rails", "symphony_executor", "SELECT"),
         ("public.payment_outbox_settings", "symphony_auditor", "SELECT"),
         ("public.outbox_schema_migrations", "symphony_auditor", "SELECT"),
     }
@@ -192,7 +199,7 @@ def test_guards_are_reported_as_the_catalog_defines_them(audit: CatalogAudit) ->
         "CREATE UNIQUE INDEX payment_outbox_attempts_one_terminal_per_outbox"
         " ON public.payment_outbox_attempts USING btree (outbox_id) WHERE"
     )
-    assert list(views) == ["public.outbox_status_view"]
+    assert list(views) == ["public.outbox_status_view", "public.outbox_unserved_rails"]
     assert "DISPATCHING" not in views["public.outbox_status_view"]
 
 

@@ -337,14 +337,17 @@ def test_a_readonly_login_cannot_redrive(
 def test_readonly_reads_exactly_the_queue_the_ledger_the_view_and_the_operator_logs(
     outbox_database: Database,
 ) -> None:
-    """What inspect and status need, and which item holds a key, is all symphony_readonly may SELECT."""
+    """What inspect and status need (rails served and unserved included), and which item holds a key, is all symphony_readonly may SELECT."""
     rows = query_no_role(outbox_database.url, READABLE_BY_READONLY)
 
     assert sorted(row[0] for row in rows) == [
         "outbox_idempotency_keys",
         "outbox_operator_log",
         "outbox_rail_ordering",
+        "outbox_rail_servers",
+        "outbox_scoped_rails",
         "outbox_status_view",
+        "outbox_unserved_rails",
         "payment_outbox_attempts",
         "payment_outbox_pending",
     ]

@@ -428,10 +428,14 @@ def test_crash_mid_batch_redelivers_under_the_same_key_and_ends_each_item_once(
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
-def test_a_stop_signal_releases_unstarted_leases_and_records_running_sends(
+def test_a_stop_signal_records_running_sends_and_holds_no_unstarted_lease(
     outbox_database: Database, processes: Processes, tmp_path: Path, stop: signal.Signals
 ) -> None:
-    """Stopped while holding more leases than sends in flight: exit 0, unstarted leases given back, running sends recorded."""
+    """Stopped with sends in flight: exit 0, each running send recorded once, nothing left leased.
+
+    A claim takes only what the rail's free slots can start, so there is no unstarted lease to
+    give back (`released` 0), and the rest of the backlog was never touched.
+    """
     run = uuid.uuid4().hex[:12]
     created = enqueue_run(outbox_database.url, run, items=300, participants=10)
     faults = Faults(latency_ms=200, latency_jitter_ms=300)
@@ -445,32 +449,27 @@ def test_a_stop_signal_releases_unstarted_leases_and_records_running_sends(
             database_url=outbox_database.url,
         )
 
-        def sending_with_unstarted_leases() -> bool:
-            ((leased,),) = query_no_role(outbox_database.url, LEASED_BY, [worker_id])
+        def sending() -> bool:
             held = {key for (key,) in query_no_role(outbox_database.url, HELD_KEYS, [worker_id])}
             in_flight = {request.idempotency_key for request in read_request_log(rail.log_path)}
-            return leased > 4 and bool(held & in_flight)
+            return bool(held & in_flight)
 
-        wait_until(
-            sending_with_unstarted_leases, "sends in flight and unstarted leases", watch=[relayer]
-        )
+        wait_until(sending, "sends in flight", watch=[relayer])
         exit_code = relayer.stop(stop)
         requests = read_request_log(rail.log_path)
 
     assert exit_code == 0, relayer.stderr()
     (stopped,) = relayer.logs("relayer_stopped")
-    assert stopped["released"] > 0
-    assert stopped["abandoned"] == 0
+    assert (stopped["released"], stopped["abandoned"]) == (0, 0)
     assert query_no_role(outbox_database.url, LEASED_BY, [worker_id]) == [(0,)]
     assert query_no_role(outbox_database.url, DISPATCHING_ROWS) == [(0,)]
     ledger = query_no_role(outbox_database.url, LEDGER, [rail_of(run)])
-    assert {state for _, _, _, state, _, _ in ledger} <= RECORDED
     # Every send the rail received was recorded, once, as its answer: none was cut short.
     assert Counter(key for _, key, _, _, _, _ in ledger) == Counter(
         request.idempotency_key for request in requests
     )
     assert {(attempt_no, state) for _, _, attempt_no, state, _, _ in ledger} == {(1, "DISPATCHED")}
-    # The rest are due again at once, untouched: released leases record no attempt.
+    # The rest were never claimed: due at once, untouched.
     pending = query_no_role(outbox_database.url, PENDING, [rail_of(run)])
     assert len(pending) + len(ledger) == len(created)
     assert {(attempt_count, claimed_by) for _, attempt_count, claimed_by in pending} == {(0, None)}
