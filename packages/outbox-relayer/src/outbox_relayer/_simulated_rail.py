@@ -82,6 +82,7 @@ class LoggedRequest:
     reference: str | None
     absorbed: bool
     fault: str | None
+    traceparent: str | None = None  # the W3C trace context the request carried, if any
 
 
 @attrs.frozen(kw_only=True)
@@ -108,7 +109,7 @@ class SimulatedRail:
         self._random = random.Random(faults.seed)  # noqa: S311 - a simulation, not security
         self._log = log_path.open("a", encoding="utf-8")
 
-    def decide(self, key: str | None, raw: bytes) -> Decision:
+    def decide(self, key: str | None, raw: bytes, *, traceparent: str | None = None) -> Decision:
         """Answer one POST atomically, so concurrent repeats of a key see one first answer."""
         digest = hashlib.sha256(raw).hexdigest()
         with self.lock:
@@ -116,7 +117,7 @@ class SimulatedRail:
             delay = (self.faults.latency_ms + jitter * self.faults.latency_jitter_ms) / 1000
             decision = self._answer(key, raw, digest, self._fault(draw) if key else None)
             decision = attrs.evolve(decision, delay_seconds=delay)
-            self._record(key, digest, decision)
+            self._record(key, digest, decision, traceparent)
         return decision
 
     def _fault(self, draw: float) -> str | None:
@@ -167,7 +168,9 @@ class SimulatedRail:
         reference = f"rsim-{self.counts['references']:08d}"
         return _Outcome(status=201, body={"reference": reference}, payload_sha256=digest)
 
-    def _record(self, key: str | None, digest: str, decision: Decision) -> None:
+    def _record(
+        self, key: str | None, digest: str, decision: Decision, traceparent: str | None
+    ) -> None:
         dropped = decision.fault == "drop"
         self.counts["requests"] += 1
         self.counts["absorbed"] += decision.absorbed
@@ -185,6 +188,7 @@ class SimulatedRail:
             reference=reference if isinstance(reference, str) and not dropped else None,
             absorbed=decision.absorbed,
             fault=decision.fault,
+            traceparent=traceparent,
         )
         if not self._log.closed:
             self._log.write(json.dumps(attrs.asdict(line), sort_keys=True) + "\n")

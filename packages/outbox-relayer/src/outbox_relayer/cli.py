@@ -22,6 +22,7 @@ from outbox_relayer.process import NOOP_TARGET
 from outbox_relayer.rail_config import RailConfigError
 from outbox_relayer.railsim import Faults, RailSimulator
 from outbox_relayer.signals import MetricsUnavailableError, configure_logging
+from outbox_relayer.tracing import TracingUnavailableError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -118,6 +119,12 @@ def _settings_options(command: Callable[..., Any]) -> Callable[..., Any]:
 )
 @click.option(
     "--metrics-port", type=int, help="Serve Prometheus /metrics (env OUTBOX_METRICS_PORT)."
+)
+@click.option(
+    "--tracing/--no-tracing",
+    default=None,
+    help="OpenTelemetry spans of claim, dispatch and record, in the enqueues' traces (env "
+    "OUTBOX_TRACING; needs outbox-relayer[otel] and an OpenTelemetry SDK set up).",
 )
 @click.option(
     "--queue-metrics/--no-queue-metrics",
@@ -219,7 +226,12 @@ def _clear_errors() -> Iterator[None]:
     """Refusals a user can fix become one clear line and exit 1, not a traceback."""
     try:
         yield
-    except (ConfigError, RailConfigError, MetricsUnavailableError) as error:
+    except (
+        ConfigError,
+        RailConfigError,
+        MetricsUnavailableError,
+        TracingUnavailableError,
+    ) as error:
         msg = f"invalid configuration: {error}"
         raise click.UsageError(msg) from None
     except OutboxError as error:

@@ -108,6 +108,12 @@ def _renewal(_: object, __: attrs.Attribute[bool], value: object) -> None:
         raise ConfigError(msg)
 
 
+def _tracing(_: object, __: attrs.Attribute[bool], value: object) -> None:
+    if not isinstance(value, bool):
+        msg = "OUTBOX_TRACING must be true or false"
+        raise ConfigError(msg)
+
+
 def _queue_metrics(instance: RelayerConfig, _: attrs.Attribute[bool], value: object) -> None:
     if not isinstance(value, bool):
         msg = "OUTBOX_QUEUE_METRICS must be true or false"
@@ -164,7 +170,7 @@ class RelayerConfig:
     OUTBOX_REPAIR_INTERVAL_SECONDS, OUTBOX_RETRY_BASE_SECONDS, OUTBOX_RETRY_CAP_SECONDS,
     OUTBOX_SHUTDOWN_GRACE_SECONDS, OUTBOX_RAILS_FILE, OUTBOX_RAIL_LOOKUP, OUTBOX_WORKER_ID,
     DATABASE_URL, OUTBOX_LISTEN_DATABASE_URL, OUTBOX_METRICS_PORT, OUTBOX_QUEUE_METRICS,
-    OUTBOX_RENEW_LEASES.
+    OUTBOX_TRACING, OUTBOX_RENEW_LEASES.
     """
 
     database_url: Secret = attrs.field(
@@ -216,6 +222,10 @@ class RelayerConfig:
     # Export the queue-wide figures (outbox_queue_*) on /metrics: one process of a fleet.
     queue_metrics: bool = attrs.field(
         default=False, validator=_queue_metrics, metadata=_env("OUTBOX_QUEUE_METRICS", _switch)
+    )
+    # Spans of claim, dispatch and record, continuing the enqueues' traces (tracing.py).
+    tracing: bool = attrs.field(
+        default=False, validator=_tracing, metadata=_env("OUTBOX_TRACING", _switch)
     )
     # A drill and test knob, never for production: false stops lease renewal, so a send that
     # outlives its lease is repaired and sent again (the fault matrix's slow-rail drill).

@@ -25,6 +25,7 @@ from outbox_relayer.rail_slots import RailLimit
 from outbox_relayer.rails import HttpRail, NoopRail
 from outbox_relayer.relayer import Relayer, RelayerSettings
 from outbox_relayer.signals import Metrics, Signals, start_metrics_server
+from outbox_relayer.tracing import RelayTracing
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -103,6 +104,7 @@ def serve(
 ) -> None:
     """Run the enabled loops until `stop` is set; return once both have shut down."""
     signals = Signals(_metrics(config))
+    tracing = RelayTracing.on() if config.tracing else RelayTracing.off()
     limits = httpx.Limits(
         max_connections=config.concurrency, max_keepalive_connections=config.concurrency
     )
@@ -141,6 +143,7 @@ def serve(
                     signals=signals,
                     settings=attrs.evolve(settings_of(config), rail_limits=_limits(rails)),
                     backoff=config.backoff(),
+                    tracing=tracing,
                 ).run(stop)
             else:
                 stop.wait()

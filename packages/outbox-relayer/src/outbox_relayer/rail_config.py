@@ -46,9 +46,10 @@ class RailEndpoint:
     """How to reach the rail for one rail_type: URL, timeout and an optional auth header.
 
     `lookup`: the rail answers `GET <url>/<key>` with a key's outcome, so an item whose last
-    attempt left the outcome unknown is looked up before it is sent again. `max_in_flight`
-    and `rate_per_second` cap the rail's sends in one relayer process (None: no cap of its
-    own, OUTBOX_CONCURRENCY is the cap).
+    attempt left the outcome unknown is looked up before it is sent again. `traceparent`: the
+    rail receives the dispatch span's W3C `traceparent` header when the relayer traces.
+    `max_in_flight` and `rate_per_second` cap the rail's sends in one relayer process (None:
+    no cap of its own, OUTBOX_CONCURRENCY is the cap).
     """
 
     rail_type: str
@@ -60,6 +61,7 @@ class RailEndpoint:
     auth_header: str | None = None
     auth_secret: Secret | None = None
     lookup: bool = False
+    traceparent: bool = False  # send the dispatch span's W3C traceparent header
     max_in_flight: int | None = None
     rate_per_second: float | None = None
 
@@ -79,6 +81,7 @@ _ENDPOINT_KEYS: Final = frozenset(
         "auth_secret_file",
         "max_in_flight",
         "rate_per_second",
+        "traceparent",
     }
 )
 
@@ -121,10 +124,6 @@ def _endpoint(rail_type: str, table: object, environ: Mapping[str, str]) -> Rail
     ):
         msg = f"{prefix}.timeout_seconds must be a number of seconds in (0, 300]"
         raise RailConfigError(msg)
-    lookup = table.get("lookup", False)
-    if not isinstance(lookup, bool):
-        msg = f"{prefix}.lookup must be true or false"
-        raise RailConfigError(msg)
     header, secret = _auth(prefix, table, environ)
     return RailEndpoint(
         rail_type=rail_type,
@@ -132,10 +131,19 @@ def _endpoint(rail_type: str, table: object, environ: Mapping[str, str]) -> Rail
         timeout_seconds=float(timeout),
         auth_header=header,
         auth_secret=secret,
-        lookup=lookup,
+        lookup=_switch(prefix, table, "lookup"),
+        traceparent=_switch(prefix, table, "traceparent"),
         max_in_flight=_max_in_flight(prefix, table.get("max_in_flight")),
         rate_per_second=_rate(prefix, table.get("rate_per_second")),
     )
+
+
+def _switch(prefix: str, table: Mapping[str, object], key: str) -> bool:
+    value = table.get(key, False)
+    if not isinstance(value, bool):
+        msg = f"{prefix}.{key} must be true or false"
+        raise RailConfigError(msg)
+    return value
 
 
 def _max_in_flight(prefix: str, value: object) -> int | None:

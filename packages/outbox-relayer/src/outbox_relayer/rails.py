@@ -15,6 +15,7 @@ import httpx
 
 from outbox_db import AttemptState, ClaimedItem
 from outbox_db.payloads import canonical_json
+from outbox_db.tracing import current_trace_context
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -211,6 +212,9 @@ class HttpRail:
         }
         if self.endpoint.auth_header and self.endpoint.auth_secret:
             headers[self.endpoint.auth_header] = self.endpoint.auth_secret.reveal()
+        # The current span is the item's dispatch span when the relayer traces (tracing.py).
+        if self.endpoint.traceparent and (traceparent := current_trace_context()):
+            headers["traceparent"] = traceparent
         return headers
 
 

@@ -61,7 +61,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, {"error": "NOT_FOUND"})
             return
         state = self.server.state
-        decision = state.decide(self.headers.get("Idempotency-Key"), raw)
+        decision = state.decide(
+            self.headers.get("Idempotency-Key"), raw, traceparent=self.headers.get("traceparent")
+        )
         if decision.delay_seconds:
             state.stopping.wait(decision.delay_seconds)
         if decision.fault == "drop":

@@ -37,6 +37,7 @@ from outbox_db import (
 from outbox_relayer.backoff import DatabaseRetry
 from outbox_relayer.rail_slots import RailLimit, RailSlots
 from outbox_relayer.rails import RailAnswer, outcome_unknown
+from outbox_relayer.tracing import RelayTracing, now_ns
 
 if TYPE_CHECKING:
     import threading
@@ -87,6 +88,7 @@ class _Held:
     leased_at: float
     outcome: Outcome | None = None  # set once, when the answer arrives
     answered_at: float = 0.0
+    trace: str | None = None  # the enqueue's traceparent, when tracing reads it
 
 
 class Relayer:
@@ -101,6 +103,7 @@ class Relayer:
         settings: RelayerSettings,
         backoff: Backoff,
         clock: Callable[[], float] = time.monotonic,
+        tracing: RelayTracing | None = None,
     ) -> None:
         self.store = store
         self.rails = rails
@@ -108,6 +111,7 @@ class Relayer:
         self.settings = settings
         self.backoff = backoff
         self._clock = clock
+        self._tracing = tracing or RelayTracing.off()
         self._held: dict[UUID, _Held] = {}
         self._answered: dict[UUID, _Held] = {}  # held and answered, oldest answer first
         self._recording: dict[UUID, _Held] = {}  # held, their completion running
@@ -237,21 +241,28 @@ class Relayer:
         plan = self._slots.plan(self._held[outbox_id].item.rail_type for outbox_id in sending)
         if not announce and not any(plan.values()):
             return 0, False
+        started = now_ns()
+        worker_id = self.settings.worker_id
         items = self.store.claim_rails(
-            self.settings.worker_id, limits=plan, lease_seconds=self.settings.lease_seconds
+            worker_id, limits=plan, lease_seconds=self.settings.lease_seconds
         )
+        traces = self._tracing.claimed(self.store, worker_id, items, started)
         now = self._clock()
         self._more_due = self._slots.claimed(plan, (item.rail_type for item in items))
         if not self._more_due:
             self._next_poll = now + self.settings.poll_interval_seconds
         for item in items:
-            dispatch = self._dispatchers.submit(self._dispatch, item)
-            self._held[item.outbox_id] = _Held(item=item, dispatch=dispatch, leased_at=now)
+            trace = traces.get(item.outbox_id)
+            dispatch = self._dispatchers.submit(self._dispatch, item, trace)
+            self._held[item.outbox_id] = _Held(
+                item=item, dispatch=dispatch, leased_at=now, trace=trace
+            )
         return len(items), self._more_due
 
-    def _dispatch(self, item: ClaimedItem) -> RailAnswer:
+    def _dispatch(self, item: ClaimedItem, trace: str | None) -> RailAnswer:
         """Runs on a dispatch thread: send, then hand the answer to the relay loop."""
-        answer = self._send(item)
+        with self._tracing.dispatching(item, trace):
+            answer = self._send(item)
         self._answers.put((item.lease, answer))
         return answer
 
@@ -355,7 +366,8 @@ class Relayer:
             for outbox_id in self._recording:
                 del self._answered[outbox_id]
             outcomes = [held.outcome for held in chunk if held.outcome is not None]
-            self._recorded = self._recorder.submit(self._complete, outcomes)
+            traces = {held.item.outbox_id: held.trace for held in chunk if held.trace}
+            self._recorded = self._recorder.submit(self._complete, outcomes, traces)
             self._recorded.add_done_callback(lambda _: self._answers.put(None))
             self._settle(wait=force)
 
@@ -389,17 +401,20 @@ class Relayer:
                 self.signals.lease_lost(outbox_id)
         self.signals.flush(_CYCLE)
 
-    def _complete(self, outcomes: Sequence[Outcome]) -> list[tuple[UUID, bool]]:
+    def _complete(
+        self, outcomes: Sequence[Outcome], traces: Mapping[UUID, str]
+    ) -> list[tuple[UUID, bool]]:
         """(outbox_id, recorded) for each outcome.
 
         A terminal-guard refusal fails the whole batch statement, so then each outcome is
         recorded alone and only the refused one is affected.
         """
         worker_id = self.settings.worker_id
-        try:
-            results = self.store.complete_batch(worker_id, outcomes)
-        except TerminalAlreadyRecorded:
-            return [self._complete_one(outcome) for outcome in outcomes]
+        with self._tracing.recording(traces, (outcome.lease.outbox_id for outcome in outcomes)):
+            try:
+                results = self.store.complete_batch(worker_id, outcomes)
+            except TerminalAlreadyRecorded:
+                return [self._complete_one(outcome) for outcome in outcomes]
         return [(result.outbox_id, result.lease_held) for result in results]
 
     def _complete_one(self, outcome: Outcome) -> tuple[UUID, bool]:

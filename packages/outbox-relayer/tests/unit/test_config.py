@@ -244,3 +244,11 @@ def test_the_listen_url_is_a_secret_like_the_database_url() -> None:
     with pytest.raises(ConfigError, match="OUTBOX_LISTEN_DATABASE_URL must be") as caught:
         RelayerConfig.from_env(BASE_ENV | {"OUTBOX_LISTEN_DATABASE_URL": f"mysql://{PASSWORD}@h"})
     assert PASSWORD not in str(caught.value)
+
+
+@pytest.mark.parametrize(("text", "value"), [("", False), ("true", True), ("no", False)])
+def test_tracing_is_off_unless_switched_on(text: str, value: bool) -> None:
+    """OUTBOX_TRACING: off by default; anything but a clear switch is refused."""
+    assert RelayerConfig.from_env(BASE_ENV | {"OUTBOX_TRACING": text}).tracing is value
+    with pytest.raises(ConfigError, match="OUTBOX_TRACING must be true or false"):
+        RelayerConfig.from_env(BASE_ENV | {"OUTBOX_TRACING": "sometimes"})
