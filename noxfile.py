@@ -479,6 +479,7 @@ def bench(session: nox.Session) -> None:
         "claim_latency",
         "lease_repair",
         "queue_scrape",
+        "rail_isolation",
     )
     for benchmark in measured:
         session.run("python", str(BENCHMARKS / f"{benchmark}.py"), *session.posargs)
