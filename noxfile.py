@@ -479,6 +479,7 @@ def bench(session: nox.Session) -> None:
         "claim_latency",
         "lease_repair",
         "queue_scrape",
+        "rail_isolation",
     )
     for benchmark in measured:
         session.run("python", str(BENCHMARKS / f"{benchmark}.py"), *session.posargs)
@@ -520,6 +521,37 @@ def ordered(session: nox.Session) -> None:
         "packages/outbox-relayer/tests/integration/test_relayer_processes.py",
         *("-k", "ordered_lanes", "-s", "-p", "no:randomly", "-p", "no:cacheprovider"),
         env=TEST_ENV | {"OUTBOX_ORDERED_PROOF_SIZE": size},
+    )
+
+
+# The release a rolling deploy upgrades from: the last commit before issue 17's fleet work
+# (schema 0001-0012, relayers claiming every rail with claim_outbox_batch).
+PREVIOUS_RELEASE = "5a27196"
+
+
+@nox.session
+def rolling_deploy(session: nox.Session) -> None:
+    """Outside the gate: relayers of PREVIOUS_RELEASE, really running, through a deploy.
+
+    Builds that commit (`git archive`) into a virtualenv of its own, then
+    packages/outbox-relayer/tests/rolling_deploy/ runs its relayers beside this release's
+    while the database is migrated and a rail is added (about 15 s after the build).
+    """
+    install(session, "test")
+    previous = Path(session.create_tmp()) / "previous-release"
+    shutil.rmtree(previous, ignore_errors=True)
+    (previous / "src").mkdir(parents=True)
+    archive = f"git archive {PREVIOUS_RELEASE} | tar -x -C {previous / 'src'}"
+    session.run("sh", "-c", archive, external=True)
+    python = previous / "venv" / "bin" / "python"
+    session.run("uv", "venv", "-q", str(previous / "venv"))
+    packages = (str(previous / "src" / "packages" / p) for p in ("outbox-db", "outbox-relayer"))
+    session.run("uv", "pip", "install", "-q", "--python", str(python), *packages)
+    session.run(
+        "pytest",
+        "packages/outbox-relayer/tests/rolling_deploy",
+        *("-p", "no:cacheprovider", *session.posargs),
+        env=TEST_ENV | {"OUTBOX_PREVIOUS_RELEASE_BIN": str(python.parent)},
     )
 
 

@@ -29,6 +29,7 @@ BATCHED: Final = "enqueue_batch_1000_per_txn_1_client"
 MS_PER_S: Final = 1000
 WAKEUP: Final = "enqueue_to_rail_latency"
 SCRAPE: Final = "queue_scrape"
+NEIGHBOURS: Final = "fast_rail_beside_slow_rail"
 
 
 @attrs.frozen
@@ -184,6 +185,13 @@ TARGETS: Final = (
         "< 0.25",
         lambda f: ratio_of(median(f, SCRAPE, "queue_depth"), median(f, SCRAPE, "status_view")),
         lambda v: v < 0.25,  # noqa: PLR2004
+        "x",
+    ),
+    Target(
+        "fast rail beside a slow one capped by max_in_flight, vs the fast rail alone",
+        ">= 0.90",
+        lambda f: ratio(f, NEIGHBOURS, "fast_with_slow_capped", "fast_alone"),
+        lambda v: v >= 0.90,  # noqa: PLR2004
         "x",
     ),
     Target(

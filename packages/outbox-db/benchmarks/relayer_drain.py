@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import math
 import multiprocessing
 import os
 import signal
@@ -148,10 +149,22 @@ def drain_raw(url: str, processes: int) -> float:
 
 def drain_relayers(url: str, processes: int, target: str | None) -> float:
     """Run `processes` relayers until the queue is empty, stop them; their peak RSS (MiB)."""
-    rail = f"rtp={target or 'noop'}"
+    rail = ["--rail", f"rtp={target or 'noop'}", "--concurrency", str(CONCURRENCY)]
+    with relayers_running(url, processes, rail) as relayers:
+        wait_until_drained(url, relayers)
+        return max(peak_rss_mb(relayer.pid) for relayer in relayers)
+
+
+@contextlib.contextmanager
+def relayers_running(
+    url: str, processes: int, flags: list[str]
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """`processes` relayers (`outbox-relayer run --no-repair`, batch 100, plus `flags`).
+
+    Stopped with SIGTERM when the block ends; a relayer that then exits non-zero fails the run.
+    """
     env = os.environ | {"DATABASE_URL": url}
-    command = [RELAYER, "run", "--no-repair", "--rail", rail, "--log-format", "json"]
-    flags = ["--batch-size", str(BATCH), "--concurrency", str(CONCURRENCY)]
+    command = [RELAYER, "run", "--no-repair", "--log-format", "json", "--batch-size", str(BATCH)]
     with contextlib.ExitStack() as stack:
         relayers = [
             stack.enter_context(
@@ -165,23 +178,32 @@ def drain_relayers(url: str, processes: int, target: str | None) -> float:
             for n in range(processes)
         ]
         try:
-            wait_until_drained(url, relayers)
-            rss = max(peak_rss_mb(relayer.pid) for relayer in relayers)
+            yield relayers
         finally:
             for relayer in relayers:
                 relayer.send_signal(signal.SIGTERM)
     if failed := [r for r in relayers if r.returncode]:
         msg = f"a relayer exited {failed[0].returncode}"
         raise click.ClickException(msg)
-    return rss
 
 
-def wait_until_drained(url: str, relayers: list[subprocess.Popen[bytes]]) -> None:
-    """Poll the pending table until it is empty; fail fast if a relayer dies."""
+def wait_until_drained(
+    url: str,
+    relayers: list[subprocess.Popen[bytes]],
+    rail: str | None = None,
+    seconds: float = math.inf,
+) -> None:
+    """Poll the pending table until no item (of `rail`) is left or `seconds` have passed.
+
+    Fails fast if a relayer dies.
+    """
+    deadline = time.monotonic() + seconds
     with psycopg.connect(url, autocommit=True) as connection:
-        while True:
+        while time.monotonic() < deadline:
             row = connection.execute(
                 "SELECT count(*) FROM public.payment_outbox_pending"
+                " WHERE %(rail)s::text IS NULL OR rail_type = %(rail)s",
+                {"rail": rail},
             ).fetchone()
             if row is not None and row[0] == 0:
                 return

@@ -372,11 +372,17 @@ class Relayer:
             self._settle(wait=force)
 
     def _ready(self) -> bool:
-        """A batch is worth recording: all in, full, or its oldest answer waited enough."""
-        everything_in = len(self._answered) == len(self._held)
+        """A batch is worth recording: its rails' sends all in, full, or it waited enough.
+
+        Only sends of the answered items' rails are worth waiting for: a slow rail's sends
+        in flight would otherwise make every answer of a fast rail wait out the linger.
+        """
+        answered_rails = {held.item.rail_type for held in self._answered.values()}
+        sending = (self._held[i] for i in self._held.keys() - self._answered.keys())
+        rails_in = all(held.item.rail_type not in answered_rails for held in sending)
         waited = self._clock() - next(iter(self._answered.values())).answered_at
         full = len(self._answered) >= self.settings.batch_size
-        return everything_in or full or waited >= RECORD_LINGER_SECONDS
+        return rails_in or full or waited >= RECORD_LINGER_SECONDS
 
     def _settle(self, *, wait: bool) -> None:
         """Take in the running completion's result once it has ended (`wait`: wait for it).

@@ -751,6 +751,37 @@ def test_a_slow_rail_holds_no_more_leases_than_its_slots_and_leaves_the_rest_to_
     assert count(outbox_database.url, leased_slow) == 0
 
 
+def test_a_fast_rails_answers_are_recorded_without_waiting_for_a_slow_rails_sends(
+    outbox_database: Database,
+    outbox_store: OutboxStore,
+    simulators: Simulators,
+    relayers: Relayers,
+) -> None:
+    """Worker time stands still, so no answer ever waits out the linger: the fast rail's three answers are recorded while the slow send is still out, because only its own rail's sends are worth waiting for."""
+    slow = simulators.start(Faults(latency_ms=3000))
+    fast = simulators.start()
+    rails = {"slow": simulators.rail(slow, "slow"), RAIL: simulators.rail(fast)}
+    worker = relayers.build("relayer-a", rails, clock=lambda: 0.0)
+    outbox_store.enqueue(make_request(rail_type="slow"))
+    for _ in range(3):
+        outbox_store.enqueue(make_request())
+    fast_dispatched = (
+        "SELECT count(*) FROM public.payment_outbox_attempts"
+        " WHERE rail_type = 'rtp' AND state = 'DISPATCHED'"
+    )
+
+    assert worker.step() == 4
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while count(outbox_database.url, fast_dispatched) < 3 and time.monotonic() < deadline:
+        worker.step()
+        time.sleep(0.02)
+
+    assert count(outbox_database.url, fast_dispatched) == 3
+    assert count(outbox_database.url, ATTEMPT_COUNT) == 3, "the slow send is still out"
+    assert fast.stats().requests == 3
+    assert slow.stats().requests == 1
+
+
 # --- 6. lease renewal ----------------------------------------------------------------------------
 
 
