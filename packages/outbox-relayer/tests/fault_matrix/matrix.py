@@ -89,8 +89,10 @@ TIMEOUT_MESSAGES: Final = {
     "terminating connection due to idle-in-transaction timeout": "idle_in_transaction",
 }
 LOG_RECORD: Final = re.compile(r"^\S+ \S+ \S+ \[(\d+)\] ([A-Z]+):  (.*)$")
+# By function name in the statement's text: claim_outbox_batch (the previous release's claim)
+# and claim_outbox_rails (schema 0013's rail-scoped claim) are both claims.
 STATEMENT_KINDS: Final = {
-    "claim_outbox_batch": "claim",
+    "claim_outbox_": "claim",
     "complete_outbox_attempt": "completion",
     "renew_outbox_lease": "renewal",
     "repair_expired_leases": "repair",
