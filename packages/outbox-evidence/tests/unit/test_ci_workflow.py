@@ -1,12 +1,14 @@
 """The GitHub Actions workflow runs the gate's sessions in the gate's order and keeps the evidence.
 
-The schema check (check-jsonschema's vendored GitHub-workflow schema) runs in the lint step;
-this test reads what the schema cannot: which sessions, in which order, and what is kept.
+The schema check (check-jsonschema's vendored GitHub-workflow schema) and actionlint run in
+the lint step; this test reads what neither can: which sessions, in which order, and what is
+kept; and shows that actionlint does fail a broken workflow.
 """
 
 from __future__ import annotations
 
 import ast
+import subprocess
 from pathlib import Path
 from typing import Any, Final
 
@@ -101,3 +103,22 @@ def test_a_tagged_release_keeps_the_bundle_and_its_checksum(steps: list[dict[str
     assert files == ["reports/outbox-evidence.tar.gz", "reports/outbox-evidence.tar.gz.sha256"]
     (checksum,) = [s for s in steps if "sha256sum" in str(s.get("run", ""))]
     assert checksum["if"] == release["if"]
+
+
+def test_actionlint_refuses_a_workflow_on_a_runner_github_does_not_have(tmp_path: Path) -> None:
+    """The lint step's linter, on the workflow with a misspelt runner label: exit 1, named."""
+    broken = tmp_path / "ci-security.yml"
+    text = WORKFLOW.read_text()
+    assert "runs-on: ubuntu-24.04" in text
+    broken.write_text(text.replace("runs-on: ubuntu-24.04", "runs-on: ubuntu-24.4"))
+
+    linted = subprocess.run(
+        [str(ROOT / ".ci" / "actionlint" / "run"), str(broken)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert linted.returncode == 1, linted.stdout + linted.stderr
+    assert 'label "ubuntu-24.4" is unknown' in linted.stdout
+    assert "1 finding(s)" in linted.stdout
