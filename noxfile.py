@@ -748,3 +748,27 @@ def compat(session: nox.Session) -> None:
     ]
     title = f"PostgreSQL versions ({'smoke' if smoke else 'full'})"
     run_matrix(session, title, servers, [*COMPAT_EXCLUDED, *selection], COMPAT_REPORTS)
+
+
+WORKFLOW_REPLAY = "tests/workflow/replay.py"
+# `-- --smoke`: provisioning from nothing, PostgreSQL from npm, the unit step (promtool), the
+# proofs that need the provisioned tools (the isolation tester, pgbouncer), the regression.
+WORKFLOW_SMOKE = (
+    "--only=provision,install nox,start PostgreSQL,unit,integration,regression",
+    f"--proofs={DB_PROOFS}/test_isolation_specs.py {DB_PROOFS}/test_behind_pgbouncer.py",
+)
+
+
+@nox.session
+def workflow_replay(session: nox.Session) -> None:
+    """Outside the gate: the CI workflow's steps, in order, on this machine without its extras.
+
+    tests/workflow/replay.py (as root) lays an overlay over /, removes Debian's PostgreSQL,
+    promtool and pgbouncer from it, clones the committed tree and runs the gate job's `run:`
+    steps there as GitHub would, for one matrix leg (`-- --pg-version 16`; default 15).
+    `-- --smoke` runs WORKFLOW_SMOKE only; `-- --help` for the rest.
+    """
+    install(session, "test")
+    smoke = "--smoke" in session.posargs
+    args = [arg for arg in session.posargs if arg != "--smoke"]
+    session.run("python", WORKFLOW_REPLAY, *(WORKFLOW_SMOKE if smoke else ()), *args)
