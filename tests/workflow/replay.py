@@ -131,6 +131,11 @@ def _strip_extras(root: Path) -> None:
     listed = _chroot(root, ["dpkg-query", "-W", "-f", "${Package} ${Status}\n"], capture=True)
     installed = [line.split()[0] for line in listed.splitlines() if line.endswith(" installed")]
     extras = sorted(name for name in installed if EXTRAS.match(name))
+    # Debian's way to keep package scripts in a chroot from starting or stopping services:
+    # the removals must not stop the machine's own servers, nor the installs start any.
+    policy = root / "usr/sbin/policy-rc.d"
+    policy.write_text("#!/bin/sh\nexit 101\n", encoding="utf-8")
+    policy.chmod(0o755)
     _log(f"removing from the overlay: {' '.join(extras)}")
     if extras:
         # --force-depends: what depends on them (nothing the runner has) is not our business.
