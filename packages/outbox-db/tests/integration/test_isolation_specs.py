@@ -1,7 +1,7 @@
 """Proofs: interleavings run by PostgreSQL's isolation tester print the expected output.
 
-Each spec (tests/isolation/specs/NAME.spec) runs with `pg_isolation_regress` (the isolation
-tester that ships with PostgreSQL's client package, postgresql-client-15 on Debian) in a
+Each spec (tests/isolation/specs/NAME.spec) runs with `pg_isolation_regress` of the server's
+major version (Debian's postgresql-client-<major>, else the pinned build's, fetched once) in a
 fresh clone of the migrated template, under the roles the real system uses: every session
 sets symphony_executor (relayers, repairers, services) or symphony_readonly (observers);
 only the clock session, which moves leases into the past, and the ledger's owner stay
@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Final
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
+from outbox_db import builds
+from outbox_db.errors import EmbeddedServerError
 from outbox_db.testonly import query_no_role
 
 if TYPE_CHECKING:
@@ -33,17 +35,15 @@ ROOT: Final = Path(__file__).parents[4]
 ISOLATION: Final = ROOT / "packages/outbox-db/tests/isolation"
 SPECS: Final = sorted(path.stem for path in (ISOLATION / "specs").glob("*.spec"))
 REPORTS: Final = ROOT / "reports" / "isolation"
-REGRESS: Final = "/usr/lib/postgresql/{major}/lib/pgxs/src/test/isolation/pg_isolation_regress"
 
 
-def isolation_regress(url: str) -> Path:
-    """pg_isolation_regress of the server's major version; fails naming the package if absent."""
+def isolation_tester(url: str) -> builds.IsolationTester:
+    """The isolation tester of the server's major version; fails saying why it cannot be had."""
     ((version,),) = query_no_role(url, "SELECT current_setting('server_version_num')::integer")
-    major = int(version) // 10000
-    path = Path(os.environ.get("OUTBOX_ISOLATION_REGRESS", REGRESS.format(major=major)))
-    if not path.is_file():
-        pytest.fail(f"{path} not found: install postgresql-client-{major} (.ci/run does)")
-    return path
+    try:
+        return builds.isolation_tester(int(version) // 10000, progress=print)
+    except EmbeddedServerError as error:
+        pytest.fail(f"no isolation tester: {error}")
 
 
 def libpq_environment(url: str) -> dict[str, str]:
@@ -77,16 +77,17 @@ def test_isolation_spec_gives_the_expected_output(
     out = REPORTS / spec
     with outbox_server.janitor(name, template_dbname=outbox_template):
         url = outbox_server.database_url(name)
+        tester = isolation_tester(url)
         finished = subprocess.run(
             [
-                str(isolation_regress(url)),
+                str(tester.path),
                 "--use-existing",
                 f"--dbname={name}",
                 f"--inputdir={ISOLATION}",
                 f"--outputdir={out}",
                 spec,
             ],
-            env=libpq_environment(url),
+            env=tester.environment(libpq_environment(url)),
             capture_output=True,
             text=True,
             check=False,

