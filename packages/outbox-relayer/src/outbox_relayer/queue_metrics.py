@@ -2,10 +2,10 @@
 
 They describe the queue, not a process, so one process of a fleet exports them
 (`outbox-relayer run --queue-metrics`, best the dedicated repairer); every relayer exporting
-them would report the same queue N times. Each scrape is one call of outbox_queue_depth()
-(schema 0014), which reads the pending table alone, never the ledger. A scrape that cannot
-reach the database answers `outbox_queue_scrape_ok 0` instead of failing the whole page, so
-the relayer's own metrics still arrive.
+them would report the same queue N times. Each scrape reads outbox_queue_depth() (schema
+0014) and outbox_unserved_rails (0013), both from the pending table, never the ledger. A
+scrape that cannot reach the database answers `outbox_queue_scrape_ok 0` instead of failing
+the whole page, so the relayer's own metrics still arrive.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ __all__ = ["QueueCollector", "queue_metric_families"]
 
 ITEMS: Final = "outbox_queue_items"
 OLDEST_DUE: Final = "outbox_queue_oldest_due_age_seconds"
+UNSERVED_ITEMS: Final = "outbox_queue_unserved_due_items"
+UNSERVED_OLDEST: Final = "outbox_queue_unserved_oldest_due_seconds"
 SCRAPE_SECONDS: Final = "outbox_queue_scrape_seconds"
 SCRAPE_OK: Final = "outbox_queue_scrape_ok"
 # The states an item of the queue is in, as outbox_queue_depth() counts them.
@@ -48,6 +50,16 @@ def queue_metric_families() -> list[GaugeMetricFamily]:
         GaugeMetricFamily(
             OLDEST_DUE, "Age of the oldest due item by rail (queue-wide).", labels=["rail_type"]
         ),
+        GaugeMetricFamily(
+            UNSERVED_ITEMS,
+            "Due items of a rail no relayer announced in the last minute.",
+            labels=["rail_type"],
+        ),
+        GaugeMetricFamily(
+            UNSERVED_OLDEST,
+            "Age of the oldest due item of a rail no relayer serves.",
+            labels=["rail_type"],
+        ),
         GaugeMetricFamily(SCRAPE_SECONDS, "Time the last queue read took."),
         GaugeMetricFamily(SCRAPE_OK, "1 when the last queue read answered, else 0."),
     ]
@@ -65,10 +77,11 @@ class QueueCollector:
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         """One read of the queue: its families filled in, or scrape_ok 0 if it failed."""
-        items, oldest, seconds, ok = queue_metric_families()
+        items, oldest, unserved_items, unserved_oldest, seconds, ok = queue_metric_families()
         started = time.perf_counter()
         try:
             depths = self._store.queue_depth()
+            unserved = self._store.unserved_rails()
         except OutboxDatabaseError as error:
             _log.warning("queue_metrics_unavailable", error=type(error).__name__)
             ok.add_metric([], 0)
@@ -78,9 +91,12 @@ class QueueCollector:
             for state, count in zip(STATES, _counts(depth), strict=True):
                 items.add_metric([depth.rail_type, state], count)
             oldest.add_metric([depth.rail_type], depth.oldest_due_age_seconds)
+        for rail in unserved:
+            unserved_items.add_metric([rail.rail_type], rail.due_count)
+            unserved_oldest.add_metric([rail.rail_type], rail.oldest_due_age_seconds)
         seconds.add_metric([], time.perf_counter() - started)
         ok.add_metric([], 1)
-        yield from (items, oldest, seconds, ok)
+        yield from (items, oldest, unserved_items, unserved_oldest, seconds, ok)
 
 
 def _counts(depth: QueueDepth) -> tuple[int, ...]:

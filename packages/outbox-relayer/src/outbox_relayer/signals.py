@@ -120,18 +120,6 @@ class Metrics:
             "Expired leases awaiting repair (view total).",
             registry=self.registry,
         )
-        self.unserved_due = prom.Gauge(
-            "outbox_relayer_unserved_due_items",
-            "Due items of a rail no relayer announced in the last minute (queue-wide).",
-            ["rail_type"],
-            registry=self.registry,
-        )
-        self.unserved_age = prom.Gauge(
-            "outbox_relayer_unserved_oldest_due_seconds",
-            "Age of the oldest due item of a rail no relayer serves (queue-wide).",
-            ["rail_type"],
-            registry=self.registry,
-        )
         self.dispatch_seconds = prom.Histogram(
             "outbox_relayer_dispatch_seconds",
             "Time a rail took to answer one dispatch.",
@@ -205,20 +193,17 @@ class Signals:
             self.metrics.expired_leases.set(count)
 
     def unserved_rails(self, rails: Sequence[UnservedRail]) -> None:
-        """outbox_unserved_rails as read this cycle: warned once per cycle while not empty."""
+        """outbox_unserved_rails as read this cycle: warned once per cycle while not empty.
+
+        Logged by every relayer's repair loop, where an on-call reads; the gauge is queue-wide
+        and comes from the one `--queue-metrics` process (queue_metrics.py).
+        """
         if rails:
             _log.warning(
                 UNSERVED_EVENT,
                 rails={rail.rail_type: rail.due_count for rail in rails},
                 oldest_due_age_seconds=max(rail.oldest_due_age_seconds for rail in rails),
             )
-        if self.metrics is not None:
-            # Cleared first: a rail served again drops its series rather than keep a stale value.
-            self.metrics.unserved_due.clear()
-            self.metrics.unserved_age.clear()
-            for rail in rails:
-                self.metrics.unserved_due.labels(rail.rail_type).set(rail.due_count)
-                self.metrics.unserved_age.labels(rail.rail_type).set(rail.oldest_due_age_seconds)
 
     def dispatch(self, rail_type: str, state: str, latency_ms: int) -> None:
         """One rail answer, for the dispatch metrics (not a lease-health signal, not logged)."""

@@ -47,3 +47,14 @@ def test_a_read_the_database_refuses_serves_scrape_ok_zero(outbox_database: Data
 
     assert registry.get_sample_value("outbox_queue_scrape_ok") == 0
     assert "outbox_queue_items{" not in page
+
+
+def test_a_rail_nobody_serves_is_gauged_by_the_exporter(outbox_store: OutboxStore) -> None:
+    """Due items on a rail no relayer announced: its count and age, from the one exporter."""
+    outbox_store.enqueue(make_request(rail_type="sepa"))
+
+    registry = scrape(outbox_store)
+
+    labels = {"rail_type": "sepa"}
+    assert registry.get_sample_value("outbox_queue_unserved_due_items", labels) == 1
+    assert registry.get_sample_value("outbox_queue_unserved_oldest_due_seconds", labels) is not None

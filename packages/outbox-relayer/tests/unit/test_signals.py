@@ -17,7 +17,7 @@ import structlog
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
-from outbox_db import AttemptState, RepairedLease, UnservedRail
+from outbox_db import AttemptState, RepairedLease
 from outbox_relayer.signals import (
     LEASE_LOST_EVENT,
     REPAIR_EVENT,
@@ -304,25 +304,6 @@ def test_dispatch_latency_and_outcomes_are_recorded_by_rail(
     assert value(registry, outcomes, rail_type="ach", state="DISPATCHED") == 1
 
 
-def test_unserved_rails_are_gauged_per_rail_and_a_served_rail_leaves_the_series(
-    registry: CollectorRegistry,
-) -> None:
-    """Each cycle's reading replaces the last one: a rail served again has no series left."""
-    signals = Signals(Metrics(registry))
-    sepa = UnservedRail(
-        rail_type="sepa", due_count=3, oldest_due_age_seconds=90.0, last_served_at=None
-    )
-    signals.unserved_rails([sepa])
-    assert value(registry, "outbox_relayer_unserved_due_items", rail_type="sepa") == 3
-    assert value(registry, "outbox_relayer_unserved_oldest_due_seconds", rail_type="sepa") == 90
-
-    signals.unserved_rails([])
-    assert (
-        registry.get_sample_value("outbox_relayer_unserved_due_items", {"rail_type": "sepa"})
-        is None
-    )
-
-
 def test_metric_names_are_the_documented_ones(registry: CollectorRegistry) -> None:
     """Exactly these metrics, all lease-named, in the registry given."""
     Metrics(registry)
@@ -333,8 +314,6 @@ def test_metric_names_are_the_documented_ones(registry: CollectorRegistry) -> No
         "outbox_relayer_repair_requeued",
         "outbox_relayer_repair_failed",
         "outbox_relayer_expired_leases",
-        "outbox_relayer_unserved_due_items",
-        "outbox_relayer_unserved_oldest_due_seconds",
         "outbox_relayer_dispatch_seconds",
         "outbox_relayer_dispatch_outcomes",
         "outbox_relayer_wakeups_lost",
