@@ -57,6 +57,19 @@ class Figure:
         return self.unit == RATE
 
 
+def p99(values: list[float]) -> float:
+    """The 99th percentile of a latency figure's samples."""
+    return statistics.quantiles(values, n=100, method="inclusive")[98]
+
+
+def latency_figure(name: str, variant: str, values: list[float], details: dict[str, Any]) -> Figure:
+    """A figure of latencies in milliseconds, with its p99 kept; p50 and p99 printed."""
+    click.echo(
+        f"{name} {variant}: p50 {statistics.median(values):.2f} ms, p99 {p99(values):.2f} ms"
+    )
+    return Figure(name, variant, values, {**details, "p99_ms": p99(values)}, "ms")
+
+
 def bench_options(
     default_items: int,
 ) -> Callable[[Callable[[str | None, int, int], None]], Callable[..., None]]:

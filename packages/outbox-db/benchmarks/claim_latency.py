@@ -17,7 +17,6 @@ wade through if waiting items were in its index. The claim is sampled again
 
 from __future__ import annotations
 
-import statistics
 import time
 from typing import TYPE_CHECKING, Final
 
@@ -30,6 +29,7 @@ from bench_common import (
     bench_options,
     clone,
     durability,
+    latency_figure,
     migrated_template,
     report,
     server,
@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 PARTICIPANTS: Final = 1_000
 DUE: Final = 10_000
 BACKLOGS: Final = (10_000, 100_000, 1_000_000)
-PERCENTILES: Final = 100
 
 LATER: Final = """
 INSERT INTO public.payment_outbox_pending (
@@ -138,11 +137,6 @@ def sample(url: str, claims: int) -> dict[str, list[float]]:
     return samples
 
 
-def p99(values: list[float]) -> float:
-    """The 99th percentile."""
-    return statistics.quantiles(values, n=PERCENTILES, method="inclusive")[98]
-
-
 @click.command()
 @bench_options(default_items=1_000_000)
 def main(url: str | None, items: int, runs: int) -> None:
@@ -170,20 +164,11 @@ def main(url: str | None, items: int, runs: int) -> None:
 
 def measured(url: str, claims: int, name: str, backlog: int, waiting: int = 0) -> list[Figure]:
     """The figure `name`: each variant's claim latencies, printed as p50 and p99."""
-    figures = []
-    for variant, values in sample(url, claims).items():
-        details = {
-            "backlog": backlog,
-            "waiting": waiting,
-            "due": DUE,
-            "batch_size": BATCH,
-            "p99_ms": p99(values),
-        }
-        figures.append(Figure(name, variant, values, details, "ms"))
-        click.echo(
-            f"{name} {variant}: p50 {statistics.median(values):.2f} ms, p99 {p99(values):.2f} ms"
-        )
-    return figures
+    details = {"backlog": backlog, "waiting": waiting, "due": DUE, "batch_size": BATCH}
+    return [
+        latency_figure(name, variant, values, details)
+        for variant, values in sample(url, claims).items()
+    ]
 
 
 if __name__ == "__main__":

@@ -9,14 +9,21 @@ status view, which also aggregates the ledger), alternately, on a durable server
 
 from __future__ import annotations
 
-import statistics
 import time
 from typing import TYPE_CHECKING, Final
 
 import click
 import psycopg
 
-from bench_common import Figure, bench_options, clone, durability, migrated_template, report, server
+from bench_common import (
+    bench_options,
+    clone,
+    durability,
+    latency_figure,
+    migrated_template,
+    report,
+    server,
+)
 from outbox_db import OutboxStore, Role
 
 if TYPE_CHECKING:
@@ -24,7 +31,6 @@ if TYPE_CHECKING:
 
 FIGURE: Final = "queue_scrape"
 LEDGER_PER_ITEM: Final = 10
-PERCENTILES: Final = 100
 PENDING: Final = """
 INSERT INTO public.payment_outbox_pending (
     instruction_id, participant_id, sequence_id, idempotency_key, rail_type, payload,
@@ -64,11 +70,6 @@ def timed(read: Callable[[], object]) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def p99(values: list[float]) -> float:
-    """The 99th percentile."""
-    return statistics.quantiles(values, n=PERCENTILES, method="inclusive")[98]
-
-
 @click.command()
 @bench_options(default_items=1_000_000)
 def main(url: str | None, items: int, runs: int) -> None:
@@ -88,11 +89,8 @@ def main(url: str | None, items: int, runs: int) -> None:
                     samples["status_view"].append(timed(store.status))
         figures = []
         for variant, values in samples.items():
-            details = {"pending": items, "ledger": items * LEDGER_PER_ITEM, "p99_ms": p99(values)}
-            figures.append(Figure(FIGURE, variant, values, details, "ms"))
-            click.echo(
-                f"{variant}: p50 {statistics.median(values):.1f} ms, p99 {p99(values):.1f} ms"
-            )
+            details = {"pending": items, "ledger": items * LEDGER_PER_ITEM}
+            figures.append(latency_figure(FIGURE, variant, values, details))
         report("queue_scrape", figures, settings=settings)
 
 

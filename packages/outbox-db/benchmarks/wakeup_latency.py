@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import random
-import statistics
 import threading
 import time
 import uuid
@@ -27,7 +26,15 @@ from typing import TYPE_CHECKING, Final
 
 import click
 
-from bench_common import Figure, bench_options, clone, durability, migrated_template, report, server
+from bench_common import (
+    bench_options,
+    clone,
+    durability,
+    latency_figure,
+    migrated_template,
+    report,
+    server,
+)
 from outbox_db import EnqueueRequest, OutboxStore, Role
 from outbox_db.testonly.pgbouncer import pgbouncer  # guardrails: allow OBX004 -- a benchmark
 from outbox_relayer import (
@@ -50,7 +57,6 @@ POLL_SECONDS: Final = 1.0  # the relayer's default
 GAP_SECONDS: Final = (0.05, 0.25)
 PROBE_SECONDS: Final = 3.0  # the relayer's start-up probe waits 2 s for its notification
 DRAIN_SECONDS: Final = 30.0
-PERCENTILES: Final = 100
 # Each variant: its name, whether it goes through PgBouncer, whether LISTEN has a direct URL.
 VARIANTS: Final = (
     ("direct", False, False),
@@ -122,11 +128,6 @@ def wait_for_drain(url: str) -> None:
             time.sleep(0.1)
 
 
-def p99(values: list[float]) -> float:
-    """The 99th percentile."""
-    return statistics.quantiles(values, n=PERCENTILES, method="inclusive")[98]
-
-
 @click.command()
 @bench_options(default_items=200)
 def main(url: str | None, items: int, runs: int) -> None:
@@ -143,11 +144,8 @@ def main(url: str | None, items: int, runs: int) -> None:
                 url_used = bouncer.url(database) if pooled else database
                 listen_url = database if listen_direct else None
                 values = latencies(url_used, listen_url, items, Path(folder) / variant)
-                details = {"p99_ms": p99(values), "poll_interval_seconds": POLL_SECONDS}
-                figures.append(Figure(FIGURE, variant, values, details, "ms"))
-                click.echo(
-                    f"{variant}: p50 {statistics.median(values):.1f} ms, p99 {p99(values):.1f} ms"
-                )
+                details = {"poll_interval_seconds": POLL_SECONDS}
+                figures.append(latency_figure(FIGURE, variant, values, details))
         report("wakeup_latency", figures, settings=settings)
 
 
