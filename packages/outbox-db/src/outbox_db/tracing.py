@@ -8,15 +8,30 @@ outside a recording span, there is none.
 
 from __future__ import annotations
 
+import functools
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
 __all__ = ["current_trace_context"]
 
 
 def current_trace_context() -> str | None:
     """The current span's `traceparent`, or None."""
-    try:
-        from opentelemetry import propagate  # noqa: PLC0415 - optional extra, imported on use
-    except ImportError:
+    propagate = _propagate()
+    if propagate is None:
         return None
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return carrier.get("traceparent")
+
+
+@functools.cache
+def _propagate() -> ModuleType | None:
+    """OpenTelemetry's propagation API, looked for once: every EnqueueRequest asks."""
+    try:
+        from opentelemetry import propagate  # noqa: PLC0415 - optional extra
+    except ImportError:
+        return None
+    return propagate
