@@ -527,14 +527,10 @@ class EnqueueWakeups:
         Consumes what arrives meanwhile: call it before the first claim, which looks anyway.
         """
         token = f"{_PROBE_PREFIX}{uuid.uuid4()}"
-        try:
-            connection = self._listening()
+        with self._listener() as connection:
             self._announce(token)
             with contextlib.closing(connection.notifies(timeout=timeout_seconds)) as arrived:
                 return any(notify.payload == token for notify in arrived)
-        except psycopg.Error as error:
-            self.close()
-            raise translate(error) from error
 
     def wait(self, timeout_seconds: float) -> bool:
         """Block until a notification arrives (True) or `timeout_seconds` pass (False)."""
@@ -562,23 +558,24 @@ class EnqueueWakeups:
         self.close()
 
     def _receive(self, timeout_seconds: float, stop_after: int | None) -> int:
+        with self._listener() as connection:
+            notifies = connection.notifies(timeout=timeout_seconds, stop_after=stop_after)
+            return sum(1 for _ in notifies)
+
+    @contextlib.contextmanager
+    def _listener(self) -> Iterator[psycopg.Connection[Any]]:
+        """The listening connection, opened if need be; a driver error closes it, typed."""
         try:
-            connection = self._listening()
-            return sum(
-                1 for _ in connection.notifies(timeout=timeout_seconds, stop_after=stop_after)
-            )
+            if self._connection is None or self._connection.closed:
+                connection = psycopg.connect(
+                    self._conninfo, autocommit=True, application_name=f"{APPLICATION_NAME}-listen"
+                )
+                connection.execute(QUERIES["listen_enqueued"])
+                self._connection = connection
+            yield self._connection
         except psycopg.Error as error:
             self.close()
             raise translate(error) from error
-
-    def _listening(self) -> psycopg.Connection[Any]:
-        if self._connection is None or self._connection.closed:
-            connection = psycopg.connect(
-                self._conninfo, autocommit=True, application_name=f"{APPLICATION_NAME}-listen"
-            )
-            connection.execute(QUERIES["listen_enqueued"])
-            self._connection = connection
-        return self._connection
 
 
 # complete_outbox_attempts takes one array per outcome field: (parameter, field).
