@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from opentelemetry.trace import SpanContext
 
     from outbox_db import OutboxStore
+    from outbox_relayer.railsim import LoggedRequest
 
 RAIL: Final = "rtp"
 
@@ -47,6 +48,15 @@ def enqueued_in_a_span(store: OutboxStore, provider: TracerProvider, key: str) -
     return span.get_span_context()
 
 
+def relayed(
+    store: OutboxStore, tmp_path: Path, tracing: RelayTracing | None, *, traceparent: bool
+) -> list[LoggedRequest]:
+    """Drain RAIL to a rail simulator; what it received."""
+    with RailSimulator(log_path=tmp_path / "rail.jsonl") as simulator:
+        drain(store, simulator, rail_type=RAIL, tracing=tracing, traceparent=traceparent)
+        return read_request_log(simulator.log_path)
+
+
 def named(exporter: InMemorySpanExporter, name: str) -> list[ReadableSpan]:
     """The finished spans called `name`."""
     return [span for span in exporter.get_finished_spans() if span.name == name]
@@ -63,9 +73,8 @@ def test_a_send_continues_the_enqueue_trace_and_the_rail_receives_it(
     outbox_store.enqueue(make_request(rail_type=RAIL, idempotency_key="untraced-1"))
     tracing = RelayTracing(provider.get_tracer("outbox-relayer"))
 
-    with RailSimulator(log_path=tmp_path / "rail.jsonl") as simulator:
-        drain(outbox_store, simulator, rail_type=RAIL, tracing=tracing, traceparent=True)
-        received = {r.idempotency_key: r.traceparent for r in read_request_log(simulator.log_path)}
+    requests = relayed(outbox_store, tmp_path, tracing, traceparent=True)
+    received = {request.idempotency_key: request.traceparent for request in requests}
 
     (traced,) = [
         s for s in named(exporter, "outbox.dispatch") if s.context.trace_id == service.trace_id
@@ -95,9 +104,7 @@ def test_a_rail_that_does_not_opt_in_receives_no_trace_header(
     enqueued_in_a_span(outbox_store, provider, "quiet-1")
     tracing = RelayTracing(provider.get_tracer("outbox-relayer"))
 
-    with RailSimulator(log_path=tmp_path / "rail.jsonl") as simulator:
-        drain(outbox_store, simulator, rail_type=RAIL, tracing=tracing)
-        (request,) = read_request_log(simulator.log_path)
+    (request,) = relayed(outbox_store, tmp_path, tracing, traceparent=False)
 
     assert request.traceparent is None
     assert len(named(exporter, "outbox.dispatch")) == 1
@@ -113,9 +120,7 @@ def test_tracing_off_reads_no_trace_and_makes_no_span(
     enqueued_in_a_span(outbox_store, provider, "off-1")
     exporter.clear()
 
-    with RailSimulator(log_path=tmp_path / "rail.jsonl") as simulator:
-        drain(outbox_store, simulator, rail_type=RAIL, traceparent=True)
-        (request,) = read_request_log(simulator.log_path)
+    (request,) = relayed(outbox_store, tmp_path, None, traceparent=True)
 
     assert request.traceparent is None
     assert exporter.get_finished_spans() == ()
