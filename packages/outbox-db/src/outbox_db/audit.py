@@ -1,8 +1,10 @@
-"""Read-only evidence from the catalog, as symphony_auditor: grants, definitions and history.
+"""Read-only evidence from the catalog, as the auditor role: grants, definitions and history.
 
 The evidence bundle needs what the database itself says about the outbox (privileges,
 function and index definitions, the migration history, the regression count), and only
-this package may ask it. Every read is a named statement of sql/audit.sql.
+this package may ask it. Every read is a named statement of sql/audit.sql. The roles are
+the database's own (`RoleNames`, read from its tables' owner): symphony_auditor and
+outbox_owner, or their prefixed names on a database migrated with a role prefix.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from psycopg import IsolationLevel, sql
 from psycopg.rows import class_row
 
 from outbox_db._catalogue import QUERIES, load
+from outbox_db._roles import database_roles
 from outbox_db.errors import OutboxDatabaseError, sendable_url, translate
 from outbox_db.harden import HardeningState, read_hardening
 from outbox_db.migrate import load_migrations
-from outbox_db.records import RailOrdering, RedriveLink, Role
+from outbox_db.records import RailOrdering, RedriveLink, Role, RoleNames
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -39,7 +42,6 @@ __all__ = [
 ]
 
 AUDIT_QUERIES: Final = load(resources.files("outbox_db").joinpath("sql/audit.sql").read_text())
-OUTBOX_OWNER: Final = "outbox_owner"
 LEASE_CHECK: Final = "payment_outbox_pending_lease_consistent"
 APPLICATION_NAME: Final = "outbox-db-audit"
 T = TypeVar("T")
@@ -132,17 +134,17 @@ class RegressionCount:
     count: int
 
 
-def _act_as_auditor(connection: psycopg.Connection[Any]) -> None:
-    """SET LOCAL ROLE symphony_auditor, refused in words an operator can act on."""
-    role = sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(Role.AUDITOR))
+def _act_as_auditor(connection: psycopg.Connection[Any], roles: RoleNames) -> None:
+    """SET LOCAL ROLE to the database's auditor role, refused in words one can act on."""
+    auditor = roles.of(Role.AUDITOR)
     try:
-        connection.execute(role)
+        connection.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(auditor)))
     except psycopg.Error as error:
         # Unmigrated server (no such role, 22023) or a login that is not a member (42501).
         sqlstate = error.diag.sqlstate
         msg = (
-            f"cannot act as {Role.AUDITOR}: is the database migrated, and the login role a"
-            f" member of {Role.AUDITOR}? [SQLSTATE {sqlstate}]"
+            f"cannot act as {auditor}: is the database migrated, and the login role a"
+            f" member of {auditor}? [SQLSTATE {sqlstate}]"
         )
         raise OutboxDatabaseError(msg, sqlstate=sqlstate, constraint=None) from error
 
@@ -164,15 +166,21 @@ class _ServerVersion:
 
 
 class CatalogAudit:
-    """One read-only snapshot of the outbox's catalog entries, read as symphony_auditor.
+    """One read-only snapshot of the outbox's catalog entries, read as the auditor role.
 
     All reads share one REPEATABLE READ transaction, so every part of the evidence describes
     the same moment. Each read runs in its own savepoint: a read the role may not make fails
     alone (with the typed error) and the other reads still answer.
     """
 
-    def __init__(self, connection: psycopg.Connection[Any]) -> None:
+    def __init__(self, connection: psycopg.Connection[Any], roles: RoleNames) -> None:
         self._connection = connection
+        self.roles = roles  # the database's role names, which the evidence quotes
+
+    @property
+    def auditor(self) -> str:
+        """The role every read runs as: this database's name for symphony_auditor."""
+        return self.roles.of(Role.AUDITOR)
 
     @classmethod
     @contextlib.contextmanager
@@ -188,21 +196,21 @@ class CatalogAudit:
                 connection.isolation_level = IsolationLevel.REPEATABLE_READ
                 connection.read_only = True
                 with connection.transaction(force_rollback=True):
-                    _act_as_auditor(connection)
+                    roles = database_roles(connection) or RoleNames()  # seed names: unmigrated
+                    _act_as_auditor(connection, roles)
                     connection.execute(AUDIT_QUERIES["audit_search_path"])
-                    yield cls(connection)
+                    yield cls(connection, roles)
         except psycopg.Error as error:
             raise translate(error) from error
 
     def grants(self) -> list[Grant]:
         """Privileges on the outbox tables, views, sequences, functions and schema public."""
-        return sorted(self._rows("grants", Grant, {"owner": OUTBOX_OWNER}))
+        params = {"owner": self.roles.owner, "groups": list(self.roles.groups)}
+        return sorted(self._rows("grants", Grant, params))
 
     def function_definitions(self) -> list[FunctionDefinition]:
-        """Every function outbox_owner owns in schema public, in full."""
-        return sorted(
-            self._rows("function_definitions", FunctionDefinition, {"owner": OUTBOX_OWNER})
-        )
+        """Every function the outbox owner role owns in schema public, in full."""
+        return sorted(self._rows("function_definitions", FunctionDefinition, self._owner))
 
     def lease_ddl(self) -> LeaseDdl:
         """The lease columns (those the lease CHECK covers) and the CHECK itself."""
@@ -224,7 +232,7 @@ class CatalogAudit:
 
     def view_definitions(self) -> list[ViewDefinition]:
         """The outbox views (the status view)."""
-        return sorted(self._rows("views", ViewDefinition, {"owner": OUTBOX_OWNER}))
+        return sorted(self._rows("views", ViewDefinition, self._owner))
 
     def migration_history(self) -> list[MigrationEntry]:
         """Every schema file applied here or shipped in this package, with both checksums."""
@@ -256,7 +264,7 @@ class CatalogAudit:
         """Whether `outbox-db harden` is in effect, from the large-object functions' ACLs."""
         try:
             with self._connection.transaction():  # a savepoint, like every other read
-                return read_hardening(self._connection)
+                return read_hardening(self._connection, self.roles)
         except psycopg.Error as error:
             raise translate(error) from error
 
@@ -266,7 +274,11 @@ class CatalogAudit:
         return row.server_version
 
     def _table_objects(self, name: str) -> list[TableObject]:
-        return sorted(self._rows(name, TableObject, {"owner": OUTBOX_OWNER}))
+        return sorted(self._rows(name, TableObject, self._owner))
+
+    @property
+    def _owner(self) -> Mapping[str, object]:
+        return {"owner": self.roles.owner}
 
     def _rows(
         self,

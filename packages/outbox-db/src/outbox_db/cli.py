@@ -60,7 +60,11 @@ def _fail_clearly(action: Callable[[], None], *, role: Role | None = None) -> No
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="outbox-db")
 def main() -> None:
-    """The database side of the payments outbox."""
+    """The database side of the payments outbox.
+
+    Each command acts as one of the database's outbox roles; on a database migrated with a
+    role prefix, every symphony_* name below carries that prefix.
+    """
 
 
 @main.command(name="migrate")

@@ -16,10 +16,12 @@ import psycopg
 from psycopg.rows import class_row
 
 from outbox_db._catalogue import load
+from outbox_db._roles import database_roles
 from outbox_db.errors import PermissionDenied, sendable_url, translate
+from outbox_db.records import RoleNames
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
 __all__ = [
     "HARDEN_QUERIES",
@@ -55,7 +57,7 @@ class LargeObjectPrivilege:
 
     @property
     def hardened(self) -> bool:
-        """Neither PUBLIC nor any outbox role may execute it."""
+        """Neither PUBLIC nor any of the database's outbox roles may execute it."""
         return not self.public_may_execute and not self.roles_may_execute
 
 
@@ -110,25 +112,39 @@ def harden(url: str) -> HardeningState:
                     "revoke PUBLIC's EXECUTE on them): nothing was changed [SQLSTATE 42501]"
                 )
                 raise SuperuserRequired(msg, sqlstate="42501", constraint=None)
+            roles = database_roles(connection) or RoleNames()  # seed names before migrate
             connection.execute(HARDEN_QUERIES["revoke_large_object_functions"])
             # Read back in the same transaction: what it commits is what the catalog says.
-            return read_hardening(connection)
+            return read_hardening(connection, roles)
     except psycopg.Error as error:
         raise translate(error) from error
 
 
-def read_hardening(connection: psycopg.Connection[Any]) -> HardeningState:
+def read_hardening(connection: psycopg.Connection[Any], roles: RoleNames) -> HardeningState:
     """The hardening's facts from the catalog, in the connection's current transaction.
 
-    The caller has set the search_path to pg_catalog (harden_search_path, or the audit's).
+    `roles` names the database's outbox roles. The caller has set the search_path to
+    pg_catalog (harden_search_path, or the audit's).
     """
-    functions = sorted(_fetch(connection, "large_object_privileges", LargeObjectPrivilege))
+    functions = sorted(
+        _fetch(
+            connection,
+            "large_object_privileges",
+            LargeObjectPrivilege,
+            {"groups": list(roles.groups)},
+        )
+    )
     (compat,) = _fetch(connection, "lo_compat_privileges", _CompatPrivileges)
     return HardeningState(
         functions=tuple(functions), lo_compat_privileges=compat.lo_compat_privileges
     )
 
 
-def _fetch(connection: psycopg.Connection[Any], name: str, row: type[T]) -> list[T]:
+def _fetch(
+    connection: psycopg.Connection[Any],
+    name: str,
+    row: type[T],
+    params: Mapping[str, object] | None = None,
+) -> list[T]:
     cursor = connection.cursor(row_factory=class_row(row))
-    return cursor.execute(HARDEN_QUERIES[name]).fetchall()
+    return cursor.execute(HARDEN_QUERIES[name], params).fetchall()

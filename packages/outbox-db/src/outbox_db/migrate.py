@@ -23,6 +23,7 @@ import psycopg
 
 from outbox_db import pooling
 from outbox_db._catalogue import QUERIES
+from outbox_db._roles import database_roles
 from outbox_db.errors import MigrationError, sendable_url, translate
 from outbox_db.records import RoleNames
 
@@ -132,8 +133,7 @@ def _role_names(connection: psycopg.Connection[Any], role_prefix: str | None) ->
         asked = None if role_prefix is None else RoleNames(role_prefix)
     except ValueError as invalid:
         raise MigrationError(str(invalid)) from invalid
-    row = connection.execute(QUERIES["outbox_owner"]).fetchone()
-    existing = RoleNames.of_owner(row[0] if row else None)
+    existing = database_roles(connection)
     if existing is None:  # a new database, or one older than the outbox roles
         return asked or RoleNames()
     if asked is not None and asked != existing:

@@ -112,6 +112,11 @@ class RoleNames:
         """The name `role` has in this database's cluster."""
         return self.prefix + role.value
 
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """The names of the group roles applications and people are granted (every `Role`)."""
+        return tuple(self.of(role) for role in Role)
+
     def render(self, text: str) -> str:
         """Shipped SQL with every seed role name prefixed (whole names only)."""
         return _SEED_NAMES.sub(lambda found: self.prefix + found[0], text) if self.prefix else text

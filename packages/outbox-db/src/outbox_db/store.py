@@ -17,6 +17,7 @@ from psycopg_pool import ConnectionPool
 from outbox_db import payloads, pooling
 from outbox_db._catalogue import QUERIES
 from outbox_db._history import assemble
+from outbox_db._roles import database_roles
 from outbox_db.errors import (
     UNREADABLE_JSON,
     InvalidInput,
@@ -175,7 +176,7 @@ class OutboxStore:
         `role` is switched to under the name it has in this database.
         """
         with pooling.probed(url, timeout=timeout) as (route, probe):
-            roles = _role_names(probe)
+            roles = database_roles(probe) or RoleNames()  # the seed names before migrate
         pool: ConnectionPool[Any] = ConnectionPool(
             url,
             min_size=min_size,
@@ -463,12 +464,6 @@ def _batches(requests: Sequence[EnqueueRequest]) -> Iterator[Sequence[EnqueueReq
             end += 1
         yield requests[start:end]
         start = end
-
-
-def _role_names(connection: psycopg.Connection[Any]) -> RoleNames:
-    """The roles of the database: named after its tables' owner (the seed names if none)."""
-    row = connection.execute(QUERIES["outbox_owner"]).fetchone()
-    return RoleNames.of_owner(row[0] if row else None) or RoleNames()
 
 
 def _read_exact_numbers(connection: psycopg.Connection[Any]) -> None:

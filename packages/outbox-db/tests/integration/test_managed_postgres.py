@@ -9,24 +9,32 @@ GRANT needs ADMIN OPTION (on 15 CREATEROLE may grant any role: the migrator repo
 sharing instead). SQLSTATEs are asserted first.
 
 Every role and database here is made for the test, under a unique name, and dropped after it
-(databases first: the roles own their objects).
+(outbox_db.testonly.managed).
 """
 
 from __future__ import annotations
 
-import contextlib
-import secrets
 from typing import TYPE_CHECKING, Final
 
-import attrs
 import psycopg
 import pytest
+from click.testing import CliRunner
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 from outbox_db import MigrationError, OutboxStore, PermissionDenied, Role, RoleNames, migrate
+from outbox_db.audit import CatalogAudit
+from outbox_db.cli import main
+from outbox_db.harden import harden
 from outbox_db.testonly import query_as, query_no_role
 from outbox_db.testonly.factories import make_request
+from outbox_db.testonly.managed import (
+    ManagedDatabase,
+    admin,
+    as_login,
+    grant_login,
+    managed_database,
+    unique_prefix,
+)
 from outbox_db.testonly.pytest_plugin import migrate_as_proven
 
 if TYPE_CHECKING:
@@ -39,79 +47,9 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.usefixtures("outbox_database")
 
 CLAIM: Final = "SELECT outbox_id FROM public.claim_outbox_batch(10, 'intruder', 30)"
+ENQUEUE: Final = "public.enqueue_payment_outbox(text,text,text,text,jsonb)"
+LO_CREATE: Final = "lo_create(oid)"
 READ_QUEUE: Final = "SELECT count(*) FROM public.payment_outbox_pending"
-
-
-@attrs.frozen
-class ManagedDatabase:
-    """A database owned by a CREATEROLE login that is not a superuser, as a cloud gives it."""
-
-    name: str
-    owner: str
-    owner_url: str  # as its owner, the password in the URL
-    roles: RoleNames
-
-
-def _admin(server: Server, *statements: sql.Composed) -> None:
-    """The cluster's superuser (the provider's, out of the tenant's reach) sets the scene."""
-    with psycopg.connect(server.url, autocommit=True) as connection:
-        for statement in statements:
-            connection.execute(statement)
-
-
-@contextlib.contextmanager
-def managed_database(server: Server, prefix: str) -> Iterator[ManagedDatabase]:
-    """A database and its owning login (LOGIN CREATEROLE NOSUPERUSER); both dropped after."""
-    name, owner, password = f"managed_{prefix}db", f"{prefix}owner", secrets.token_hex(16)
-    _admin(
-        server,
-        sql.SQL("CREATE ROLE {} LOGIN CREATEROLE NOSUPERUSER PASSWORD {}").format(
-            sql.Identifier(owner), sql.Literal(password)
-        ),
-        sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(owner)),
-    )
-    url = make_conninfo(server.database_url(name), user=owner, password=password)
-    try:
-        yield ManagedDatabase(name=name, owner=owner, owner_url=url, roles=RoleNames(prefix))
-    finally:
-        _admin(server, sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-        _drop_roles(server, prefix)
-
-
-def _drop_roles(server: Server, prefix: str) -> None:
-    """Every role the test made under `prefix` (its logins and outbox roles)."""
-    pattern = prefix.replace("_", r"\_") + "%"
-    with psycopg.connect(server.url, autocommit=True) as connection:
-        names = connection.execute(
-            "SELECT rolname FROM pg_catalog.pg_roles WHERE rolname LIKE %s", [pattern]
-        ).fetchall()
-        # One statement: since PostgreSQL 16 a grantor cannot be dropped before its grants.
-        roles = sql.SQL(", ").join(sql.Identifier(name) for (name,) in names)
-        connection.execute(sql.SQL("DROP ROLE {}").format(roles))
-
-
-def grant_login(database: ManagedDatabase, role: Role) -> str:
-    """A login its owner makes and grants one of the database's roles; its URL there."""
-    login, password = f"{database.roles.prefix}{role.name.lower()}", secrets.token_hex(16)
-    with psycopg.connect(database.owner_url, autocommit=True) as connection:
-        connection.execute(
-            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} IN ROLE {}").format(
-                sql.Identifier(login),
-                sql.Literal(password),
-                sql.Identifier(database.roles.of(role)),
-            )
-        )
-    return make_conninfo(database.owner_url, user=login, password=password)
-
-
-def as_login(url: str, database: ManagedDatabase) -> str:
-    """The same login's URL on another database of the cluster."""
-    return make_conninfo(url, dbname=database.name)
-
-
-def unique_prefix() -> str:
-    """Roles are cluster-wide: every test's are its own."""
-    return f"m{secrets.token_hex(3)}_"
 
 
 def claim_with_a_store(url: str) -> None:
@@ -215,7 +153,56 @@ def test_a_second_database_on_the_seed_names_names_the_grant_and_the_fix(
 
             assert report.roles == RoleNames()
             assert report.shared_with != ()
-            _admin(
+            admin(
                 outbox_server,
                 sql.SQL("REVOKE outbox_owner FROM {}").format(sql.Identifier(database.owner)),
             )
+
+
+def test_the_audit_and_harden_act_as_and_check_the_database_s_own_roles(
+    outbox_server: Server,
+) -> None:
+    """A prefixed database's own roles throughout: no seed name anywhere.
+
+    Its auditor login reads the evidence and the regression count as its auditor role, of
+    what its owner role owns; harden checks its roles (a direct grant to its executor keeps
+    the hardening 'not applied').
+    """
+    with managed_database(outbox_server, unique_prefix()) as database:
+        migrate_as_proven(database.owner_url, role_prefix=database.roles.prefix)
+        roles, auditor = database.roles, grant_login(database, Role.AUDITOR)
+        as_superuser = outbox_server.database_url(database.name)
+        query_no_role(
+            as_superuser,
+            f"GRANT EXECUTE ON FUNCTION pg_catalog.{LO_CREATE} TO {roles.of(Role.EXECUTOR)}",
+        )
+
+        hardened = harden(as_superuser)
+        with CatalogAudit.open(auditor) as audit:
+            reader, grants = audit.auditor, audit.grants()
+            owners = {function.owner for function in audit.function_definitions()}
+            count, hardening = audit.dispatching_count().count, audit.hardening()
+        regression = CliRunner().invoke(main, ["regression", "--url", auditor])
+
+        assert reader == roles.of(Role.AUDITOR)
+        assert owners == {roles.owner}
+        assert ("function", ENQUEUE, roles.of(Role.PRODUCER), "EXECUTE") in {
+            (g.object_kind, g.object_name, g.grantee, g.privilege) for g in grants
+        }
+        assert ("role", roles.of(Role.AUDITOR), auditor_login(database), "MEMBER") in {
+            (g.object_kind, g.object_name, g.grantee, g.privilege) for g in grants
+        }
+        seed_named = {*RoleNames().groups, RoleNames().owner}
+        assert [g for g in grants if {g.grantee, g.object_name} & seed_named] == []
+        assert (regression.exit_code, count) == (0, 0), regression.output
+        assert "regression count: 0" in regression.output
+        for state in (hardened, hardening):
+            assert not state.applied
+            assert [(f.signature, f.roles_may_execute) for f in state.executable] == [
+                (LO_CREATE, (roles.of(Role.EXECUTOR),))
+            ]
+
+
+def auditor_login(database: ManagedDatabase) -> str:
+    """The login grant_login made for the auditor role."""
+    return f"{database.roles.prefix}{Role.AUDITOR.name.lower()}"

@@ -1,4 +1,4 @@
-"""The parts the database answers for, read through outbox_db.audit as symphony_auditor."""
+"""The parts the database answers for, read through outbox_db.audit as the auditor role."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC
 from itertools import groupby
 from typing import TYPE_CHECKING, Final
 
-from outbox_db import OutboxDatabaseError, OutboxError, Role
+from outbox_db import OutboxDatabaseError, OutboxError
 from outbox_db.audit import CatalogAudit
 from outbox_evidence.layout import (
     FUNCTIONS,
@@ -97,7 +97,7 @@ def render_grants(audit: CatalogAudit) -> str:
         )
     ]
     legend = [
-        f"read as {Role.AUDITOR}; line: kind object grantee privileges (* = WITH GRANT OPTION).",
+        f"read as {audit.auditor}; line: kind object grantee privileges (* = WITH GRANT OPTION).",
         "PUBLIC is every role. A role line names the role, one of its members, and MEMBER.",
         "",
     ]
@@ -192,7 +192,7 @@ def render_regression(audit: CatalogAudit) -> str:
         [
             verdict(problems, "no ledger row in the retired DISPATCHING state"),
             f"query: {result.query}",
-            f"role: {Role.AUDITOR}",
+            f"role: {audit.auditor}",
             f"result: {result.count}",
         ]
     )
@@ -207,7 +207,7 @@ def render_migrations(audit: CatalogAudit) -> str:
         [
             verdict(problems, "every shipped schema file is applied with its shipped checksum"),
             f"server: PostgreSQL {audit.server_version()}",
-            f"read as {Role.AUDITOR} from public.outbox_schema_migrations",
+            f"read as {audit.auditor} from public.outbox_schema_migrations",
             "",
             *aligned([["status", "file", "applied sha256"], *rows]),
         ]
@@ -244,12 +244,12 @@ def render_operator_log(audit: CatalogAudit) -> str:
     return "\n".join(
         [
             verdict(problems, summary),
-            f"read as {Role.AUDITOR} from public.outbox_operator_log, oldest first",
+            f"read as {audit.auditor} from public.outbox_operator_log, oldest first",
             "",
             *(aligned([heading, *rows]) if rows else ["(no re-drive recorded)"]),
             "",
             (
-                f"read as {Role.AUDITOR} from public.outbox_rail_ordering, oldest first "
+                f"read as {audit.auditor} from public.outbox_rail_ordering, oldest first "
                 "(the last entry of a rail is in force; a rail without one is unordered)"
             ),
             "",
@@ -302,7 +302,7 @@ def render_hardening(audit: CatalogAudit) -> str:
             ),
             f"lo_compat_privileges: {'on' if state.lo_compat_privileges else 'off'}",
             (
-                f"read as {Role.AUDITOR} from pg_proc: PUBLIC from the ACL, each outbox role with"
+                f"read as {audit.auditor} from pg_proc: PUBLIC from the ACL, each outbox role with"
                 " has_function_privilege (direct, through PUBLIC or a granted role)."
             ),
             "Optional step, per database: `outbox-db harden --url URL` as a superuser.",

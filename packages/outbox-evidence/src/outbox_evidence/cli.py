@@ -31,7 +31,10 @@ def main() -> None:
     "--url",
     envvar=["OUTBOX_EVIDENCE_DB_URL", "DATABASE_URL"],
     show_envvar=True,
-    help="Database to read the catalog from (as symphony_auditor). Never written anywhere.",
+    help=(
+        "Database to read the catalog from, as symphony_auditor (under the database's role "
+        "prefix, if it has one). Never written anywhere."
+    ),
 )
 @click.option(
     "--out",

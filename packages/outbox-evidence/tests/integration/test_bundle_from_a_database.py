@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING, Final
 import pytest
 from click.testing import CliRunner, Result
 
-from outbox_db import AttemptState, OutboxStore, Outcome, Role
+from outbox_db import AttemptState, OutboxStore, Outcome, Role, RoleNames
 from outbox_db.embedded import embedded_server
 from outbox_db.migrate import migrate
 from outbox_db.testonly import run_sql_file
 from outbox_db.testonly.factories import leased_item
+from outbox_db.testonly.managed import grant_login, managed_database, unique_prefix
+from outbox_evidence.catalog import DATABASE_PARTS
 from outbox_evidence.cli import main
 
 if TYPE_CHECKING:
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 
 ROOT: Final = Path(__file__).parents[4]
 LEGACY_SQL: Final = ROOT / "packages/outbox-db/tests/fixtures/legacy_dispatching_era.sql"
+ENQUEUE: Final = "public.enqueue_payment_outbox(text,text,text,text,jsonb)"
 PROOF: Final = (
     "packages/outbox-db/tests/integration/test_append_only.py::test_owner_cannot_mutate_the_ledger"
 )
@@ -142,6 +145,37 @@ def test_a_bundle_from_a_migrated_database_is_complete_and_verifies(
         "",
         "(no rail ordering recorded: every rail is unordered)",
     ]
+
+
+@pytest.mark.usefixtures("outbox_database")  # the seed roles exist in the cluster too
+def test_a_database_with_a_role_prefix_gives_a_bundle_in_its_own_role_names(
+    outbox_server: Server, tmp_path: Path, inputs: list[str]
+) -> None:
+    """A managed database migrated with a prefix: complete, every verdict PASS, its names.
+
+    Its auditor login, granted only the prefixed auditor role, reads the bundle; every file
+    read from the catalog names the database's roles, never a seed name (the guide in
+    00_README.txt names the roles by their seed names, and says how a prefix shows).
+    """
+    with managed_database(outbox_server, unique_prefix()) as database:
+        migrate(database.owner_url, role_prefix=database.roles.prefix)
+        out = tmp_path / "bundle"
+
+        generated = generate(grant_login(database, Role.AUDITOR), out, inputs)
+        verified = CliRunner().invoke(main, ["verify", str(out)])
+
+    assert generated.exit_code == 0, generated.stderr
+    assert verified.exit_code == 0, verified.output
+    roles, bundle = database.roles, {p.name: p.read_text() for p in out.iterdir()}
+    grants = bundle["01_grants.txt"].splitlines()
+    assert f"read as {roles.of(Role.AUDITOR)}" in grants[2]
+    assert f"function {ENQUEUE} {roles.of(Role.PRODUCER)} EXECUTE" in grants, (
+        "the producer's grant, under its prefixed name"
+    )
+    seed = {*RoleNames().groups, RoleNames().owner}
+    catalog = {name: bundle[name] for name in DATABASE_PARTS}
+    assert [f"{n}: {w}" for n, text in catalog.items() for w in seed if f" {w}" in text] == []
+    assert "payments_b_symphony_executor" in bundle["00_README.txt"]
 
 
 def test_the_operator_log_lists_each_redrive_and_still_verifies(

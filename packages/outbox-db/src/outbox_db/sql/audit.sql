@@ -1,8 +1,10 @@
 -- The catalogue of read-only statements outbox_db.audit sends for the evidence bundle. They
--- run inside one REPEATABLE READ READ ONLY transaction as symphony_auditor (the role switch
--- is in audit.py, next to the store's), after audit_search_path: with only pg_catalog searched, the pg_get_*def functions and regclass /
--- regprocedure casts name every outbox object with its schema, the same way on every server.
--- "The outbox" is what outbox_owner owns in schema public (%(owner)s), plus the migration
+-- run inside one REPEATABLE READ READ ONLY transaction as the database's auditor role
+-- (symphony_auditor, prefixed on a database migrated with a role prefix; the switch is in
+-- audit.py), after audit_search_path: with only pg_catalog searched, the pg_get_*def
+-- functions and regclass / regprocedure casts name every outbox object with its schema, the
+-- same way on every server.
+-- "The outbox" is what its owner role owns in schema public (%(owner)s), plus the migration
 -- history, which the migrating role owns. Python sorts the rows (the server's collation
 -- must not decide the order of the evidence). Blocks start with "-- name: <name>".
 
@@ -44,10 +46,7 @@ UNION ALL
 SELECT 'role', r.rolname::text, pg_get_userbyid(m.member)::text, 'MEMBER', m.admin_option
 FROM pg_auth_members AS m
 JOIN pg_roles AS r ON r.oid = m.roleid
-WHERE r.rolname IN (
-    %(owner)s, 'symphony_producer', 'symphony_executor', 'symphony_readonly', 'symphony_auditor',
-    'symphony_operator'
-);
+WHERE r.rolname = %(owner)s OR r.rolname = ANY (%(groups)s);
 
 -- name: function_definitions
 SELECT p.oid::regprocedure::text AS signature, pg_get_userbyid(p.proowner)::text AS owner,

@@ -52,10 +52,12 @@ FROM PUBLIC;
 
 -- name: large_object_privileges
 -- Who may execute each server-side large-object function, as the catalog says now: PUBLIC
--- (from the ACL, NULL meaning the built-in default, which grants PUBLIC) and each outbox role
--- (has_function_privilege: directly, through PUBLIC or through a granted role). The selection
--- is every pg_catalog function named lo_* or loread/lowrite, not the list above: a function a
--- newer server adds, and the step does not revoke, shows up as not hardened.
+-- (from the ACL, NULL meaning the built-in default, which grants PUBLIC) and each of the
+-- database's outbox group roles, under the names this database gives them (has_function_
+-- privilege: directly, through PUBLIC or through a granted role). The selection is every
+-- pg_catalog function named lo_* or loread/lowrite, not the list above: a function a newer
+-- server adds, and the step does not revoke, shows up as not hardened. (The percent sign is
+-- doubled: the statement takes parameters.)
 SELECT p.oid::regprocedure::text AS signature,
     EXISTS (
         SELECT FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) AS acl
@@ -67,12 +69,9 @@ SELECT p.oid::regprocedure::text AS signature,
         '{}'
     ) AS roles_may_execute
 FROM pg_proc AS p
-LEFT JOIN pg_roles AS r ON r.rolname IN (
-    'symphony_producer', 'symphony_executor', 'symphony_readonly', 'symphony_auditor',
-    'symphony_operator'
-)
+LEFT JOIN pg_roles AS r ON r.rolname = ANY (%(groups)s)
 WHERE p.pronamespace = 'pg_catalog'::regnamespace
-    AND (p.proname LIKE 'lo\_%' OR p.proname IN ('loread', 'lowrite'))
+    AND (p.proname LIKE 'lo\_%%' OR p.proname IN ('loread', 'lowrite'))
 GROUP BY p.oid, p.proacl, p.proowner;
 
 -- name: lo_compat_privileges
