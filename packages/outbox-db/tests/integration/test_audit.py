@@ -65,6 +65,7 @@ INTERNAL_FUNCTIONS: Final = frozenset(
         "outbox_release_lane_successor",
         "outbox_release_stalled_lanes",
         "outbox_replay",
+        "outbox_scope_unconfigured_rail",
         "outbox_require_payload",
         "outbox_require_latency",
         "outbox_require_outcome_text",
@@ -135,6 +136,7 @@ def test_readers_may_only_select_and_nobody_else_touches_the_tables(audit: Catal
             "outbox_idempotency_keys",
             "outbox_rail_servers",
             "outbox_scoped_rails",
+            "outbox_established_rails",
             "outbox_unserved_rails",
         )
         for reader in readers

@@ -341,6 +341,7 @@ def test_readonly_reads_exactly_the_queue_the_ledger_the_view_and_the_operator_l
     rows = query_no_role(outbox_database.url, READABLE_BY_READONLY)
 
     assert sorted(row[0] for row in rows) == [
+        "outbox_established_rails",
         "outbox_idempotency_keys",
         "outbox_operator_log",
         "outbox_rail_ordering",

@@ -1,7 +1,8 @@
 """Proofs: a relayer claims only its rails, at most its limit of each, and rails nobody serves show.
 
 Schema 0013. The previous release's claim (claim_outbox_batch) keeps every rail it could
-serve, but leaves alone a rail a rail-scoped relayer announced before it had any item.
+serve, but leaves alone a rail a rail-scoped relayer announced before it had any item, and
+(0016) a rail new since 0016 once a relayer recorded RAIL_NOT_CONFIGURED on it.
 """
 
 from __future__ import annotations
@@ -10,15 +11,18 @@ from typing import TYPE_CHECKING, LiteralString
 
 import pytest
 
-from outbox_db import InvalidInput, Role
+from outbox_db import AttemptState, InvalidInput, Outcome, Role
 from outbox_db.testonly import query_as, query_no_role
 from outbox_db.testonly.factories import make_request
 
 if TYPE_CHECKING:
-    from outbox_db import OutboxStore
+    from outbox_db import ClaimedItem, OutboxStore
     from outbox_db.testonly.pytest_plugin import Database
 
 ATTEMPTS: LiteralString = "SELECT count(*) FROM public.payment_outbox_attempts"
+SCOPED: LiteralString = "SELECT rail_type, reason FROM public.outbox_scoped_rails ORDER BY 1"
+# What 0016 found: rails with items when it was applied (none in a fresh test database).
+ESTABLISH: LiteralString = "INSERT INTO public.outbox_established_rails VALUES (%s)"
 CLAIM: LiteralString = "SELECT count(*) FROM public.claim_outbox_rails('worker-1', 30, %s, %s)"
 # A relayer's announcement, as if it had last claimed a minute and a second ago.
 AGE_ANNOUNCEMENTS: LiteralString = (
@@ -123,3 +127,43 @@ def test_the_previous_release_claim_leaves_a_rail_announced_before_its_first_ite
     assert attempts(outbox_database.url) == 0
     new = outbox_store.claim_rails("worker-new", limits={"instant": 10}, lease_seconds=30)
     assert [item.rail_type for item in new] == ["instant", "instant"]
+
+
+def test_a_miss_by_a_relayer_without_a_new_rail_leaves_the_rail_to_relayers_that_have_it(
+    outbox_database: Database, outbox_store: OutboxStore
+) -> None:
+    """One RAIL_NOT_CONFIGURED on a rail new since 0016 is all: its items wait, unserved.
+
+    The previous release claims a rail enqueued on before any relayer announced it; after
+    its first miss there, its claim leaves the rail to relayers that have it. A miss on a
+    rail that had items when 0016 was applied scopes nothing.
+    """
+    query_no_role(outbox_database.url, ESTABLISH, ["rtp"])
+    for rail_type in ("sepa", "rtp", "sepa"):
+        enqueue(outbox_store, rail_type, 1)
+
+    missed = outbox_store.claim("worker-old", batch_size=2, lease_seconds=30)
+    outbox_store.complete_batch("worker-old", [not_configured(item) for item in missed])
+    again = outbox_store.claim("worker-old", batch_size=100, lease_seconds=30)
+
+    assert sorted(item.rail_type for item in missed) == ["rtp", "sepa"]  # oldest first
+    assert query_no_role(outbox_database.url, SCOPED) == [
+        ("sepa", "RAIL_NOT_CONFIGURED recorded by a relayer without the rail")
+    ]
+    assert [item.rail_type for item in again] == ["rtp"], "rtp stays the old release's"
+    (waiting,) = outbox_store.unserved_rails()
+    assert (waiting.rail_type, waiting.due_count) == ("sepa", 2)
+    served = outbox_store.claim_rails("worker-new", limits={"sepa": 10}, lease_seconds=30)
+    assert [item.rail_type for item in served] == ["sepa", "sepa"]
+    assert attempts(outbox_database.url) == 2
+
+
+def not_configured(item: ClaimedItem) -> Outcome:
+    """What a relayer of the previous release records for a rail it has no configuration for."""
+    return Outcome(
+        lease=item.lease,
+        state=AttemptState.RETRYABLE,
+        error_code="RAIL_NOT_CONFIGURED",
+        error_message=f"no rail configured for {item.rail_type}",
+        retry_delay_seconds=0,
+    )

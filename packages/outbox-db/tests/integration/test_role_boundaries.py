@@ -129,6 +129,7 @@ RELATIONS: Final[dict[str, LiteralString]] = {
     "outbox_status_view": "SELECT * FROM public.outbox_status_view",
     "outbox_rail_servers": "SELECT * FROM public.outbox_rail_servers",
     "outbox_scoped_rails": "SELECT * FROM public.outbox_scoped_rails",
+    "outbox_established_rails": "SELECT * FROM public.outbox_established_rails",
     "outbox_unserved_rails": "SELECT * FROM public.outbox_unserved_rails",
 }
 VIEWS: Final = frozenset({"outbox_status_view", "outbox_unserved_rails"})

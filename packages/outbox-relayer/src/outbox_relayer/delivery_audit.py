@@ -32,6 +32,9 @@ TERMINAL: Final = frozenset({AttemptState.DISPATCHED, AttemptState.FAILED})
 # What relayers and lease repair record today; DISPATCHING is history only.
 RECORDED: Final = TERMINAL | {AttemptState.RETRYABLE, AttemptState.ZOMBIE_REQUEUE}
 SAMPLES: Final = 3  # ids quoted per problem; the count covers the rest
+# Recorded by a relayer of a release before schema 0013 that had no configuration for the
+# rail: it answered for the rail without sending anything.
+NOT_SENT: Final = "RAIL_NOT_CONFIGURED"
 
 
 @attrs.frozen(kw_only=True)
@@ -153,8 +156,7 @@ def _rail_problems(
         whole = hashlib.sha256(canonical_json(attempts[0].payload).encode()).hexdigest()
         if {request.payload_sha256 for request in requests} - {whole}:
             changed.append(outbox_id)
-        # A lease repair records no send; every other attempt is an answer the rail gave.
-        if len(requests) < sum(a.state is not AttemptState.ZOMBIE_REQUEUE for a in attempts):
+        if len(requests) < sum(map(_answered_by_the_rail, attempts)):
             unsent.append(outbox_id)
         # The reference of the key's one effect; a dropped first answer carried none.
         first = next((r.reference for r in requests if r.reference and _acted(r)), None)
@@ -164,6 +166,11 @@ def _rail_problems(
     yield from _problem("items re-sent with other bytes under the same key", changed)
     yield from _problem("items with more recorded answers than rail requests", unsent)
     yield from _problem("items whose DISPATCHED reference is not the rail's first", misreferenced)
+
+
+def _answered_by_the_rail(attempt: LedgerAttempt) -> bool:
+    """Every attempt is an answer the rail gave, but a lease repair's and a missing rail's."""
+    return attempt.state is not AttemptState.ZOMBIE_REQUEUE and attempt.error_code != NOT_SENT
 
 
 def _effect_problems(

@@ -163,6 +163,22 @@ def test_an_answer_dropped_after_the_rail_acted_then_absorbed_is_sound() -> None
     assert (audit.problems, audit.rail_effects, audit.absorbed) == ((), 1, 1)
 
 
+def test_a_miss_of_a_relayer_without_the_rail_sent_nothing_and_is_sound() -> None:
+    """RAIL_NOT_CONFIGURED answered without a request; any other code needs one behind it.
+
+    Only a relayer of a release before schema 0013 records it: it had no rail to send to.
+    """
+    missed = attrs.evolve(attempt(1, AttemptState.RETRYABLE), error_code="RAIL_NOT_CONFIGURED")
+    unavailable = attrs.evolve(missed, error_code="RAIL_UNAVAILABLE")
+    dispatched = attempt(2, AttemptState.DISPATCHED, "rsim-1")
+
+    sound = audit_delivery(KEYS, [missed, dispatched], [request(1, 201)])
+    unsent = audit_delivery(KEYS, [unavailable, dispatched], [request(1, 201)])
+
+    assert sound.problems == ()
+    assert unsent.problems == (f"1 items with more recorded answers than rail requests: {ITEM}",)
+
+
 # --- lane order ----------------------------------------------------------------------------------
 
 LANES = {"a1": ("a", 1), "a2": ("a", 2), "a3": ("a", 3), "b1": ("b", 1)}
