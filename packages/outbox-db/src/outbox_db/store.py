@@ -100,6 +100,11 @@ class OutboxTransaction:
     enqueue runs with the service's own privileges (its login role must be a member of
     symphony_producer; symphony_executor still enqueues, deprecated) and commits or rolls back
     with the service's transaction.
+
+    Each enqueue runs in a savepoint of its own: one that is refused (IdempotencyConflict,
+    InvalidInput) is undone alone, and the transaction stays usable for the service's other
+    statements. Without it, PostgreSQL would refuse every later statement (25P02) and the
+    service would lose the whole transaction to one duplicate request.
     """
 
     def __init__(self, connection: psycopg.Connection[Any]) -> None:
@@ -116,8 +121,8 @@ class OutboxTransaction:
 
     def enqueue(self, request: EnqueueRequest) -> EnqueueResult:
         """Create the item for `request` in this transaction, or return the existing one."""
-        with _trace_context(self.connection, request.trace_context):
-            params = _enqueue_params(request)
+        params = _enqueue_params(request)
+        with _savepoint(self.connection), _trace_context(self.connection, request.trace_context):
             (result,) = _fetch_all(self.connection, "enqueue", params, EnqueueResult)
         return result
 
@@ -127,11 +132,15 @@ class OutboxTransaction:
         Same results, sequence numbers and errors as one `enqueue` per request; a conflicting
         key (P7001) or an invalid request (22023) fails the whole call.
         """
+        chunks = [
+            (chunk[0].trace_context, _arrays([_enqueue_params(r) for r in chunk], _REQUEST_ARRAYS))
+            for chunk in _batches(requests)
+        ]
         results: list[EnqueueResult] = []
-        for chunk in _batches(requests):
-            params = _arrays([_enqueue_params(request) for request in chunk], _REQUEST_ARRAYS)
-            with _trace_context(self.connection, chunk[0].trace_context):
-                results += _fetch_all(self.connection, "enqueue_batch", params, EnqueueResult)
+        with _savepoint(self.connection):
+            for trace, params in chunks:
+                with _trace_context(self.connection, trace):
+                    results += _fetch_all(self.connection, "enqueue_batch", params, EnqueueResult)
         return results
 
 
@@ -452,6 +461,31 @@ def _trace_context(connection: psycopg.Connection[Any], trace: str | None) -> It
     connection.execute(QUERIES["set_trace_context"], {"trace_context": trace})
     yield
     connection.execute(QUERIES["set_trace_context"], {"trace_context": ""})
+
+
+@contextlib.contextmanager
+def _savepoint(connection: psycopg.Connection[Any]) -> Iterator[None]:
+    """The block's statements, undone alone if one fails (see OutboxTransaction).
+
+    The trace context a failed block set is undone with it: a setting made after a savepoint
+    is rolled back to it.
+    """
+    _execute(connection, "savepoint")
+    try:
+        yield
+    except (OutboxError, psycopg.Error):
+        # On a lost connection this fails too; the enqueue's own error is the one to see.
+        with contextlib.suppress(OutboxError):
+            _execute(connection, "rollback_to_savepoint")
+        raise
+    _execute(connection, "release_savepoint")
+
+
+def _execute(connection: psycopg.Connection[Any], name: str) -> None:
+    try:
+        connection.execute(QUERIES[name])
+    except psycopg.Error as error:
+        raise translate(error) from error
 
 
 def _batches(requests: Sequence[EnqueueRequest]) -> Iterator[Sequence[EnqueueRequest]]:

@@ -92,6 +92,17 @@ SELECT entry_no, rail_type, ordered, requested_by, requested_at, reason
 FROM public.outbox_rail_ordering
 ORDER BY entry_no;
 
+-- name: savepoint
+-- An enqueue inside a transaction it shares (OutboxTransaction): a refused enqueue (a key
+-- conflict, an invalid request) is undone alone, and the transaction around stays usable.
+SAVEPOINT outbox_enqueue;
+
+-- name: release_savepoint
+RELEASE SAVEPOINT outbox_enqueue;
+
+-- name: rollback_to_savepoint
+ROLLBACK TO SAVEPOINT outbox_enqueue;
+
 -- name: read_snapshot
 -- Several reads that must describe one moment (an item may leave the queue for the ledger
 -- between two statements otherwise).
