@@ -15,10 +15,12 @@ import functools
 from typing import TYPE_CHECKING, Any, Final, Generic, ParamSpec, Self, TypeVar, overload
 
 import attrs
+import psycopg
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from outbox_db import payloads
-from outbox_db.errors import UNREADABLE_JSON, InvalidInput
+from outbox_db.errors import UNREADABLE_JSON, InvalidInput, OutboxError
 from outbox_db.records import (
     ClaimedItem,
     CompletionResult,
@@ -32,6 +34,8 @@ from outbox_db.records import (
     RailOrdering,
     Redrive,
     RepairedLease,
+    Role,
+    RoleNames,
     UnservedRail,
 )
 
@@ -39,6 +43,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
     from datetime import datetime
     from uuid import UUID
+
+    from outbox_db.pooling import Route
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -48,6 +54,7 @@ T = TypeVar("T")
 MAX_ENQUEUE_BATCH: Final = 10_000
 # Payloads up to this many bytes travel in the single round trip of a pipeline (see enqueue).
 PIPELINED_PAYLOAD_BYTES: Final = 65_536
+APPLICATION_NAME: Final = "outbox-db"
 
 
 @attrs.frozen
@@ -136,6 +143,52 @@ class operation(Generic[P, R]):  # noqa: N801 -- used like a decorator, as prope
 
             return run
         return self
+
+
+# --- connections ----------------------------------------------------------------------------
+
+
+def pool_options(route: Route) -> dict[str, Any]:
+    """What every pooled connection of a store is opened with, on `route`."""
+    # Not autocommit: the first statement opens the transaction, so BEGIN can travel in the
+    # same pipeline as the role switch; the pool commits when a block ends.
+    return {"autocommit": False, "application_name": APPLICATION_NAME} | route.connection_options
+
+
+def role_switch(roles: RoleNames, role: Role | None) -> sql.Composed | None:
+    """SET LOCAL ROLE to `role`'s name in this database; None: act as the login role."""
+    if role is None:
+        return None
+    return sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(roles.of(role)))
+
+
+def check_joinable(
+    connection: psycopg.Connection[Any] | psycopg.AsyncConnection[Any], *, asynchronous: bool
+) -> None:
+    """Refuse, naming the fix, a connection an outbox transaction cannot share.
+
+    The item must commit or roll back with the service's own writes: a connection of the
+    other kind, a closed one, an aborted transaction or autocommit outside a transaction
+    (which would commit the item alone) cannot give that.
+    """
+    given_async = isinstance(connection, psycopg.AsyncConnection)
+    status = connection.info.transaction_status
+    if given_async and not asynchronous:
+        msg = (
+            "OutboxTransaction.join got a psycopg AsyncConnection: use "
+            "AsyncOutboxTransaction.join, and await its enqueue"
+        )
+    elif asynchronous and not given_async:
+        msg = "AsyncOutboxTransaction.join got a psycopg Connection: use OutboxTransaction.join"
+    elif connection.closed:
+        msg = "join got a closed connection: join the one the service's transaction is on"
+    elif status == psycopg.pq.TransactionStatus.INERROR:
+        msg = "join got an aborted transaction (a statement of it failed): roll it back first"
+    elif connection.autocommit and status != psycopg.pq.TransactionStatus.INTRANS:
+        msg = "join needs a connection inside a transaction (autocommit commits the item alone)"
+    else:
+        return
+    raise OutboxError(msg)
 
 
 # --- the service's operations ---------------------------------------------------------------

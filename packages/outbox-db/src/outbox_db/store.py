@@ -14,17 +14,23 @@ from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
 import attrs
 import psycopg
-from psycopg import sql
 from psycopg.rows import class_row
 from psycopg.types.json import set_json_loads
 from psycopg_pool import ConnectionPool
 
 from outbox_db import _calls as calls
 from outbox_db import payloads, pooling
-from outbox_db._calls import MAX_ENQUEUE_BATCH, Call, Statement, SyncGateway, operation
+from outbox_db._calls import (
+    APPLICATION_NAME,
+    MAX_ENQUEUE_BATCH,
+    Call,
+    Statement,
+    SyncGateway,
+    operation,
+)
 from outbox_db._catalogue import QUERIES
 from outbox_db._history import assemble
-from outbox_db._roles import database_roles
+from outbox_db._roles import probe_database
 from outbox_db.errors import OutboxError, retry_serialization_failures, translate
 from outbox_db.records import (
     ItemHistory,
@@ -44,7 +50,6 @@ __all__ = ["MAX_ENQUEUE_BATCH", "EnqueueWakeups", "OutboxStore", "OutboxTransact
 
 R = TypeVar("R")
 T = TypeVar("T")
-APPLICATION_NAME: Final = "outbox-db"
 # How long a listener waits for its own probe before it says notifications do not arrive.
 WAKEUP_PROBE_SECONDS: Final = 2.0
 _PROBE_PREFIX: Final = "probe:"
@@ -70,11 +75,13 @@ class OutboxTransaction(SyncGateway):
 
     @classmethod
     def join(cls, connection: psycopg.Connection[Any]) -> Self:
-        """Use a service's connection; refuses one that would commit each statement alone."""
-        in_transaction = connection.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
-        if connection.autocommit and not in_transaction:
-            msg = "join needs a connection inside a transaction (autocommit commits the item alone)"
-            raise OutboxError(msg)
+        """Use a service's connection; refuses (OutboxError) one it cannot share.
+
+        Refused: an AsyncConnection (use AsyncOutboxTransaction), a closed connection, an
+        aborted transaction, and autocommit outside a transaction (the item would commit
+        alone).
+        """
+        calls.check_joinable(connection, asynchronous=False)
         return cls(connection)
 
     enqueue = operation(calls.enqueue)
@@ -130,16 +137,12 @@ class OutboxStore(SyncGateway):
         database's role names (a database migrated with a role prefix has roles of its own):
         `role` is switched to under the name it has in this database.
         """
-        with pooling.probed(url, timeout=timeout) as (route, probe):
-            roles = database_roles(probe) or RoleNames()  # the seed names before migrate
+        route, roles = probe_database(url, timeout=timeout)
         pool: ConnectionPool[Any] = ConnectionPool(
             url,
             min_size=min_size,
             max_size=max_size,
-            # Not autocommit: the first statement opens the transaction, so BEGIN can travel
-            # in the same pipeline as the role switch; the pool commits when a block ends.
-            kwargs={"autocommit": False, "application_name": APPLICATION_NAME}
-            | route.connection_options,
+            kwargs=calls.pool_options(route),
             configure=_read_exact_numbers,
             open=False,
             name=APPLICATION_NAME,
@@ -258,10 +261,8 @@ class OutboxStore(SyncGateway):
         self._run(calls.announce_wakeup_probe(token))
 
     def _switch_role(self, connection: psycopg.Connection[Any]) -> None:
-        if self._role is not None:
-            name = self._roles.of(self._role)
-            role = sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(name))
-            connection.execute(role)
+        if switch := calls.role_switch(self._roles, self._role):
+            connection.execute(switch)
 
 
 @contextlib.contextmanager
