@@ -10,18 +10,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final, LiteralString
 
-import attrs
 import psycopg
 import pytest
 
 from outbox_db import IdempotencyConflict, OutboxTransaction
 from outbox_db.testonly import query_no_role
-from outbox_db.testonly.factories import make_request
+from outbox_db.testonly.factories import duplicate_of, make_request
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from outbox_db import EnqueueRequest
     from outbox_db.testonly.pytest_plugin import Database
 
 SERVICE_TABLE: LiteralString = "CREATE TABLE service_orders (order_id text PRIMARY KEY)"
@@ -42,11 +40,6 @@ def service(outbox_database: Database) -> Iterator[psycopg.Connection[tuple[obje
         connection.execute(SERVICE_TABLE)
         connection.commit()
         yield connection
-
-
-def duplicate_of(first: EnqueueRequest) -> EnqueueRequest:
-    """Another payment under `first`'s key: refused with P7001."""
-    return attrs.evolve(first, instruction_id=f"{first.instruction_id}-other")
 
 
 def test_a_refused_enqueue_leaves_the_service_transaction_to_commit_everything_else(

@@ -1,0 +1,131 @@
+"""Proofs: a SQLAlchemy 2 Session's own transaction carries the outbox items (join_session).
+
+A service writes its rows with the ORM over the psycopg 3 dialect and enqueues through
+``outbox_db.integrations.sqlalchemy.join_session(session)``: the row and the item commit
+together, an exception in the block leaves neither, and a refused enqueue
+(IdempotencyConflict) is undone alone, so the session's transaction goes on to commit the
+rest. A session that cannot carry the item (another driver, AUTOCOMMIT, no transaction) is
+refused before anything is sent.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from outbox_db import IdempotencyConflict, OutboxError
+from outbox_db.integrations.sqlalchemy import join_session
+from outbox_db.testonly.factories import duplicate_of, make_request
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from sqlalchemy import Engine
+
+    from integration.conftest import ServiceDatabase
+
+
+class Base(DeclarativeBase):
+    """The service's ORM models."""
+
+
+class Order(Base):
+    """The service's own row, in the table the fixture made (service_orders)."""
+
+    __tablename__ = "service_orders"
+    order_id: Mapped[str] = mapped_column(primary_key=True)
+
+
+class _Abandoned(Exception):
+    """Whatever makes a service give up before its commit."""
+
+
+@pytest.fixture
+def engine(service_database: ServiceDatabase) -> Iterator[Engine]:
+    """The service's engine: the psycopg 3 dialect, logged in as its producer login."""
+    engine = create_engine(service_database.login_as_url("postgresql+psycopg"))
+    yield engine
+    engine.dispose()
+
+
+def record_then_abandon(engine: Engine) -> None:
+    """The row (flushed) and the item in one session block, which then fails before its commit."""
+    with Session(engine) as session, session.begin():
+        session.add(Order(order_id="order-1"))
+        session.flush()
+        assert join_session(session).enqueue(make_request()).created
+        raise _Abandoned
+
+
+def test_the_session_commits_the_row_and_the_item_together(
+    service_database: ServiceDatabase, engine: Engine
+) -> None:
+    """One `session.begin()` block: the ORM row and the item are committed by its end."""
+    request = make_request()
+    with Session(engine) as session, session.begin():
+        session.add(Order(order_id="order-1"))
+        created = join_session(session).enqueue(request)
+
+    assert created.created
+    assert (["order-1"], [request.instruction_id]) == service_database.committed()
+
+
+def test_an_exception_in_the_block_leaves_neither_the_row_nor_the_item(
+    service_database: ServiceDatabase, engine: Engine
+) -> None:
+    """Both written (the row flushed), then the block fails: the session's rollback takes both."""
+    with pytest.raises(_Abandoned):
+        record_then_abandon(engine)
+
+    assert service_database.committed() == ([], [])
+
+
+def test_a_caught_conflict_leaves_the_session_to_commit_the_rest(
+    service_database: ServiceDatabase, engine: Engine
+) -> None:
+    """Row, item, refused duplicate, row, item: the commit keeps all but the duplicate."""
+    first, second = make_request(), make_request()
+    with Session(engine) as session, session.begin():
+        session.add(Order(order_id="order-1"))
+        session.flush()
+        join_session(session).enqueue(first)
+        with pytest.raises(IdempotencyConflict) as refused:
+            join_session(session).enqueue(duplicate_of(first))
+        session.add(Order(order_id="order-2"))
+        session.flush()  # would fail with 25P02 had the conflict aborted the transaction
+        join_session(session).enqueue(second)
+
+    assert refused.value.sqlstate == "P7001"
+    expected = (["order-1", "order-2"], sorted([first.instruction_id, second.instruction_id]))
+    assert expected == service_database.committed()
+
+
+def test_a_session_on_another_driver_is_refused_with_the_url_to_use() -> None:
+    """SQLite stands in for any driver but psycopg 3 (psycopg2 included): nothing to join."""
+    with Session(create_engine("sqlite://")) as session, pytest.raises(OutboxError) as refused:
+        join_session(session)
+
+    assert "postgresql+psycopg://" in str(refused.value)
+
+
+def test_an_autocommit_session_is_refused(
+    service_database: ServiceDatabase, engine: Engine
+) -> None:
+    """AUTOCOMMIT would commit the item at once, whatever the service's work then does."""
+    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+    with Session(autocommit) as session, pytest.raises(OutboxError) as refused:
+        join_session(session).enqueue(make_request())
+
+    assert "AUTOCOMMIT" in str(refused.value)
+    assert service_database.committed() == ([], [])
+
+
+def test_a_session_without_a_transaction_is_refused_with_the_fix(engine: Engine) -> None:
+    """A session made with autobegin=False has no transaction until `session.begin()`."""
+    with Session(engine, autobegin=False) as session, pytest.raises(OutboxError) as refused:
+        join_session(session)
+
+    assert "session.begin()" in str(refused.value)
