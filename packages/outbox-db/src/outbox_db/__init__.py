@@ -1,5 +1,6 @@
 """outbox-db: the only code that talks to PostgreSQL for the payments outbox."""
 
+from outbox_db.async_store import AsyncOutboxStore, AsyncOutboxTransaction
 from outbox_db.errors import (
     AppendOnlyViolation,
     ConnectionRejected,
@@ -48,6 +49,8 @@ from outbox_db.store import EnqueueWakeups, OutboxStore, OutboxTransaction
 
 __all__ = [
     "AppendOnlyViolation",
+    "AsyncOutboxStore",
+    "AsyncOutboxTransaction",
     "AttemptState",
     "ClaimedItem",
     "CompletionResult",

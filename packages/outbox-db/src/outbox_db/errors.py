@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, ClassVar, Final, TypeVar
 import psycopg
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
 T = TypeVar("T")
 
@@ -157,9 +157,23 @@ def retry_serialization_failures(transaction: Callable[[], T]) -> T:
         try:
             return transaction()
         except RetryableConflict as conflict:
-            if conflict.sqlstate != _SERIALIZATION_FAILURE:
-                raise
+            _raise_unless_serialization_failure(conflict)
     return transaction()
+
+
+async def retry_serialization_failures_async(transaction: Callable[[], Awaitable[T]]) -> T:
+    """`retry_serialization_failures` for a transaction run in a coroutine."""
+    for _ in range(SERIALIZATION_ATTEMPTS - 1):
+        try:
+            return await transaction()
+        except RetryableConflict as conflict:
+            _raise_unless_serialization_failure(conflict)
+    return await transaction()
+
+
+def _raise_unless_serialization_failure(conflict: RetryableConflict) -> None:
+    if conflict.sqlstate != _SERIALIZATION_FAILURE:
+        raise conflict
 
 
 class DatabaseUnavailable(OutboxDatabaseError):

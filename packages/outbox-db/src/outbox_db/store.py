@@ -1,4 +1,9 @@
-"""The one narrow gateway to the outbox: typed methods that each name a database function."""
+"""The one narrow gateway to the outbox: typed methods that each name a database function.
+
+Synchronous; `outbox_db.async_store` is the same gateway for asyncio. What each method sends
+and returns is defined once, for both, in `_calls`; this module says how it runs (a pool,
+one round trip per call, savepoints in a shared transaction).
+"""
 
 from __future__ import annotations
 
@@ -9,90 +14,48 @@ from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
 import attrs
 import psycopg
-from psycopg import sql
 from psycopg.rows import class_row
-from psycopg.types.json import Jsonb, set_json_loads
+from psycopg.types.json import set_json_loads
 from psycopg_pool import ConnectionPool
 
+from outbox_db import _calls as calls
 from outbox_db import payloads, pooling
+from outbox_db._calls import (
+    APPLICATION_NAME,
+    MAX_ENQUEUE_BATCH,
+    Call,
+    Statement,
+    SyncGateway,
+    operation,
+)
 from outbox_db._catalogue import QUERIES
 from outbox_db._history import assemble
-from outbox_db._roles import database_roles
-from outbox_db.errors import (
-    UNREADABLE_JSON,
-    InvalidInput,
-    OutboxError,
-    retry_serialization_failures,
-    translate,
-)
+from outbox_db._roles import probe_database
+from outbox_db.errors import OutboxError, retry_serialization_failures, translate
 from outbox_db.records import (
-    ClaimedItem,
-    CompletionResult,
-    EnqueueRequest,
-    EnqueueResult,
     ItemHistory,
     ItemSelector,
-    Lease,
     LedgerAttempt,
-    Outcome,
     PendingState,
-    QueueDepth,
-    QueueStatus,
-    RailOrdering,
-    Redrive,
     RedriveLink,
-    RepairedLease,
     Role,
     RoleNames,
-    UnservedRail,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping, Sequence
-    from datetime import datetime
+    from collections.abc import Callable, Iterator
     from types import TracebackType
-    from uuid import UUID
 
-__all__ = ["EnqueueWakeups", "OutboxStore", "OutboxTransaction"]
+__all__ = ["MAX_ENQUEUE_BATCH", "EnqueueWakeups", "OutboxStore", "OutboxTransaction"]
 
+R = TypeVar("R")
 T = TypeVar("T")
-APPLICATION_NAME: Final = "outbox-db"
-# Requests per statement of enqueue_many (enqueue_payment_outbox_batch's own limit).
-MAX_ENQUEUE_BATCH: Final = 10_000
 # How long a listener waits for its own probe before it says notifications do not arrive.
 WAKEUP_PROBE_SECONDS: Final = 2.0
 _PROBE_PREFIX: Final = "probe:"
-# Payloads up to this many bytes travel in the single round trip of a pipeline (see enqueue).
-_PIPELINED_PAYLOAD_BYTES: Final = 65_536
 
 
-@attrs.frozen
-class _LeaseExpiry:
-    lease_expires_at: datetime
-
-
-@attrs.frozen
-class _Released:
-    outbox_id: UUID
-
-
-@attrs.frozen
-class _TraceContext:
-    outbox_id: UUID
-    trace_context: str
-
-
-@attrs.frozen
-class _Sent:
-    sent: bool
-
-
-@attrs.frozen
-class _ExpiredLeases:
-    expired_lease_count: int
-
-
-class OutboxTransaction:
+class OutboxTransaction(SyncGateway):
     """An open transaction that a service's own writes and its outbox items share.
 
     Obtain one from ``OutboxStore.transaction()``, or wrap a psycopg connection the service
@@ -112,39 +75,29 @@ class OutboxTransaction:
 
     @classmethod
     def join(cls, connection: psycopg.Connection[Any]) -> Self:
-        """Use a service's connection; refuses one that would commit each statement alone."""
-        in_transaction = connection.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
-        if connection.autocommit and not in_transaction:
-            msg = "join needs a connection inside a transaction (autocommit commits the item alone)"
-            raise OutboxError(msg)
+        """Use a service's connection; refuses (OutboxError) one it cannot share.
+
+        Refused: an AsyncConnection (use AsyncOutboxTransaction), a closed connection, an
+        aborted transaction, and autocommit outside a transaction (the item would commit
+        alone).
+        """
+        calls.check_joinable(connection, asynchronous=False)
         return cls(connection)
 
-    def enqueue(self, request: EnqueueRequest) -> EnqueueResult:
-        """Create the item for `request` in this transaction, or return the existing one."""
-        params = _enqueue_params(request)
-        with _savepoint(self.connection), _trace_context(self.connection, request.trace_context):
-            (result,) = _fetch_all(self.connection, "enqueue", params, EnqueueResult)
-        return result
+    enqueue = operation(calls.enqueue)
+    enqueue_many = operation(calls.enqueue_many)
 
-    def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[EnqueueResult]:
-        """`enqueue` for each request, in order, a statement per MAX_ENQUEUE_BATCH requests.
-
-        Same results, sequence numbers and errors as one `enqueue` per request; a conflicting
-        key (P7001) or an invalid request (22023) fails the whole call.
-        """
-        chunks = [
-            (chunk[0].trace_context, _arrays([_enqueue_params(r) for r in chunk], _REQUEST_ARRAYS))
-            for chunk in _batches(requests)
-        ]
-        results: list[EnqueueResult] = []
+    def _run(self, call: Call[R]) -> R:
+        """The call's statements in a savepoint of this transaction (see the class)."""
         with _savepoint(self.connection):
-            for trace, params in chunks:
-                with _trace_context(self.connection, trace):
-                    results += _fetch_all(self.connection, "enqueue_batch", params, EnqueueResult)
-        return results
+            try:
+                cursors = [_execute(self.connection, s) for s in call.statements]
+                return call.result([cursor.fetchall() for cursor in cursors])
+            except (psycopg.Error, UnicodeEncodeError) as error:
+                raise translate(error) from error
 
 
-class OutboxStore:
+class OutboxStore(SyncGateway):
     """A connection pool that acts as one role; each call is one short transaction."""
 
     def __init__(
@@ -184,16 +137,12 @@ class OutboxStore:
         database's role names (a database migrated with a role prefix has roles of its own):
         `role` is switched to under the name it has in this database.
         """
-        with pooling.probed(url, timeout=timeout) as (route, probe):
-            roles = database_roles(probe) or RoleNames()  # the seed names before migrate
+        route, roles = probe_database(url, timeout=timeout)
         pool: ConnectionPool[Any] = ConnectionPool(
             url,
             min_size=min_size,
             max_size=max_size,
-            # Not autocommit: the first statement opens the transaction, so BEGIN can travel
-            # in the same pipeline as the role switch; the pool commits when a block ends.
-            kwargs={"autocommit": False, "application_name": APPLICATION_NAME}
-            | route.connection_options,
+            kwargs=calls.pool_options(route),
             configure=_read_exact_numbers,
             open=False,
             name=APPLICATION_NAME,
@@ -234,84 +183,24 @@ class OutboxStore:
         except (psycopg.Error, UnicodeEncodeError) as error:
             raise translate(error) from error
 
-    def enqueue(self, request: EnqueueRequest) -> EnqueueResult:
-        """Create the item for `request` in its own transaction, or return the existing one."""
-        params = _enqueue_params(request)
-        # psycopg's pipeline can stall on a message larger than the socket's buffers (the
-        # server waits for the rest of it, the client for results): large payloads go
-        # statement by statement, one round trip each.
-        payload = params["payload"]
-        pipelined = len(payload.obj) <= _PIPELINED_PAYLOAD_BYTES
-        (result,) = self._fetch(
-            "enqueue", params, EnqueueResult, pipelined=pipelined, trace=request.trace_context
-        )
-        return result
-
-    def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[EnqueueResult]:
-        """`OutboxTransaction.enqueue_many` in a transaction of its own: all or nothing.
-
-        Run again on a serialization failure, like every transaction the store opens itself.
-        """
-
-        def enqueue_all() -> list[EnqueueResult]:
-            with self.transaction() as transaction:
-                return transaction.enqueue_many(requests)
-
-        return retry_serialization_failures(enqueue_all)
-
-    def claim(self, worker_id: str, *, batch_size: int, lease_seconds: int) -> list[ClaimedItem]:
-        """Lease up to `batch_size` due items to `worker_id` (claim_outbox_batch)."""
-        params = {"worker_id": worker_id, "batch_size": batch_size, "lease_seconds": lease_seconds}
-        return self._fetch("claim", params, ClaimedItem)
-
-    def claim_rails(
-        self, worker_id: str, *, limits: Mapping[str, int], lease_seconds: int
-    ) -> list[ClaimedItem]:
-        """Lease up to `limits[rail]` due items of each rail (claim_outbox_rails).
-
-        Also announces `worker_id` as serving every rail in `limits`, a limit of 0 included.
-        """
-        params = {
-            "worker_id": worker_id,
-            "lease_seconds": lease_seconds,
-            "rail_types": list(limits),
-            "limits": list(limits.values()),
-        }
-        return self._fetch("claim_rails", params, ClaimedItem)
-
-    def complete(self, worker_id: str, outcome: Outcome) -> CompletionResult:
-        """Record one outcome (complete_outbox_attempt); raises LeaseLost if not held."""
-        params = {**_outcome_params(outcome), "worker_id": worker_id}
-        return self._fetch("complete", params, CompletionResult)[0]
-
-    def complete_batch(self, worker_id: str, outcomes: Sequence[Outcome]) -> list[CompletionResult]:
-        """Record many outcomes in one statement; lost leases come back with lease_held=False."""
-        params = _arrays([_outcome_params(outcome) for outcome in outcomes], _OUTCOME_ARRAYS)
-        params["worker_id"] = worker_id
-        return self._fetch("complete_batch", params, CompletionResult)
-
-    def renew(self, worker_id: str, lease: Lease, *, lease_seconds: int) -> datetime:
-        """Extend a held lease by `lease_seconds` from now; raises LeaseLost if not held."""
-        params = {**attrs.asdict(lease), "worker_id": worker_id, "lease_seconds": lease_seconds}
-        return self._fetch("renew", params, _LeaseExpiry)[0].lease_expires_at
-
-    def release(self, worker_id: str, leases: Sequence[Lease]) -> list[UUID]:
-        """Give back leases of items never dispatched; returns those that were still held."""
-        params = {
-            "worker_id": worker_id,
-            "outbox_ids": [lease.outbox_id for lease in leases],
-            "lease_tokens": [lease.lease_token for lease in leases],
-        }
-        return [row.outbox_id for row in self._fetch("release", params, _Released)]
-
-    def repair(self, worker_id: str, *, batch_size: int) -> list[RepairedLease]:
-        """Record and clear up to `batch_size` expired leases (repair_expired_leases)."""
-        params = {"worker_id": worker_id, "batch_size": batch_size}
-        return self._fetch("repair", params, RepairedLease)
-
-    def expired_lease_count(self) -> int:
-        """Expired leases waiting for repair, counted from the pending table alone (cheap)."""
-        return self._fetch("expired_lease_count", {}, _ExpiredLeases)[0].expired_lease_count
+    enqueue = operation(calls.enqueue)
+    enqueue_many = operation(calls.enqueue_many)
+    claim = operation(calls.claim)
+    claim_rails = operation(calls.claim_rails)
+    complete = operation(calls.complete)
+    complete_batch = operation(calls.complete_batch)
+    renew = operation(calls.renew)
+    release = operation(calls.release)
+    repair = operation(calls.repair)
+    expired_lease_count = operation(calls.expired_lease_count)
+    trace_contexts = operation(calls.trace_contexts)
+    ledger = operation(calls.ledger)
+    status = operation(calls.status)
+    queue_depth = operation(calls.queue_depth)
+    unserved_rails = operation(calls.unserved_rails)
+    redrive = operation(calls.redrive)
+    set_rail_ordering = operation(calls.set_rail_ordering)
+    rail_orderings = operation(calls.rail_orderings)
 
     def wakeups(self, listen_url: str | None = None) -> EnqueueWakeups:
         """A listener for enqueue notifications, on a connection of its own (not the pool's).
@@ -322,57 +211,6 @@ class OutboxStore:
         conninfo = self._pool.conninfo
         url = listen_url or (conninfo() if callable(conninfo) else conninfo)
         return EnqueueWakeups(url, announce=self._announce_wakeup_probe)
-
-    def ledger(self, rail_type: str | None = None) -> list[LedgerAttempt]:
-        """Every attempt of `rail_type` (None: of every rail), by outbox_id and attempt_no.
-
-        Reads the ledger table, so the store's role must be symphony_readonly or
-        symphony_auditor (the executor may only call functions: PermissionDenied).
-        """
-        return self._fetch("ledger", {"rail_type": rail_type}, LedgerAttempt)
-
-    def status(self) -> list[QueueStatus]:
-        """outbox_status_view: the total row (rail_type None) first, then one per rail."""
-        return self._fetch("status", {}, QueueStatus)
-
-    def trace_contexts(self, worker_id: str, outbox_ids: Sequence[UUID]) -> dict[UUID, str]:
-        """The trace contexts of the items among `outbox_ids` that `worker_id` holds, if any."""
-        params = {"worker_id": worker_id, "outbox_ids": list(outbox_ids)}
-        rows = self._fetch("trace_contexts", params, _TraceContext)
-        return {row.outbox_id: row.trace_context for row in rows}
-
-    def queue_depth(self) -> list[QueueDepth]:
-        """Per rail, the queue from the pending table alone (outbox_queue_depth): for metrics.
-
-        Never reads the ledger, so its cost follows the queue, not the outbox's history.
-        """
-        return self._fetch("queue_depth", {}, QueueDepth)
-
-    def unserved_rails(self) -> list[UnservedRail]:
-        """Rails with due items that no relayer announced in the last minute, by name."""
-        return self._fetch("unserved_rails", {}, UnservedRail)
-
-    def redrive(self, outbox_id: UUID, *, reason: str) -> Redrive:
-        """Re-drive a FAILED item as a new item (redrive_payment_outbox; symphony_operator).
-
-        Returns the earlier re-drive when the item already has one. Raises RedriveRefused
-        when the item is not FAILED, UnknownItem when there is no such item.
-        """
-        params = {"outbox_id": outbox_id, "reason": reason}
-        return self._fetch("redrive", params, Redrive)[0]
-
-    def set_rail_ordering(self, rail_type: str, *, ordered: bool, reason: str) -> RailOrdering:
-        """Make new items on `rail_type` ordered per participant, or not (symphony_operator).
-
-        Items already enqueued keep what they were promised. Who asked and why are recorded
-        in the append-only ordering history, which `rail_orderings` reads.
-        """
-        params = {"rail_type": rail_type, "ordered": ordered, "reason": reason}
-        return self._fetch("set_rail_ordering", params, RailOrdering)[0]
-
-    def rail_orderings(self) -> list[RailOrdering]:
-        """The rail ordering history, oldest first (symphony_readonly or symphony_auditor)."""
-        return self._fetch("rail_orderings", {}, RailOrdering)
 
     def history(self, selector: ItemSelector) -> list[ItemHistory]:
         """The items `selector` names, each with its queue row, attempts and re-drive links.
@@ -385,67 +223,46 @@ class OutboxStore:
                 connection.execute(QUERIES["read_snapshot"])
                 self._switch_role(connection)
                 wanted = attrs.asdict(selector)
-                items = _fetch_all(connection, "history_items", wanted, ItemHistory)
+                items = _fetch_all(connection, Statement("history_items", wanted, ItemHistory))
                 ids = {"outbox_ids": [item.outbox_id for item in items]}
-                pending = _fetch_all(connection, "history_pending", ids, PendingState)
-                attempts = _fetch_all(connection, "history_attempts", ids, LedgerAttempt)
-                links = _fetch_all(connection, "history_links", ids, RedriveLink)
+                pending = _fetch_all(connection, Statement("history_pending", ids, PendingState))
+                attempts = _fetch_all(connection, Statement("history_attempts", ids, LedgerAttempt))
+                links = _fetch_all(connection, Statement("history_links", ids, RedriveLink))
         except psycopg.Error as error:
             raise translate(error) from error
         return assemble(items, pending, attempts, links)
 
-    def _fetch(
-        self,
-        name: str,
-        params: Mapping[str, object],
-        row: type[T],
-        *,
-        pipelined: bool = True,
-        trace: str | None = None,
-    ) -> list[T]:
-        """One statement in its own transaction: BEGIN, role, statement, COMMIT in one round trip.
+    def _run(self, call: Call[R]) -> R:
+        """The call in a transaction of its own: BEGIN, role, statements, COMMIT.
 
         The transaction is the store's own, so a serialization failure (40001, under a
         REPEATABLE READ or SERIALIZABLE default) runs it again: nothing of it was written.
 
-        The COMMIT travels with the statement, so the server never waits on this client inside
-        the transaction: a paused worker holds no lock. (A pipeline's closing flush request
-        disarms the server's idle_in_transaction_session_timeout, so a COMMIT sent after the
-        pipeline would leave that wait unguarded.)
+        A pipelined call is one round trip, its COMMIT travelling with the statement, so the
+        server never waits on this client inside the transaction: a paused worker holds no
+        lock. (A pipeline's closing flush request disarms the server's
+        idle_in_transaction_session_timeout, so a COMMIT sent after the pipeline would leave
+        that wait unguarded.)
         """
-        return retry_serialization_failures(
-            functools.partial(self._fetch_once, name, params, row, pipelined=pipelined, trace=trace)
-        )
+        return retry_serialization_failures(functools.partial(self._run_once, call))
 
-    def _fetch_once(
-        self,
-        name: str,
-        params: Mapping[str, object],
-        row: type[T],
-        *,
-        pipelined: bool,
-        trace: str | None,
-    ) -> list[T]:
+    def _run_once(self, call: Call[R]) -> R:
         try:
             with self._pool.connection() as connection:
-                cursor: psycopg.Cursor[T] = connection.cursor(row_factory=class_row(row))
-                with _committed_in_one_round_trip(connection, pipelined=pipelined):
+                with _committed_in_one_round_trip(connection, pipelined=call.pipelined):
                     self._switch_role(connection)
-                    with _trace_context(connection, trace):
-                        cursor.execute(QUERIES[name], params)
-                return cursor.fetchall()
+                    cursors = [_execute(connection, s) for s in call.statements]
+                return call.result([cursor.fetchall() for cursor in cursors])
         # A lone surrogate (invalid UTF-8 from a command line) fails while encoding the value.
         except (psycopg.Error, UnicodeEncodeError) as error:
             raise translate(error) from error
 
     def _announce_wakeup_probe(self, token: str) -> None:
-        self._fetch("announce_wakeup_probe", {"token": token}, _Sent)
+        self._run(calls.announce_wakeup_probe(token))
 
     def _switch_role(self, connection: psycopg.Connection[Any]) -> None:
-        if self._role is not None:
-            name = self._roles.of(self._role)
-            role = sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(name))
-            connection.execute(role)
+        if switch := calls.role_switch(self._roles, self._role):
+            connection.execute(switch)
 
 
 @contextlib.contextmanager
@@ -470,34 +287,22 @@ def _savepoint(connection: psycopg.Connection[Any]) -> Iterator[None]:
     The trace context a failed block set is undone with it: a setting made after a savepoint
     is rolled back to it.
     """
-    _execute(connection, "savepoint")
+    _send(connection, "savepoint")
     try:
         yield
     except (OutboxError, psycopg.Error):
         # On a lost connection this fails too; the enqueue's own error is the one to see.
         with contextlib.suppress(OutboxError):
-            _execute(connection, "rollback_to_savepoint")
+            _send(connection, "rollback_to_savepoint")
         raise
-    _execute(connection, "release_savepoint")
+    _send(connection, "release_savepoint")
 
 
-def _execute(connection: psycopg.Connection[Any], name: str) -> None:
+def _send(connection: psycopg.Connection[Any], name: str) -> None:
     try:
         connection.execute(QUERIES[name])
     except psycopg.Error as error:
         raise translate(error) from error
-
-
-def _batches(requests: Sequence[EnqueueRequest]) -> Iterator[Sequence[EnqueueRequest]]:
-    """Runs of requests with one trace context, at most MAX_ENQUEUE_BATCH each, in order."""
-    start = 0
-    while start < len(requests):
-        end = start + 1
-        limit = min(len(requests), start + MAX_ENQUEUE_BATCH)
-        while end < limit and requests[end].trace_context == requests[start].trace_context:
-            end += 1
-        yield requests[start:end]
-        start = end
 
 
 def _read_exact_numbers(connection: psycopg.Connection[Any]) -> None:
@@ -607,72 +412,17 @@ class EnqueueWakeups:
             raise translate(error) from error
 
 
-# complete_outbox_attempts takes one array per outcome field: (parameter, field).
-_OUTCOME_ARRAYS: Final = (
-    ("outbox_ids", "outbox_id"),
-    ("lease_tokens", "lease_token"),
-    ("states", "state"),
-    ("rail_references", "rail_reference"),
-    ("rail_codes", "rail_code"),
-    ("error_codes", "error_code"),
-    ("error_messages", "error_message"),
-    ("latency_ms", "latency_ms"),
-    ("retry_delay_seconds", "retry_delay_seconds"),
-)
+def _execute(connection: psycopg.Connection[Any], statement: Statement[T]) -> psycopg.Cursor[T]:
+    """Send `statement` (with its trace context) on a cursor its rows are fetched from."""
+    cursor = connection.cursor(row_factory=class_row(statement.row))
+    with _trace_context(connection, statement.trace):
+        cursor.execute(QUERIES[statement.name], statement.params)
+    return cursor
 
 
-# enqueue_payment_outbox_batch takes one array per request field: (parameter, field).
-_REQUEST_ARRAYS: Final = (
-    ("instruction_ids", "instruction_id"),
-    ("participant_ids", "participant_id"),
-    ("idempotency_keys", "idempotency_key"),
-    ("rail_types", "rail_type"),
-    ("payloads", "payload"),
-)
-
-
-def _arrays(
-    rows: Sequence[Mapping[str, object]], arrays: Sequence[tuple[str, str]]
-) -> dict[str, object]:
-    """One array parameter per field, for the functions that take a batch as arrays."""
-    return {array: [row[field] for row in rows] for array, field in arrays}
-
-
-def _enqueue_params(request: EnqueueRequest) -> dict[str, Any]:
-    return attrs.asdict(request, recurse=False) | {"payload": _payload_param(request.payload)}
-
-
-def _payload_param(payload: Mapping[str, object]) -> Jsonb:
-    """The payload as exact JSON text (Decimal digit for digit), or InvalidInput (22P02).
-
-    Serialized here, before anything is sent, so a value JSON cannot hold (NaN, an infinity,
-    a lone surrogate, an object of no JSON type) is refused as the server refuses unreadable
-    JSON.
-    """
+def _fetch_all(connection: psycopg.Connection[Any], statement: Statement[T]) -> list[T]:
     try:
-        # A lone surrogate fails here (UnicodeEncodeError is a ValueError), not mid-pipeline.
-        data = payloads.canonical_json(payload).encode()
-    except (ValueError, TypeError, RecursionError) as error:
-        msg = f"invalid argument: a payload value JSON cannot carry [SQLSTATE {UNREADABLE_JSON}]"
-        raise InvalidInput(msg, sqlstate=UNREADABLE_JSON, constraint=None) from error
-    return Jsonb(data, dumps=_serialized)
-
-
-def _serialized(data: bytes) -> bytes:
-    return data
-
-
-def _outcome_params(outcome: Outcome) -> dict[str, object]:
-    fields = attrs.asdict(outcome, recurse=False)
-    lease: Lease = fields.pop("lease")
-    return {**fields, **attrs.asdict(lease), "state": str(outcome.state)}
-
-
-def _fetch_all(
-    connection: psycopg.Connection[Any], name: str, params: Mapping[str, object], row: type[T]
-) -> list[T]:
-    try:
-        with connection.cursor(row_factory=class_row(row)) as cursor:
-            return cursor.execute(QUERIES[name], params).fetchall()
+        with _execute(connection, statement) as cursor:
+            return cursor.fetchall()
     except (psycopg.Error, UnicodeEncodeError) as error:
         raise translate(error) from error
