@@ -1,7 +1,8 @@
-"""Proofs: a SQLAlchemy 2 Session's own transaction carries the outbox items (join_session).
+"""Proofs: a SQLAlchemy 2 session's own transaction carries the outbox items.
 
 A service writes its rows with the ORM over the psycopg 3 dialect and enqueues through
-``outbox_db.integrations.sqlalchemy.join_session(session)``: the row and the item commit
+``outbox_db.integrations.sqlalchemy``: ``join_session(session)`` for a Session,
+``await join_async_session(session)`` for an AsyncSession. The row and the item commit
 together, an exception in the block leaves neither, and a refused enqueue
 (IdempotencyConflict) is undone alone, so the session's transaction goes on to commit the
 rest. A session that cannot carry the item (another driver, AUTOCOMMIT, no transaction) is
@@ -10,22 +11,27 @@ refused before anything is sent.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import create_engine
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from outbox_db import IdempotencyConflict, OutboxError
-from outbox_db.integrations.sqlalchemy import join_session
+from outbox_db.integrations.sqlalchemy import join_async_session, join_session
 from outbox_db.testonly.factories import duplicate_of, make_request
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import AsyncIterator, Iterator
 
     from sqlalchemy import Engine
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
     from integration.conftest import ServiceDatabase
+    from outbox_db import EnqueueRequest, EnqueueResult
 
 
 class Base(DeclarativeBase):
@@ -129,3 +135,115 @@ def test_a_session_without_a_transaction_is_refused_with_the_fix(engine: Engine)
         join_session(session)
 
     assert "session.begin()" in str(refused.value)
+
+
+# --- AsyncSession (postgresql+psycopg_async://), each proof one asyncio.run -----------------
+
+
+@contextlib.asynccontextmanager
+async def async_engine(
+    service_database: ServiceDatabase, **options: object
+) -> AsyncIterator[AsyncEngine]:
+    """The service's async engine on this event loop, disposed of before the loop ends."""
+    engine = create_async_engine(
+        service_database.login_as_url("postgresql+psycopg_async"), **options
+    )
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def commit_async(service_database: ServiceDatabase, request: EnqueueRequest) -> EnqueueResult:
+    """One `session.begin()` block of an AsyncSession: an ORM row and the item."""
+    async with (
+        async_engine(service_database) as engine,
+        AsyncSession(engine) as session,
+        session.begin(),
+    ):
+        session.add(Order(order_id="order-1"))
+        return await (await join_async_session(session)).enqueue(request)
+
+
+async def abandon_async(service_database: ServiceDatabase) -> None:
+    """The row (flushed) and the item in one AsyncSession block, which then fails."""
+    async with (
+        async_engine(service_database) as engine,
+        AsyncSession(engine) as session,
+        session.begin(),
+    ):
+        session.add(Order(order_id="order-1"))
+        await session.flush()
+        assert (await (await join_async_session(session)).enqueue(make_request())).created
+        raise _Abandoned
+
+
+async def conflict_async(
+    service_database: ServiceDatabase, first: EnqueueRequest, second: EnqueueRequest
+) -> str | None:
+    """Row, item, refused duplicate (its SQLSTATE returned), row, item, in one AsyncSession block."""
+    async with (
+        async_engine(service_database) as engine,
+        AsyncSession(engine) as session,
+        session.begin(),
+    ):
+        session.add(Order(order_id="order-1"))
+        await session.flush()
+        outbox = await join_async_session(session)
+        await outbox.enqueue(first)
+        with pytest.raises(IdempotencyConflict) as refused:
+            await outbox.enqueue(duplicate_of(first))
+        session.add(Order(order_id="order-2"))
+        await session.flush()  # would fail with 25P02 had the conflict aborted the transaction
+        await outbox.enqueue(second)
+    return refused.value.sqlstate
+
+
+async def join_autocommit_async(service_database: ServiceDatabase) -> None:
+    """join_async_session on an AsyncSession whose engine is in AUTOCOMMIT."""
+    async with (
+        async_engine(service_database, isolation_level="AUTOCOMMIT") as engine,
+        AsyncSession(engine) as session,
+    ):
+        await join_async_session(session)
+
+
+def test_an_async_session_commits_the_row_and_the_item_together(
+    service_database: ServiceDatabase,
+) -> None:
+    """AsyncSession: the ORM row and the item are committed by the end of the block."""
+    request = make_request()
+    created = asyncio.run(commit_async(service_database, request))
+
+    assert created.created
+    assert (["order-1"], [request.instruction_id]) == service_database.committed()
+
+
+def test_an_exception_in_an_async_session_block_leaves_neither(
+    service_database: ServiceDatabase,
+) -> None:
+    """AsyncSession: both written, then the block fails; the rollback takes both."""
+    with pytest.raises(_Abandoned):
+        asyncio.run(abandon_async(service_database))
+
+    assert service_database.committed() == ([], [])
+
+
+def test_a_caught_conflict_leaves_the_async_session_to_commit_the_rest(
+    service_database: ServiceDatabase,
+) -> None:
+    """AsyncSession: the commit keeps both rows and both items, all but the duplicate."""
+    first, second = make_request(), make_request()
+    sqlstate = asyncio.run(conflict_async(service_database, first, second))
+
+    assert sqlstate == "P7001"
+    expected = (["order-1", "order-2"], sorted([first.instruction_id, second.instruction_id]))
+    assert expected == service_database.committed()
+
+
+def test_an_autocommit_async_session_is_refused(service_database: ServiceDatabase) -> None:
+    """AsyncSession in AUTOCOMMIT: the item would commit at once, so nothing is joined."""
+    with pytest.raises(OutboxError) as refused:
+        asyncio.run(join_autocommit_async(service_database))
+
+    assert "AUTOCOMMIT" in str(refused.value)

@@ -1,18 +1,26 @@
-"""An OutboxTransaction inside a SQLAlchemy 2 Session's transaction (the psycopg 3 dialect)."""
+"""Outbox transactions inside a SQLAlchemy 2 session's transaction (the psycopg 3 dialect)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import psycopg
 
+from outbox_db.async_store import AsyncOutboxTransaction
 from outbox_db.errors import OutboxError
 from outbox_db.store import OutboxTransaction
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
     from sqlalchemy.orm import Session
 
-__all__ = ["join_session"]
+__all__ = ["join_async_session", "join_session"]
+
+C = TypeVar("C", psycopg.Connection[Any], psycopg.AsyncConnection[Any])
+_NO_TRANSACTION: Final = (
+    "{function} needs the session's transaction: begin one (session.begin()) or roll back the"
+    " one a failed flush left (session.rollback())"
+)
 
 
 def join_session(session: Session) -> OutboxTransaction:
@@ -27,22 +35,31 @@ def join_session(session: Session) -> OutboxTransaction:
     try:
         raw = session.connection().connection.driver_connection
     except InvalidRequestError as error:
-        msg = (
-            "join_session needs the session's transaction: begin one (session.begin()) or roll"
-            " back the one a failed flush left (session.rollback())"
-        )
-        raise OutboxError(msg) from error
-    return OutboxTransaction.join(_transactional(raw))
+        raise OutboxError(_NO_TRANSACTION.format(function="join_session")) from error
+    return OutboxTransaction.join(_transactional(raw, psycopg.Connection, "postgresql+psycopg"))
 
 
-def _transactional(raw: Any) -> psycopg.Connection[Any]:  # noqa: ANN401 - whatever the dialect's driver gives
+async def join_async_session(session: AsyncSession) -> AsyncOutboxTransaction:
+    """`join_session` for an AsyncSession (an engine URL of postgresql+psycopg_async://)."""
+    from sqlalchemy.exc import InvalidRequestError  # noqa: PLC0415 - only SQLAlchemy's users have it
+
+    try:
+        connection = await session.connection()
+        raw = (await connection.get_raw_connection()).driver_connection
+    except InvalidRequestError as error:
+        raise OutboxError(_NO_TRANSACTION.format(function="join_async_session")) from error
+    driver = _transactional(raw, psycopg.AsyncConnection, "postgresql+psycopg_async")
+    return AsyncOutboxTransaction.join(driver)
+
+
+def _transactional(raw: object, kind: type[C], scheme: str) -> C:
     """`raw` if it is a psycopg 3 connection that holds its statements for the session's commit."""
-    if not isinstance(raw, psycopg.Connection):
-        msg = "join_session needs the psycopg 3 dialect: an engine URL of postgresql+psycopg://"
+    if not isinstance(raw, kind):
+        msg = f"the session needs the psycopg 3 dialect: an engine URL of {scheme}://"
         raise OutboxError(msg)
     if raw.autocommit:
         # SQLAlchemy's COMMIT would then have nothing to commit: the item would be sent even if
         # the service's work failed after it.
-        msg = "join_session needs a transaction, and this session's connection is in AUTOCOMMIT"
+        msg = "the session's connection is in AUTOCOMMIT: the item would commit alone, at once"
         raise OutboxError(msg)
     return raw
