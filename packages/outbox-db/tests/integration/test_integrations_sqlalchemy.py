@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
 
     from sqlalchemy import Engine
-    from sqlalchemy.ext.asyncio import AsyncEngine
 
     from integration.conftest import ServiceDatabase
     from outbox_db import EnqueueRequest, EnqueueResult
@@ -141,37 +140,30 @@ def test_a_session_without_a_transaction_is_refused_with_the_fix(engine: Engine)
 
 
 @contextlib.asynccontextmanager
-async def async_engine(
+async def session_block(
     service_database: ServiceDatabase, **options: object
-) -> AsyncIterator[AsyncEngine]:
-    """The service's async engine on this event loop, disposed of before the loop ends."""
+) -> AsyncIterator[AsyncSession]:
+    """An AsyncSession in a `session.begin()` block, its engine disposed of before the loop ends."""
     engine = create_async_engine(
         service_database.login_as_url("postgresql+psycopg_async"), **options
     )
     try:
-        yield engine
+        async with AsyncSession(engine) as session, session.begin():
+            yield session
     finally:
         await engine.dispose()
 
 
 async def commit_async(service_database: ServiceDatabase, request: EnqueueRequest) -> EnqueueResult:
-    """One `session.begin()` block of an AsyncSession: an ORM row and the item."""
-    async with (
-        async_engine(service_database) as engine,
-        AsyncSession(engine) as session,
-        session.begin(),
-    ):
+    """One AsyncSession block: an ORM row and the item."""
+    async with session_block(service_database) as session:
         session.add(Order(order_id="order-1"))
         return await (await join_async_session(session)).enqueue(request)
 
 
 async def abandon_async(service_database: ServiceDatabase) -> None:
     """The row (flushed) and the item in one AsyncSession block, which then fails."""
-    async with (
-        async_engine(service_database) as engine,
-        AsyncSession(engine) as session,
-        session.begin(),
-    ):
+    async with session_block(service_database) as session:
         session.add(Order(order_id="order-1"))
         await session.flush()
         assert (await (await join_async_session(session)).enqueue(make_request())).created
@@ -182,11 +174,7 @@ async def conflict_async(
     service_database: ServiceDatabase, first: EnqueueRequest, second: EnqueueRequest
 ) -> str | None:
     """Row, item, refused duplicate (its SQLSTATE returned), row, item, in one AsyncSession block."""
-    async with (
-        async_engine(service_database) as engine,
-        AsyncSession(engine) as session,
-        session.begin(),
-    ):
+    async with session_block(service_database) as session:
         session.add(Order(order_id="order-1"))
         await session.flush()
         outbox = await join_async_session(session)
@@ -201,10 +189,7 @@ async def conflict_async(
 
 async def join_autocommit_async(service_database: ServiceDatabase) -> None:
     """join_async_session on an AsyncSession whose engine is in AUTOCOMMIT."""
-    async with (
-        async_engine(service_database, isolation_level="AUTOCOMMIT") as engine,
-        AsyncSession(engine) as session,
-    ):
+    async with session_block(service_database, isolation_level="AUTOCOMMIT") as session:
         await join_async_session(session)
 
 
