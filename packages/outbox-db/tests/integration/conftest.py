@@ -1,17 +1,25 @@
-"""Every proof that takes `outbox_store` runs against both APIs: [sync] and [async].
+"""Fixtures of the outbox-db proofs: the store of each API, and a service's database.
 
-The async store is seen through `outbox_db.testonly.blocking`, so a proof is written once.
-A proof marked `sync_api_only` uses what only the sync store has (wakeups, history).
+Every proof that takes `outbox_store` runs against both APIs, [sync] and [async]: the async
+store is seen through `outbox_db.testonly.blocking`, so a proof is written once. A proof
+marked `sync_api_only` uses what only the sync store has (wakeups, history).
+`service_database` gives the framework integration proofs a service's table and its
+producer login.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, LiteralString, cast
+from urllib.parse import urlencode
 
+import attrs
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from outbox_db import AsyncOutboxStore, OutboxStore, Role
+from outbox_db.testonly import query_no_role
 from outbox_db.testonly.blocking import Blocking, EventLoopThread
+from outbox_db.testonly.pytest_plugin import application_login
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -19,6 +27,13 @@ if TYPE_CHECKING:
     from outbox_db.testonly.pytest_plugin import Database
 
 APIS = ("sync", "async")
+# What a service would grant its producer login: its own table (docs/adopting.md, step 1).
+SERVICE_TABLE: LiteralString = """
+CREATE TABLE public.service_orders (order_id text PRIMARY KEY);
+GRANT SELECT, INSERT ON public.service_orders TO symphony_producer
+"""
+ORDERS: LiteralString = "SELECT order_id FROM public.service_orders ORDER BY 1"
+ITEMS: LiteralString = "SELECT instruction_id FROM public.payment_outbox_pending ORDER BY 1"
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -47,3 +62,33 @@ def outbox_store(
             loop.run(store.close())
     finally:
         loop.close()
+
+
+@attrs.frozen
+class ServiceDatabase:
+    """A migrated database with a service's table, and the service's login (a producer)."""
+
+    owner_url: str
+    login_url: str  # a login granted symphony_producer only, the way docs/adopting.md says
+    login_user: str
+
+    def committed(self) -> tuple[list[str], list[str]]:
+        """The service's orders and the outbox items' instruction ids, both as committed."""
+        orders = [order for (order,) in query_no_role(self.owner_url, ORDERS)]
+        items = [instruction for (instruction,) in query_no_role(self.owner_url, ITEMS)]
+        return orders, items
+
+    def login_as_url(self, scheme: str) -> str:
+        """The login as a URL with `scheme` (postgresql+psycopg), every part in its query."""
+        parts = conninfo_to_dict(self.login_url)
+        return f"{scheme}:///?{urlencode({key: str(value) for key, value in parts.items()})}"
+
+
+@pytest.fixture
+def service_database(outbox_database: Database) -> Iterator[ServiceDatabase]:
+    """This test's database with the service's table, and a producer login dropped afterwards."""
+    query_no_role(outbox_database.url, SERVICE_TABLE)
+    with application_login(outbox_database, Role.PRODUCER) as login:
+        yield ServiceDatabase(
+            owner_url=outbox_database.url, login_url=login.url, login_user=login.name
+        )

@@ -20,12 +20,11 @@ import pytest
 from outbox_db import AsyncOutboxTransaction, IdempotencyConflict, OutboxError, OutboxTransaction
 from outbox_db.testonly import query_no_role
 from outbox_db.testonly.blocking import Blocking, EventLoopThread
-from outbox_db.testonly.factories import make_request
+from outbox_db.testonly.factories import duplicate_of, make_request
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from outbox_db import EnqueueRequest
     from outbox_db.testonly.pytest_plugin import Database
 
 SERVICE_TABLE: LiteralString = "CREATE TABLE service_orders (order_id text PRIMARY KEY)"
@@ -69,11 +68,6 @@ def made(service: Service) -> Service:
     service.connection.execute(SERVICE_TABLE)
     service.connection.commit()
     return service
-
-
-def duplicate_of(first: EnqueueRequest) -> EnqueueRequest:
-    """Another payment under `first`'s key: refused with P7001."""
-    return attrs.evolve(first, instruction_id=f"{first.instruction_id}-other")
 
 
 def test_a_refused_enqueue_leaves_the_service_transaction_to_commit_everything_else(

@@ -110,3 +110,14 @@ def test_installed_wheel_cannot_import_the_escape_hatch(installed: Path) -> None
 
     assert result.returncode == 1
     assert "ModuleNotFoundError: No module named 'outbox_db.testonly'" in result.stderr
+
+
+def test_installed_wheel_imports_its_integrations_without_their_frameworks(
+    installed: Path,
+) -> None:
+    """The wheel alone has no SQLAlchemy or Django, and still imports outbox_db.integrations."""
+    imports = "import outbox_db.integrations.django, outbox_db.integrations.sqlalchemy"
+    absent = "import importlib.util as u; print(u.find_spec('sqlalchemy'), u.find_spec('django'))"
+
+    run(str(installed / "python"), "-c", imports)
+    assert run(str(installed / "python"), "-c", absent).stdout == "None None\n"

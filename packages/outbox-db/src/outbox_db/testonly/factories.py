@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 from typing import TYPE_CHECKING
 
+import attrs
+
 from outbox_db.records import EnqueueRequest
 
 if TYPE_CHECKING:
@@ -25,6 +27,11 @@ def make_request(**overrides: object) -> EnqueueRequest:
         "payload": {"amount": "10.00", "currency": "USD", "n": n},
     }
     return EnqueueRequest(**(fields | overrides))  # type: ignore[arg-type]
+
+
+def duplicate_of(first: EnqueueRequest) -> EnqueueRequest:
+    """Another payment under `first`'s key: refused with IdempotencyConflict (P7001)."""
+    return attrs.evolve(first, instruction_id=f"{first.instruction_id}-other")
 
 
 def leased_item(
