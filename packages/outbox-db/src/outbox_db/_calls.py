@@ -20,19 +20,24 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from outbox_db import payloads
+from outbox_db._history import assemble
 from outbox_db.errors import UNREADABLE_JSON, InvalidInput, OutboxError
 from outbox_db.records import (
     ClaimedItem,
     CompletionResult,
     EnqueueRequest,
     EnqueueResult,
+    ItemHistory,
+    ItemSelector,
     Lease,
     LedgerAttempt,
     Outcome,
+    PendingState,
     QueueDepth,
     QueueStatus,
     RailOrdering,
     Redrive,
+    RedriveLink,
     RepairedLease,
     Role,
     RoleNames,
@@ -355,6 +360,22 @@ def set_rail_ordering(rail_type: str, *, ordered: bool, reason: str) -> Call[Rai
 def rail_orderings() -> Call[list[RailOrdering]]:
     """The rail ordering history, oldest first (symphony_readonly or symphony_auditor)."""
     return rows_of(Statement("rail_orderings", {}, RailOrdering))
+
+
+def history_items(selector: ItemSelector) -> Call[list[ItemHistory]]:
+    """The items `selector` names: the first read of a gateway's `history`."""
+    return rows_of(Statement("history_items", attrs.asdict(selector), ItemHistory))
+
+
+def history_of(items: Sequence[ItemHistory]) -> Call[list[ItemHistory]]:
+    """Each of `items` with its queue row, attempts and re-drive links: history's second read."""
+    ids = {"outbox_ids": [item.outbox_id for item in items]}
+    statements = (
+        Statement("history_pending", ids, PendingState),
+        Statement("history_attempts", ids, LedgerAttempt),
+        Statement("history_links", ids, RedriveLink),
+    )
+    return Call(statements, lambda rows: assemble(items, *rows), pipelined=False)
 
 
 # --- rows and parameters --------------------------------------------------------------------

@@ -3,7 +3,7 @@
 Every operation is the one `_calls` defines for the sync store too (same statements, records,
 typed errors and SQLSTATEs); this module says only how a call runs on psycopg's async
 connections: a pool whose calls are one round trip each, or a savepoint of a service's own
-transaction. Not here yet: `history` and `wakeups` (the sync store has them).
+transaction. Not here yet: `wakeups` (the sync store's listener).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from outbox_db._calls import APPLICATION_NAME, AsyncGateway, Call, Statement, op
 from outbox_db._catalogue import QUERIES
 from outbox_db._roles import probe_database
 from outbox_db.errors import OutboxError, retry_serialization_failures_async, translate
-from outbox_db.records import Role, RoleNames
+from outbox_db.records import ItemHistory, ItemSelector, Role, RoleNames
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -63,8 +63,7 @@ class AsyncOutboxTransaction(AsyncGateway):
     async def _run(self, call: Call[R]) -> R:
         async with _savepoint(self.connection):
             try:
-                cursors = [await _execute(self.connection, s) for s in call.statements]
-                return call.result([await cursor.fetchall() for cursor in cursors])
+                return await _results(self.connection, call)
             except (psycopg.Error, UnicodeEncodeError) as error:
                 raise translate(error) from error
 
@@ -170,6 +169,20 @@ class AsyncOutboxStore(AsyncGateway):
     set_rail_ordering = operation(calls.set_rail_ordering)
     rail_orderings = operation(calls.rail_orderings)
 
+    async def history(self, selector: ItemSelector) -> list[ItemHistory]:
+        """The items `selector` names, each with its queue row, attempts and re-drive links.
+
+        Read in one REPEATABLE READ snapshot, as OutboxStore.history.
+        """
+        try:
+            async with self._pool.connection() as connection:
+                await connection.execute(QUERIES["read_snapshot"])
+                await self._switch_role(connection)
+                items = await _results(connection, calls.history_items(selector))
+                return await _results(connection, calls.history_of(items))
+        except psycopg.Error as error:
+            raise translate(error) from error
+
     async def _run(self, call: Call[R]) -> R:
         """The call in a transaction of its own, run again on 40001 (as OutboxStore._run)."""
         return await retry_serialization_failures_async(functools.partial(self._run_once, call))
@@ -197,6 +210,15 @@ async def _execute(
     async with _trace_context(connection, statement.trace):
         await cursor.execute(QUERIES[statement.name], statement.params)
     return cursor
+
+
+async def _results(connection: psycopg.AsyncConnection[Any], call: Call[R]) -> R:
+    """The call's result, its statements sent one after the other in the open transaction."""
+    rows = []
+    for statement in call.statements:
+        async with await _execute(connection, statement) as cursor:
+            rows.append(await cursor.fetchall())
+    return call.result(rows)
 
 
 @contextlib.asynccontextmanager

@@ -12,7 +12,6 @@ import functools
 import uuid
 from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
-import attrs
 import psycopg
 from psycopg.rows import class_row
 from psycopg.types.json import set_json_loads
@@ -29,15 +28,11 @@ from outbox_db._calls import (
     operation,
 )
 from outbox_db._catalogue import QUERIES
-from outbox_db._history import assemble
 from outbox_db._roles import probe_database
 from outbox_db.errors import OutboxError, retry_serialization_failures, translate
 from outbox_db.records import (
     ItemHistory,
     ItemSelector,
-    LedgerAttempt,
-    PendingState,
-    RedriveLink,
     Role,
     RoleNames,
 )
@@ -91,8 +86,7 @@ class OutboxTransaction(SyncGateway):
         """The call's statements in a savepoint of this transaction (see the class)."""
         with _savepoint(self.connection):
             try:
-                cursors = [_execute(self.connection, s) for s in call.statements]
-                return call.result([cursor.fetchall() for cursor in cursors])
+                return _results(self.connection, call)
             except (psycopg.Error, UnicodeEncodeError) as error:
                 raise translate(error) from error
 
@@ -222,15 +216,10 @@ class OutboxStore(SyncGateway):
             with self._pool.connection() as connection:
                 connection.execute(QUERIES["read_snapshot"])
                 self._switch_role(connection)
-                wanted = attrs.asdict(selector)
-                items = _fetch_all(connection, Statement("history_items", wanted, ItemHistory))
-                ids = {"outbox_ids": [item.outbox_id for item in items]}
-                pending = _fetch_all(connection, Statement("history_pending", ids, PendingState))
-                attempts = _fetch_all(connection, Statement("history_attempts", ids, LedgerAttempt))
-                links = _fetch_all(connection, Statement("history_links", ids, RedriveLink))
+                items = _results(connection, calls.history_items(selector))
+                return _results(connection, calls.history_of(items))
         except psycopg.Error as error:
             raise translate(error) from error
-        return assemble(items, pending, attempts, links)
 
     def _run(self, call: Call[R]) -> R:
         """The call in a transaction of its own: BEGIN, role, statements, COMMIT.
@@ -420,9 +409,10 @@ def _execute(connection: psycopg.Connection[Any], statement: Statement[T]) -> ps
     return cursor
 
 
-def _fetch_all(connection: psycopg.Connection[Any], statement: Statement[T]) -> list[T]:
-    try:
+def _results(connection: psycopg.Connection[Any], call: Call[R]) -> R:
+    """The call's result, its statements sent one after the other in the open transaction."""
+    rows = []
+    for statement in call.statements:
         with _execute(connection, statement) as cursor:
-            return cursor.fetchall()
-    except (psycopg.Error, UnicodeEncodeError) as error:
-        raise translate(error) from error
+            rows.append(cursor.fetchall())
+    return call.result(rows)

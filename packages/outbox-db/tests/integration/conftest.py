@@ -2,13 +2,14 @@
 
 Every proof that takes `outbox_store` runs against both APIs, [sync] and [async]: the async
 store is seen through `outbox_db.testonly.blocking`, so a proof is written once. A proof
-marked `sync_api_only` uses what only the sync store has (wakeups, history).
+marked `sync_api_only` uses what only the sync store has (wakeups).
 `service_database` gives the framework integration proofs a service's table and its
 producer login.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, LiteralString, cast
 from urllib.parse import urlencode
 
@@ -36,11 +37,15 @@ ORDERS: LiteralString = "SELECT order_id FROM public.service_orders ORDER BY 1"
 ITEMS: LiteralString = "SELECT instruction_id FROM public.payment_outbox_pending ORDER BY 1"
 
 
+# The stores a proof may take, each of both APIs, and the role each acts as.
+STORES = {"outbox_store": Role.EXECUTOR, "reader_store": Role.READONLY}
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """`outbox_store` of each API, or of the sync one for a proof marked sync_api_only."""
-    if "outbox_store" in metafunc.fixturenames:
-        sync_only = metafunc.definition.get_closest_marker("sync_api_only") is not None
-        metafunc.parametrize("outbox_store", APIS[:1] if sync_only else APIS, indirect=True)
+    """Each store of each API, or of the sync one for a proof marked sync_api_only."""
+    sync_only = metafunc.definition.get_closest_marker("sync_api_only") is not None
+    for name in STORES.keys() & set(metafunc.fixturenames):
+        metafunc.parametrize(name, APIS[:1] if sync_only else APIS, indirect=True)
 
 
 @pytest.fixture
@@ -48,14 +53,29 @@ def outbox_store(
     request: pytest.FixtureRequest, outbox_database: Database
 ) -> Iterator[OutboxStore]:
     """A store acting as symphony_executor on this test's database, of the API in the id."""
-    if request.param == "sync":
-        with OutboxStore.connect(outbox_database.url, role=Role.EXECUTOR, max_size=8) as store:
+    with store_of(request.param, outbox_database.url, STORES["outbox_store"]) as store:
+        yield store
+
+
+@pytest.fixture
+def reader_store(
+    request: pytest.FixtureRequest, outbox_database: Database
+) -> Iterator[OutboxStore]:
+    """A store acting as symphony_readonly on this test's database, of the API in the id."""
+    with store_of(request.param, outbox_database.url, STORES["reader_store"]) as store:
+        yield store
+
+
+@contextlib.contextmanager
+def store_of(api: str, url: str, role: Role) -> Iterator[OutboxStore]:
+    """An OutboxStore, or an AsyncOutboxStore seen blocking, acting as `role` on `url`."""
+    if api == "sync":
+        with OutboxStore.connect(url, role=role, max_size=8) as store:
             yield store
         return
     loop = EventLoopThread()
     try:
-        connect = AsyncOutboxStore.connect(outbox_database.url, role=Role.EXECUTOR, max_size=8)
-        store = loop.run(connect)
+        store = loop.run(AsyncOutboxStore.connect(url, role=role, max_size=8))
         try:
             yield cast("OutboxStore", Blocking(store, loop))
         finally:
