@@ -132,6 +132,15 @@ TARGETS: Final = (
         "x",
     ),
     Target(
+        "enqueue from asyncio (AsyncOutboxStore), 4 clients, vs the sync store",
+        ">= 0.80",
+        lambda f: ratio_of(
+            median(f, MANY, "async_enqueue_function"), median(f, MANY, "enqueue_function")
+        ),
+        lambda v: v >= 0.80,  # noqa: PLR2004
+        "x",
+    ),
+    Target(
         "batch enqueue, 1 client",
         ">= 20,000",
         lambda f: median(f, BATCHED, "enqueue_many"),

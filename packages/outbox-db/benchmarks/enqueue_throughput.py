@@ -2,7 +2,8 @@
 
 - one item per transaction, 4 client processes over 1,000 participants, through
   OutboxStore.enqueue (the function with its validation, idempotency lookup and gapless
-  per-participant sequence);
+  per-participant sequence), and through AsyncOutboxStore.enqueue from an asyncio client
+  (an async service's path: the same function, awaited);
 - the same with all 4 clients on one participant: the per-participant sequence row is the
   hot spot every enqueue of that participant locks until its commit. A client that meets a
   deadlock or serialization error fails the run: none may surface to the caller;
@@ -20,6 +21,7 @@ is started that way; with DATABASE_URL the script reports the server's settings.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import multiprocessing
 import time
@@ -40,7 +42,7 @@ from bench_common import (
     report,
     server,
 )
-from outbox_db import EnqueueRequest, OutboxStore
+from outbox_db import AsyncOutboxStore, EnqueueRequest, OutboxStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -112,6 +114,18 @@ def via_function(url: str, client: int, items: int, barrier: Barrier, *, hot: bo
         barrier.wait()
         for n in range(items):
             store.enqueue(request(client, n, hot=hot))
+
+
+def via_async_function(url: str, client: int, items: int, barrier: Barrier, *, hot: bool) -> None:
+    """One client of an async service: AsyncOutboxStore.enqueue, one transaction per item."""
+
+    async def enqueue_all() -> None:
+        async with await AsyncOutboxStore.connect(url, min_size=1, max_size=1) as store:
+            await asyncio.to_thread(barrier.wait)
+            for n in range(items):
+                await store.enqueue(request(client, n, hot=hot))
+
+    asyncio.run(enqueue_all())
 
 
 def raw_sql(url: str, client: int, items: int, barrier: Barrier, *, hot: bool) -> None:
@@ -216,9 +230,11 @@ def main(url: str | None, items: int, runs: int) -> None:
         migrated_template(admin_url)
         figures = []
         for name, hot in ((MANY, False), (HOT, True)):
+            clients = [(LOWER_BOUND, raw_sql), ("enqueue_function", via_function)]
+            clients += [] if hot else [("async_enqueue_function", via_async_function)]
             variants = [
                 (label, functools.partial(measure_clients, admin_url, client, items, hot=hot))
-                for label, client in ((LOWER_BOUND, raw_sql), ("enqueue_function", via_function))
+                for label, client in clients
             ]
             details = {"items": items, "clients": CLIENTS, "errors_surfaced": 0}
             figures += figure(name, runs, variants, details)
