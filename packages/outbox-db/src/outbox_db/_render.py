@@ -64,6 +64,7 @@ ATTEMPT_HEADINGS: Final = (
     ("completed (UTC)", False),
     ("ms", False),
     ("worker", True),
+    ("login", True),  # the database login that wrote the attempt (schema 0017)
     ("rail code", True),
     ("error code", True),
     ("detail", True),
@@ -227,6 +228,7 @@ def _attempt_cells(attempt: LedgerAttempt) -> list[str]:
             attempt.completed_at,
             attempt.latency_ms,
             attempt.worker_id,
+            attempt.recorded_by,
             attempt.rail_code,
             attempt.error_code,
             detail or None,

@@ -344,7 +344,8 @@ class LedgerAttempt:
     error_code: str | None
     error_message: str | None
     latency_ms: int | None
-    worker_id: str | None
+    worker_id: str | None  # what the caller said it is
+    recorded_by: str | None = None  # the login whose session wrote it (None: before 0017)
 
 
 @attrs.frozen(kw_only=True)

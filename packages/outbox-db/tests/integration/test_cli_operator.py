@@ -76,6 +76,7 @@ ATTEMPT_KEYS: Final = sorted(
         "rail_code",
         "rail_reference",
         "rail_type",
+        "recorded_by",
         "state",
         "worker_id",
     ]

@@ -128,18 +128,24 @@ def recorded_checksums(url: str) -> dict[str, str]:
     return {name: checksum for name, checksum, _applied_at in history(url)}
 
 
+# The ledger's columns as the legacy database has them (later migrations add columns, which
+# old rows leave NULL: recorded_by, 0017).
+LEGACY_LEDGER: LiteralString = """
+SELECT attempt_id, outbox_id, instruction_id, participant_id, sequence_id, idempotency_key,
+    rail_type, payload, attempt_no, state, claimed_at, completed_at, rail_reference, rail_code,
+    error_code, error_message, latency_ms, worker_id
+FROM public.payment_outbox_attempts
+"""
+
+
 def ledger(url: str) -> Rows:
     """Every attempt, in a stable order."""
-    return query_no_role(url, "SELECT * FROM public.payment_outbox_attempts ORDER BY attempt_id")
+    return query_no_role(url, LEGACY_LEDGER + " ORDER BY attempt_id")
 
 
 def dispatching(url: str) -> Rows:
     """The historical DISPATCHING attempts, in a stable order."""
-    return query_no_role(
-        url,
-        "SELECT * FROM public.payment_outbox_attempts WHERE state = 'DISPATCHING' "
-        "ORDER BY attempt_id",
-    )
+    return query_no_role(url, LEGACY_LEDGER + " WHERE state = 'DISPATCHING' ORDER BY attempt_id")
 
 
 def legacy_pending(url: str) -> Rows:
@@ -298,6 +304,8 @@ def test_legacy_migration_keeps_every_historical_row(legacy_database: str) -> No
     ledger_after = ledger(legacy_database)
     assert [row for row in ledger_after if row in ledger_before] == ledger_before
     assert len(ledger_before) == LEGACY_ATTEMPTS
+    recorded_by = "SELECT DISTINCT recorded_by FROM public.payment_outbox_attempts"
+    assert query_no_role(legacy_database, recorded_by) == [(None,)], "nobody knows who: NULL"
     pending_after = legacy_pending(legacy_database)
     assert [row for row in pending_after if row in pending_before] == pending_before
     assert {row[0] for row in pending_before} == LEGACY_PENDING

@@ -137,7 +137,7 @@ WHERE outbox_id = ANY(%(outbox_ids)s::uuid[]);
 -- name: history_attempts
 SELECT outbox_id, instruction_id, participant_id, idempotency_key, rail_type, payload,
     attempt_no, state::text, claimed_at, completed_at, rail_reference, rail_code, error_code,
-    error_message, latency_ms, worker_id
+    error_message, latency_ms, worker_id, recorded_by
 FROM public.payment_outbox_attempts
 WHERE outbox_id = ANY(%(outbox_ids)s::uuid[])
 ORDER BY outbox_id, attempt_no;
@@ -155,7 +155,7 @@ ORDER BY entry_no;
 -- audit compares with what the rail received. Needs symphony_readonly or symphony_auditor.
 SELECT outbox_id, instruction_id, participant_id, idempotency_key, rail_type, payload,
     attempt_no, state::text, claimed_at, completed_at, rail_reference, rail_code, error_code,
-    error_message, latency_ms, worker_id
+    error_message, latency_ms, worker_id, recorded_by
 FROM public.payment_outbox_attempts
 WHERE %(rail_type)s::text IS NULL OR rail_type = %(rail_type)s::text
 ORDER BY outbox_id, attempt_no;

@@ -1,0 +1,5 @@
+-- invariant: each attempt records the database login whose session wrote it
+-- proofs: packages/outbox-db/tests/integration/test_attempt_logins.py
+-- The ledger as 0016 had it in effect: nothing fills the column, so an attempt says only the
+-- worker_id its caller chose.
+ALTER TABLE public.payment_outbox_attempts ALTER COLUMN recorded_by DROP DEFAULT;
