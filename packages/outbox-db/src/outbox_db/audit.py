@@ -43,6 +43,8 @@ __all__ = [
 
 AUDIT_QUERIES: Final = load(resources.files("outbox_db").joinpath("sql/audit.sql").read_text())
 LEASE_CHECK: Final = "payment_outbox_pending_lease_consistent"
+LEDGER: Final = "public.payment_outbox_attempts"
+LEDGER_LOGIN: Final = "recorded_by"  # filled with session_user by its default (0017)
 APPLICATION_NAME: Final = "outbox-db-audit"
 T = TypeVar("T")
 
@@ -217,6 +219,11 @@ class CatalogAudit:
         columns = self._rows("constraint_columns", ColumnDefinition, {"constraint": LEASE_CHECK})
         check = next((c for c in self.constraints() if c.name == LEASE_CHECK), None)
         return LeaseDdl(columns=tuple(columns), check=check)
+
+    def ledger_login_column(self) -> ColumnDefinition | None:
+        """The ledger column that names the login writing each attempt (0017), if present."""
+        wanted = {"table": LEDGER, "column": LEDGER_LOGIN}
+        return next(iter(self._rows("column", ColumnDefinition, wanted)), None)
 
     def constraints(self) -> list[TableObject]:
         """Every constraint of the outbox tables (NOT VALID ones say so)."""

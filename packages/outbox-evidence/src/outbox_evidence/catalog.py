@@ -52,6 +52,8 @@ OPERATOR_LOG_TRIGGER: Final = "outbox_operator_log_append_only"
 RAIL_ORDERING_TRIGGER: Final = "outbox_rail_ordering_append_only"
 TERMINAL_INDEX: Final = "payment_outbox_attempts_one_terminal_per_outbox"
 STATUS_VIEW: Final = "public.outbox_status_view"
+LEDGER_LOGIN_DDL: Final = "payment_outbox_attempts.recorded_by DEFAULT session_user"
+SCHEMA_PASSED: Final = "lease CHECK, append-only trigger, terminal index, view, attempt login"
 
 
 def database_parts(url: str | None) -> tuple[list[Part], list[str]]:
@@ -129,6 +131,7 @@ def render_schema(audit: CatalogAudit) -> str:
     lease = audit.lease_ddl()
     triggers, indexes = audit.trigger_bindings(), audit.index_definitions()
     views = audit.view_definitions()
+    login = audit.ledger_login_column()
     absent = [
         f"not in the catalog: {name}"
         for name, found in (
@@ -136,16 +139,22 @@ def render_schema(audit: CatalogAudit) -> str:
             (APPEND_ONLY_TRIGGER, any(t.name == APPEND_ONLY_TRIGGER for t in triggers)),
             (TERMINAL_INDEX, any(i.name == TERMINAL_INDEX for i in indexes)),
             (STATUS_VIEW, any(v.name == STATUS_VIEW for v in views)),
+            (f"{LEDGER_LOGIN_DDL} (who wrote each attempt)", _records_login(login)),
         )
         if not found
     ]
     others = [c for c in audit.constraints() if lease.check is None or c.name != lease.check.name]
     return "\n".join(
         [
-            f"-- {verdict(absent, 'lease CHECK, append-only trigger, terminal index, view')}",
+            f"-- {verdict(absent, SCHEMA_PASSED)}",
             "",
             "-- The lease: the columns its CHECK covers, and the CHECK.",
             _lease_statement(lease),
+            "",
+            "-- Who wrote each attempt: the session's login, whatever worker_id it gave.",
+            f"ALTER TABLE {login.table_name} ADD COLUMN {_column(login)};"
+            if login
+            else "-- (no such column in the catalog)",
             "",
             "-- The other constraints of the outbox tables (NOT VALID: checks new rows only).",
             *(
@@ -163,6 +172,10 @@ def render_schema(audit: CatalogAudit) -> str:
             *(f"CREATE VIEW {v.name} AS\n{v.definition}" for v in views),
         ]
     )
+
+
+def _records_login(column: ColumnDefinition | None) -> bool:
+    return column is not None and (column.default_value or "").lower() == "session_user"
 
 
 def _lease_statement(lease: LeaseDdl) -> str:

@@ -60,8 +60,9 @@ FILES: Final = {
     GRANTS: "privileges on the outbox tables, view, functions and schema public, and the "
     "members of the outbox roles, as the catalog reports them",
     FUNCTIONS: "the full definition of every outbox function (pg_get_functiondef)",
-    SCHEMA: "DDL of the lease columns and their CHECK, every constraint, the triggers "
-    "(append-only guard), the indexes (terminal guard) and the status view",
+    SCHEMA: "DDL of the lease columns and their CHECK, the ledger column recording the "
+    "login that wrote each attempt, every constraint, the triggers (append-only guard), the "
+    "indexes (terminal guard) and the status view",
     PROOFS: "each invariant's proofs with their result in this run, expected SQLSTATE and "
     "pytest command, and the captured output of the lease-repair and concurrency proofs",
     TEST_RESULTS: "totals of every test run read from the JUnit XML, and each test case "

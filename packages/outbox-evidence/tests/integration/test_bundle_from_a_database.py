@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 ROOT: Final = Path(__file__).parents[4]
 LEGACY_SQL: Final = ROOT / "packages/outbox-db/tests/fixtures/legacy_dispatching_era.sql"
 ENQUEUE: Final = "public.enqueue_payment_outbox(text,text,text,text,jsonb)"
+LOGIN_DDL: Final = (
+    "ALTER TABLE public.payment_outbox_attempts ADD COLUMN recorded_by text DEFAULT SESSION_USER;"
+)
 PROOF: Final = (
     "packages/outbox-db/tests/integration/test_append_only.py::test_owner_cannot_mutate_the_ledger"
 )
@@ -129,6 +132,8 @@ def test_a_bundle_from_a_migrated_database_is_complete_and_verifies(
         in grants
     )
     assert "result: 0" in (out / "08_regression.txt").read_text().splitlines()
+    schema = (out / "03_schema.sql").read_text().splitlines()
+    assert LOGIN_DDL in schema, "who wrote each attempt: the column and its default"
     assert (out / "11_operator_log.txt").read_text().splitlines()[2:] == [
         (
             "verdict: PASS (append-only (outbox_operator_log_append_only,"

@@ -66,6 +66,15 @@ LEFT JOIN pg_attrdef AS d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 WHERE c.connamespace = 'public'::regnamespace AND c.conname = %(constraint)s
 ORDER BY a.attnum;
 
+-- name: column
+-- One column of an outbox table, as its DDL would declare it (NULL row: no such column).
+SELECT a.attrelid::regclass::text AS table_name, a.attname::text AS name,
+    format_type(a.atttypid, a.atttypmod) AS data_type, a.attnotnull AS not_null,
+    pg_get_expr(d.adbin, d.adrelid) AS default_value
+FROM pg_attribute AS a
+LEFT JOIN pg_attrdef AS d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+WHERE a.attrelid = to_regclass(%(table)s) AND a.attname = %(column)s AND NOT a.attisdropped;
+
 -- name: constraints
 SELECT c.conrelid::regclass::text AS table_name, c.conname::text AS name,
     pg_get_constraintdef(c.oid) AS definition
