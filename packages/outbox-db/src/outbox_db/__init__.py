@@ -1,6 +1,6 @@
 """outbox-db: the only code that talks to PostgreSQL for the payments outbox."""
 
-from outbox_db.async_store import AsyncOutboxStore, AsyncOutboxTransaction
+from outbox_db.async_store import AsyncEnqueueWakeups, AsyncOutboxStore, AsyncOutboxTransaction
 from outbox_db.errors import (
     AppendOnlyViolation,
     ConnectionRejected,
@@ -49,6 +49,7 @@ from outbox_db.store import EnqueueWakeups, OutboxStore, OutboxTransaction
 
 __all__ = [
     "AppendOnlyViolation",
+    "AsyncEnqueueWakeups",
     "AsyncOutboxStore",
     "AsyncOutboxTransaction",
     "AttemptState",

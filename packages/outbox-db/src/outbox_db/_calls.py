@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 import functools
+import uuid
 from typing import TYPE_CHECKING, Any, Final, Generic, ParamSpec, Self, TypeVar, overload
 
 import attrs
@@ -60,6 +61,9 @@ MAX_ENQUEUE_BATCH: Final = 10_000
 # Payloads up to this many bytes travel in the single round trip of a pipeline (see enqueue).
 PIPELINED_PAYLOAD_BYTES: Final = 65_536
 APPLICATION_NAME: Final = "outbox-db"
+LISTENER_NAME: Final = f"{APPLICATION_NAME}-listen"
+# How long a listener waits for its own probe before it says notifications do not arrive.
+WAKEUP_PROBE_SECONDS: Final = 2.0
 
 
 @attrs.frozen
@@ -300,6 +304,11 @@ def trace_contexts(worker_id: str, outbox_ids: Sequence[UUID]) -> Call[dict[UUID
     params = {"worker_id": worker_id, "outbox_ids": list(outbox_ids)}
     found = rows_of(Statement("trace_contexts", params, _TraceContext))
     return found.then(lambda rows: {row.outbox_id: row.trace_context for row in rows})
+
+
+def wakeup_probe_token() -> str:
+    """A payload a listener recognises as its own probe among the enqueue notifications."""
+    return f"probe:{uuid.uuid4()}"
 
 
 def announce_wakeup_probe(token: str) -> Call[bool]:

@@ -3,7 +3,7 @@
 Every operation is the one `_calls` defines for the sync store too (same statements, records,
 typed errors and SQLSTATEs); this module says only how a call runs on psycopg's async
 connections: a pool whose calls are one round trip each, or a savepoint of a service's own
-transaction. Not here yet: `wakeups` (the sync store's listener).
+transaction; and a LISTEN connection of its own for wake-ups.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
 import psycopg
 from psycopg.rows import class_row
@@ -27,10 +27,10 @@ from outbox_db.errors import OutboxError, retry_serialization_failures_async, tr
 from outbox_db.records import ItemHistory, ItemSelector, Role, RoleNames
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Awaitable, Callable
     from types import TracebackType
 
-__all__ = ["AsyncOutboxStore", "AsyncOutboxTransaction"]
+__all__ = ["AsyncEnqueueWakeups", "AsyncOutboxStore", "AsyncOutboxTransaction"]
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -169,6 +169,11 @@ class AsyncOutboxStore(AsyncGateway):
     set_rail_ordering = operation(calls.set_rail_ordering)
     rail_orderings = operation(calls.rail_orderings)
 
+    def wakeups(self, listen_url: str | None = None) -> AsyncEnqueueWakeups:
+        """A listener for enqueue notifications, on a connection of its own (as the sync's)."""
+        url = listen_url or cast("str", self._pool.conninfo)  # connect() gave it a URL
+        return AsyncEnqueueWakeups(url, announce=self._announce_wakeup_probe)
+
     async def history(self, selector: ItemSelector) -> list[ItemHistory]:
         """The items `selector` names, each with its queue row, attempts and re-drive links.
 
@@ -197,9 +202,80 @@ class AsyncOutboxStore(AsyncGateway):
         except (psycopg.Error, UnicodeEncodeError) as error:
             raise translate(error) from error
 
+    async def _announce_wakeup_probe(self, token: str) -> None:
+        await self._run(calls.announce_wakeup_probe(token))
+
     async def _switch_role(self, connection: psycopg.AsyncConnection[Any]) -> None:
         if switch := calls.role_switch(self._roles, self._role):
             await connection.execute(switch)
+
+
+class AsyncEnqueueWakeups:
+    """EnqueueWakeups for asyncio: LISTENs on its own AsyncConnection, awaited.
+
+    The same contract: opened on first use; a broken connection raises DatabaseUnavailable
+    and the next call reconnects; `arrive` tests whether notifications reach it at all.
+    """
+
+    def __init__(self, conninfo: str, *, announce: Callable[[str], Awaitable[None]]) -> None:
+        self._conninfo = conninfo
+        self._announce = announce
+        self._connection: psycopg.AsyncConnection[Any] | None = None
+
+    async def arrive(self, timeout_seconds: float = calls.WAKEUP_PROBE_SECONDS) -> bool:
+        """Whether a notification sent through the store reaches this listener in time."""
+        token = calls.wakeup_probe_token()
+        async with self._listener() as connection:
+            await self._announce(token)
+            async for notify in connection.notifies(timeout=timeout_seconds):
+                if notify.payload == token:
+                    return True
+            return False
+
+    async def wait(self, timeout_seconds: float) -> bool:
+        """Until a notification arrives (True) or `timeout_seconds` pass (False)."""
+        return await self._receive(timeout_seconds, stop_after=1) > 0
+
+    async def drain(self) -> int:
+        """Consume notifications that already arrived, without waiting; returns how many."""
+        return await self._receive(0.0, stop_after=None)
+
+    async def close(self) -> None:
+        """Close the listening connection, if open."""
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def _receive(self, timeout_seconds: float, stop_after: int | None) -> int:
+        async with self._listener() as connection:
+            notifies = connection.notifies(timeout=timeout_seconds, stop_after=stop_after)
+            return len([notify async for notify in notifies])
+
+    @contextlib.asynccontextmanager
+    async def _listener(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """The listening connection, opened if need be; a driver error closes it, typed."""
+        try:
+            if self._connection is None or self._connection.closed:
+                connection = await psycopg.AsyncConnection.connect(
+                    self._conninfo, autocommit=True, application_name=calls.LISTENER_NAME
+                )
+                await connection.execute(QUERIES["listen_enqueued"])
+                self._connection = connection
+            yield self._connection
+        except psycopg.Error as error:
+            await self.close()
+            raise translate(error) from error
 
 
 async def _execute(

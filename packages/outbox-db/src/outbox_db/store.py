@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import uuid
-from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import psycopg
 from psycopg.rows import class_row
@@ -22,6 +21,7 @@ from outbox_db import payloads, pooling
 from outbox_db._calls import (
     APPLICATION_NAME,
     MAX_ENQUEUE_BATCH,
+    WAKEUP_PROBE_SECONDS,
     Call,
     Statement,
     SyncGateway,
@@ -45,9 +45,6 @@ __all__ = ["MAX_ENQUEUE_BATCH", "EnqueueWakeups", "OutboxStore", "OutboxTransact
 
 R = TypeVar("R")
 T = TypeVar("T")
-# How long a listener waits for its own probe before it says notifications do not arrive.
-WAKEUP_PROBE_SECONDS: Final = 2.0
-_PROBE_PREFIX: Final = "probe:"
 
 
 class OutboxTransaction(SyncGateway):
@@ -349,7 +346,7 @@ class EnqueueWakeups:
 
         Consumes what arrives meanwhile: call it before the first claim, which looks anyway.
         """
-        token = f"{_PROBE_PREFIX}{uuid.uuid4()}"
+        token = calls.wakeup_probe_token()
         with self._listener() as connection:
             self._announce(token)
             with contextlib.closing(connection.notifies(timeout=timeout_seconds)) as arrived:
@@ -391,7 +388,7 @@ class EnqueueWakeups:
         try:
             if self._connection is None or self._connection.closed:
                 connection = psycopg.connect(
-                    self._conninfo, autocommit=True, application_name=f"{APPLICATION_NAME}-listen"
+                    self._conninfo, autocommit=True, application_name=calls.LISTENER_NAME
                 )
                 connection.execute(QUERIES["listen_enqueued"])
                 self._connection = connection

@@ -1,8 +1,8 @@
 """Fixtures of the outbox-db proofs: the store of each API, and a service's database.
 
-Every proof that takes `outbox_store` runs against both APIs, [sync] and [async]: the async
-store is seen through `outbox_db.testonly.blocking`, so a proof is written once. A proof
-marked `sync_api_only` uses what only the sync store has (wakeups).
+Every proof that takes `outbox_store` or `reader_store` runs against both APIs, [sync] and
+[async]: the async store is seen through `outbox_db.testonly.blocking`, so a proof is
+written once.
 `service_database` gives the framework integration proofs a service's table and its
 producer login.
 """
@@ -42,10 +42,9 @@ STORES = {"outbox_store": Role.EXECUTOR, "reader_store": Role.READONLY}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Each store of each API, or of the sync one for a proof marked sync_api_only."""
-    sync_only = metafunc.definition.get_closest_marker("sync_api_only") is not None
+    """Each store a proof takes, of each API."""
     for name in STORES.keys() & set(metafunc.fixturenames):
-        metafunc.parametrize(name, APIS[:1] if sync_only else APIS, indirect=True)
+        metafunc.parametrize(name, APIS, indirect=True)
 
 
 @pytest.fixture

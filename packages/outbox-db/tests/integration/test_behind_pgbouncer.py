@@ -172,7 +172,6 @@ def test_a_listener_knows_whether_notifications_reach_it(
         assert wakeups.arrive() is arrives
 
 
-@pytest.mark.sync_api_only  # wakeups: the sync store's
 def test_a_direct_store_hears_its_own_probe(outbox_store: OutboxStore) -> None:
     """Without a pooler the store's own URL carries notifications."""
     with outbox_store.wakeups() as wakeups:

@@ -32,7 +32,6 @@ def enqueue_then_roll_back(store: OutboxStore) -> None:
         raise _Rollback
 
 
-@pytest.mark.sync_api_only  # wakeups: the sync store's
 def test_committed_enqueue_wakes_a_listener(outbox_store: OutboxStore) -> None:
     """One committed enqueue: one wake-up."""
     with outbox_store.wakeups() as wakeups:
@@ -42,7 +41,6 @@ def test_committed_enqueue_wakes_a_listener(outbox_store: OutboxStore) -> None:
         assert not wakeups.wait(0.05), "one enqueue, one wake-up"
 
 
-@pytest.mark.sync_api_only  # wakeups: the sync store's
 def test_a_batch_in_one_transaction_wakes_once(outbox_store: OutboxStore) -> None:
     """PostgreSQL folds a transaction's identical notifications into one."""
     with outbox_store.wakeups() as wakeups:
@@ -54,7 +52,6 @@ def test_a_batch_in_one_transaction_wakes_once(outbox_store: OutboxStore) -> Non
         assert wakeups.drain() == 0
 
 
-@pytest.mark.sync_api_only  # wakeups: the sync store's
 def test_rolled_back_enqueue_and_replays_wake_nobody(outbox_store: OutboxStore) -> None:
     """No new item, no wake-up: a rollback and a replay of an existing key stay silent."""
     request = make_request()
@@ -67,7 +64,6 @@ def test_rolled_back_enqueue_and_replays_wake_nobody(outbox_store: OutboxStore) 
         assert not wakeups.wait(0.5)
 
 
-@pytest.mark.sync_api_only  # wakeups: the sync store's
 def test_wait_returns_when_the_enqueue_commits_not_before(outbox_store: OutboxStore) -> None:
     """A listener is not woken for work it could not yet claim."""
     with outbox_store.wakeups() as wakeups:
@@ -78,7 +74,6 @@ def test_wait_returns_when_the_enqueue_commits_not_before(outbox_store: OutboxSt
         assert wakeups.wait(WAIT_SECONDS)
 
 
-@pytest.mark.sync_api_only  # wakeups: the sync store's
 def test_a_broken_listener_raises_unavailable_then_reconnects(
     outbox_store: OutboxStore, outbox_database: Database
 ) -> None:

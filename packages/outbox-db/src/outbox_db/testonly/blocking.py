@@ -13,9 +13,11 @@ import asyncio
 import contextlib
 import inspect
 import threading
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Self
 
 import psycopg
+
+from outbox_db.async_store import AsyncEnqueueWakeups
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Iterator
@@ -23,8 +25,8 @@ if TYPE_CHECKING:
 __all__ = ["Blocking", "EventLoopThread"]
 
 # Objects a proof reaches through the view and uses in turn (a transaction's connection, the
-# cursor its execute returns): seen blocking too.
-_ASYNC_KINDS: Final = (psycopg.AsyncConnection, psycopg.AsyncCursor)
+# cursor its execute returns, a listener): seen blocking too, `with` included.
+_ASYNC_KINDS: Final = (psycopg.AsyncConnection, psycopg.AsyncCursor, AsyncEnqueueWakeups)
 
 
 class EventLoopThread:
@@ -56,6 +58,13 @@ class Blocking:
     def __init__(self, target: object, loop: EventLoopThread) -> None:
         self._target = target
         self._loop = loop
+
+    def __enter__(self) -> Self:
+        self._loop.run(self._target.__aenter__())  # type: ignore[attr-defined]
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._loop.run(self._target.__aexit__(*exc_info))  # type: ignore[attr-defined]
 
     def __getattr__(self, name: str) -> Any:  # noqa: ANN401 -- whatever the target has
         if name == "transaction":
