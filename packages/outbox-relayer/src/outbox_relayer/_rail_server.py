@@ -108,8 +108,8 @@ class _Routes:
             raw = await request.content.readexactly(length)
         except (asyncio.IncompleteReadError, ConnectionError):
             # The client went away mid-request (a killed worker): a real rail acts on nothing
-            # it did not fully receive, so neither record nor answer (nobody reads this one).
-            return _json(400, {"error": "INCOMPLETE_REQUEST"}, close=True)
+            # it did not fully receive, so neither record nor answer.
+            return _hang_up(request)
         if request.raw_path != PAYMENTS_PATH:
             return _json(404, {"error": "NOT_FOUND"})
         headers = request.headers
@@ -125,9 +125,7 @@ class _Routes:
             self.state.flush_log()
         await self.waits.sleep(decision.delay_seconds)
         if decision.fault == "drop":
-            if request.transport is not None:
-                request.transport.close()
-            return _json(decision.status, decision.body)  # never sent: the connection is gone
+            return _hang_up(request)
         if decision.fault == "timeout":
             await self.waits.sleep(self.state.faults.hang_seconds)
         return _json(decision.status, decision.body, decision.headers)
@@ -141,6 +139,13 @@ class _Routes:
         if not path.startswith(prefix):
             return _json(404, {"error": "NOT_FOUND"})
         return _json(*self.state.lookup(unquote(path.removeprefix(prefix))))
+
+
+def _hang_up(request: web.BaseRequest) -> web.Response:
+    """Close the connection unanswered; aiohttp then drops the answer returned for it."""
+    if request.transport is not None:
+        request.transport.close()
+    return _json(500, {"error": "NEVER_SENT"})
 
 
 def _json(
