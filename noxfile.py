@@ -500,12 +500,14 @@ def bench(session: nox.Session) -> None:
     """Benchmarks, outside the gate: figures next to a raw-SQL lower bound (`-- --quick` smoke).
 
     Then bench_summary.py judges the figures against the targets (reports/bench/summary.md).
+    rail_sim_capacity.py needs wrk on PATH (.ci/provision installs it) and fails without it.
     """
     install(session, "test")
     session.install(PEER)
     measured = (
         "enqueue_throughput",
         "relayer_drain",
+        "rail_sim_capacity",  # next to the drain: the summary sets the two side by side
         "claim_latency",
         "lease_repair",
         "queue_scrape",

@@ -40,7 +40,7 @@ JOB: Final = "gate"
 INSIDE: Final = "--inside-namespace"
 # What GitHub's ubuntu-24.04 runner lacks (or has only in another version): gone, so the
 # provisioning and the sessions must bring it. Debian's PostgreSQL goes whole.
-EXTRAS: Final = re.compile(r"^(postgresql.*|prometheus|pgbouncer)$")
+EXTRAS: Final = re.compile(r"^(postgresql.*|prometheus|pgbouncer|wrk)$")
 BUILD_CACHE: Final = Path("var/cache/outbox")  # builds.cache_root() as root
 PATH: Final = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CHECKOUT: Final = Path("/tmp/checkout")

@@ -53,8 +53,8 @@ class Figure:
 
     @property
     def higher_is_better(self) -> bool:
-        """Rates are better high; times and sizes are better low."""
-        return self.unit == RATE
+        """Rates (items/s, requests/s) are better high; times and sizes are better low."""
+        return self.unit.endswith("/s")
 
 
 def p99(values: list[float]) -> float:
@@ -205,7 +205,7 @@ def report(report_name: str, figures: list[Figure], *, settings: dict[str, Any])
     lines = []
     width = max(len(figure.name) for figure in figures) + 2
     click.echo(
-        f"\n{'figure':<{width}}{'variant':<26}{'median':>12}{'unit':>9}{'spread':>22}"
+        f"\n{'figure':<{width}}{'variant':<26}{'median':>12}{'unit':>12}{'spread':>22}"
         f"{'vs bound':>9}"
     )
     for figure in figures:
@@ -216,7 +216,7 @@ def report(report_name: str, figures: list[Figure], *, settings: dict[str, Any])
         spread = f"{min(figure.values):,.1f}-{max(figure.values):,.1f}"
         click.echo(
             f"{figure.name:<{width}}{figure.variant:<26}{figure.median:>12,.1f}"
-            f"{figure.unit:>9}{spread:>22}{'' if ratio is None else f'{ratio:.2f}':>9}"
+            f"{figure.unit:>12}{spread:>22}{'' if ratio is None else f'{ratio:.2f}':>9}"
         )
         record = {
             "figure": figure.name,

@@ -3,7 +3,9 @@
 Reads reports/bench/*.jsonl (one JSON line per figure and variant, written by the other
 scripts) and prints, for each target, the measured value, the threshold and whether it was
 met, then the relayer scaling curve and the capacity estimate it supports (database time
-per item from pg_stat_statements). Writes the same as Markdown to reports/bench/summary.md.
+per item from pg_stat_statements), then rail-sim's own capacity (wrk) next to the relayer's
+no-op drain: the lower of the two bounds the drain through rail-sim over HTTP. Writes the
+same as Markdown to reports/bench/summary.md.
 A figure that was not measured (say, pgqueuer outside `nox -s bench`) is reported as such.
 The judgement informs; it never fails the run (the machine's noise is not the code's).
 """
@@ -30,6 +32,7 @@ MS_PER_S: Final = 1000
 WAKEUP: Final = "enqueue_to_rail_latency"
 SCRAPE: Final = "queue_scrape"
 NEIGHBOURS: Final = "fast_rail_beside_slow_rail"
+RAIL_SIM: Final = "rail_sim_capacity"
 
 
 @attrs.frozen
@@ -204,6 +207,13 @@ TARGETS: Final = (
         "x",
     ),
     Target(
+        "rail-sim capacity (wrk, 0 ms, 64 connections) vs the relayer's no-op drain, 1 process",
+        ">= 1.00",
+        lambda f: ratio_of(median(f, RAIL_SIM, "latency_0ms"), median(f, DRAIN_1, "relayer_noop")),
+        lambda v: v >= 1.00,
+        "x",
+    ),
+    Target(
         "relayer peak RSS at concurrency 64",
         "< 150",
         peak_rss,
@@ -266,6 +276,51 @@ def scaling_rows(figures: Figures) -> list[list[str]]:
     return rows
 
 
+def rail_sim_rows(figures: Figures) -> list[list[str]]:
+    """Per relayer count: no-op drain, rail-sim's capacity, the lower of the two, the HTTP drain.
+
+    The drain through rail-sim can go no faster than the lower: that is its bound.
+    """
+    capacity = median(figures, RAIL_SIM, "latency_0ms")
+    rows = []
+    for processes in (1, 2):
+        name = f"relayer_drain_{processes}_process{'es' if processes > 1 else ''}"
+        noop = median(figures, name, "relayer_noop")
+        http = median(figures, name, "relayer_rail_sim")
+        bound = None if noop is None or capacity is None else min(noop, capacity)
+        share = ratio_of(http, bound)
+        rows.append(
+            [
+                str(processes),
+                _rate(noop),
+                _rate(capacity),
+                "-" if bound is None else ("rail-sim" if bound == capacity else "relayer"),
+                _rate(http),
+                "-" if share is None else f"{share:.2f}",
+            ]
+        )
+    return rows
+
+
+def rail_sim_line(figures: Figures) -> str:
+    """Rail-sim's capacity under wrk at both latencies, as one sentence."""
+    parts = []
+    for variant, load in (("latency_0ms", "0 ms"), ("latency_50ms", "50 ms")):
+        record = figures.get((RAIL_SIM, variant))
+        if record is None:
+            parts.append(f"not measured at {load}")
+            continue
+        parts.append(
+            f"{record['median']:,.0f} requests/s at {load} with {record['connections']:,}"
+            f" connections (p99 {record['p99_ms']:,.1f} ms)"
+        )
+    return "rail-sim under wrk (rail_sim_capacity.py): " + "; ".join(parts) + "."
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
 def markdown(headers: list[str], rows: list[list[str]]) -> str:
     """A Markdown table."""
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
@@ -293,11 +348,25 @@ def main() -> None:
         ],
         scaling_rows(figures),
     )
+    rail_sim = markdown(
+        [
+            "relayer processes",
+            "no-op drain items/s",
+            "rail-sim capacity (0 ms) requests/s",
+            "the lower (the bound)",
+            "drain through rail-sim items/s",
+            "vs the bound",
+        ],
+        rail_sim_rows(figures),
+    )
     text = (
         "## Targets (same run, medians)\n\n"
         f"{targets}\n\n"
         "## Relayers against one database (one host: relayers and PostgreSQL share its cores)\n\n"
-        f"{scaling}\n"
+        f"{scaling}\n\n"
+        "## Rail-sim's capacity next to the relayer (same run)\n\n"
+        f"{rail_sim_line(figures)}\n\n"
+        f"{rail_sim}\n"
     )
     (REPORTS / "summary.md").write_text(text)
     click.echo("\n" + text)

@@ -10,8 +10,8 @@ enqueue function over generate_series), their runs interleaved:
 - relayer_noop_ordered: the same with rtp an ordered rail (schema 0009), so the backlog is
   1,000 lanes dispatched one item at a time each;
 - relayer_rail_sim: the same, sending every item over HTTP on loopback to `outbox-relayer
-  rail-sim` at zero latency (1 and 2 processes, a quarter of the items: the simulator, a
-  Python HTTP server on the same two cores, is the slowest part);
+  rail-sim` at zero latency (1 and 2 processes, a quarter of the items); its bound is the
+  lower of the no-op drain and rail-sim's own capacity (rail_sim_capacity.py, same run);
 - pgqueuer_*: the peer, draining the same number of jobs with the same payloads in one
   process (pgqueuer_drain.py), in the bench session's environment only.
 
@@ -317,10 +317,10 @@ def as_uri(conninfo: str) -> str:
 
 
 @contextlib.contextmanager
-def rail_sim() -> Iterator[str]:
-    """`outbox-relayer rail-sim` at zero latency and no faults; yields its payments URL."""
+def rail_sim(*flags: str) -> Iterator[str]:
+    """`outbox-relayer rail-sim` (no faults; plus `flags`) in a process; yields its payments URL."""
     with tempfile.TemporaryDirectory() as scratch:
-        command = [RELAYER, "rail-sim", "--log", str(Path(scratch) / "requests.jsonl")]
+        command = [RELAYER, "rail-sim", "--log", str(Path(scratch) / "requests.jsonl"), *flags]
         with subprocess.Popen(  # noqa: S603 - our own console script
             command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
         ) as simulator:

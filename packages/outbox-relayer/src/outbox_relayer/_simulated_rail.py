@@ -16,7 +16,16 @@ import attrs
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["Decision", "Faults", "LoggedRequest", "SimulatedRail", "SimulatorStats"]
+__all__ = [
+    "PAYMENTS_PATH",
+    "Decision",
+    "Faults",
+    "LoggedRequest",
+    "SimulatedRail",
+    "SimulatorStats",
+]
+
+PAYMENTS_PATH: Final = "/payments"  # where the rail takes payments, and looks them up below
 
 # Payload fields a test sets to script the answer, like a sandbox's magic card numbers.
 SCRIPTED_STATUS: Final = "simulate_status"
@@ -101,8 +110,7 @@ class SimulatedRail:
     def __init__(self, faults: Faults, log_path: Path, replay_status: int | None) -> None:
         self.faults = faults
         self.replay_status = replay_status
-        self.lock = threading.Lock()
-        self.stopping = threading.Event()
+        self.lock = threading.Lock()  # the loop answers; stats() may read from another thread
         self.outcomes: dict[str, _Outcome] = {}
         self.seen_keys: set[str] = set()
         self.counts: Counter[str] = Counter()
@@ -190,9 +198,14 @@ class SimulatedRail:
             fault=decision.fault,
             traceparent=traceparent,
         )
-        if not self._log.closed:
+        if not self._log.closed:  # buffered: flush_log() before the answer goes out
             self._log.write(json.dumps(attrs.asdict(line), sort_keys=True) + "\n")
-            self._log.flush()  # a reader (a proof, tail -f) sees the line before the answer
+
+    def flush_log(self) -> None:
+        """Hand the buffered lines to the OS: a reader (a proof, tail -f) then sees them."""
+        with self.lock:
+            if not self._log.closed:
+                self._log.flush()
 
     def lookup(self, key: str) -> tuple[int, dict[str, object]]:
         """Answer GET /payments/<key>: 200 and the key's first answer, 404, or a 503 fault."""

@@ -6,6 +6,7 @@ import contextlib
 import functools
 import json
 import os
+import resource
 import signal
 import sys
 import threading
@@ -336,6 +337,7 @@ def rail_sim(  # noqa: PLR0913 - one parameter per documented option
         log_path=log_path,
         replay_status=409 if replay_409 else None,
     )
+    _allow_open_files(OPEN_FILES)
     previous = signal.signal(signal.SIGTERM, _raise_stop)
     try:
         _serve_until_stopped(simulator)
@@ -344,6 +346,20 @@ def rail_sim(  # noqa: PLR0913 - one parameter per documented option
         raise click.ClickException(msg) from error
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+# Each client connection is an open file: a load test's 1,000 connections would meet the
+# usual soft limit of 1,024 (then accept fails), while the hard limit is far higher.
+OPEN_FILES: Final = 65_536
+
+
+def _allow_open_files(wanted: int) -> None:
+    """Raise the soft limit of open files towards `wanted`, as far as the hard limit allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY:
+        wanted = min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 def _serve_until_stopped(simulator: RailSimulator) -> None:

@@ -6,6 +6,8 @@ import concurrent.futures
 import hashlib
 import json
 import socket
+import subprocess
+import sys
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
@@ -222,3 +224,14 @@ def test_a_burst_of_new_connections_all_reach_the_rail(
 
     assert statuses == [201] * 128
     assert simulator.stats().requests == 128
+
+
+def test_importing_the_relayer_does_not_load_the_simulators_http_server() -> None:
+    """Relayer processes import outbox_relayer and never serve a rail: aiohttp stays unloaded."""
+    probe = "import sys, outbox_relayer; print(sorted(m for m in sys.modules if 'aiohttp' in m))"
+
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True
+    ).stdout
+
+    assert loaded.strip() == "[]"
