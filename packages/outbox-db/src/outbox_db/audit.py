@@ -38,6 +38,7 @@ __all__ = [
     "MigrationEntry",
     "RegressionCount",
     "TableObject",
+    "TypeDefinition",
     "ViewDefinition",
 ]
 
@@ -100,6 +101,14 @@ class ViewDefinition:
 
     name: str
     definition: str = attrs.field(converter=_stripped)
+
+
+@attrs.frozen(order=True)
+class TypeDefinition:
+    """An outbox type: its name and what follows AS in its CREATE TYPE (an enum's labels)."""
+
+    name: str
+    definition: str
 
 
 @attrs.frozen
@@ -224,6 +233,14 @@ class CatalogAudit:
         """The ledger column that names the login writing each attempt (0017), if present."""
         wanted = {"table": LEDGER, "column": LEDGER_LOGIN}
         return next(iter(self._rows("column", ColumnDefinition, wanted)), None)
+
+    def table_columns(self) -> list[ColumnDefinition]:
+        """Every column of the outbox tables, each table's in its column order."""
+        return self._rows("columns", ColumnDefinition, self._owner)
+
+    def enum_types(self) -> list[TypeDefinition]:
+        """The outbox's enum types (the attempt states), labels in their order."""
+        return sorted(self._rows("enum_types", TypeDefinition, self._owner))
 
     def constraints(self) -> list[TableObject]:
         """Every constraint of the outbox tables (NOT VALID ones say so)."""

@@ -19,6 +19,7 @@ from outbox_db.errors import OutboxError, PermissionDenied
 from outbox_db.harden import harden as harden_database
 from outbox_db.migrate import migrate
 from outbox_db.records import ItemSelector, Role
+from outbox_db.schema_snapshot import schema_snapshot
 from outbox_db.store import OutboxStore
 
 if TYPE_CHECKING:
@@ -297,6 +298,19 @@ def regression(url: str) -> None:
             raise click.ClickException(msg)
 
     _fail_clearly(run)
+
+
+@main.command(name="schema-snapshot")
+@url_option
+def schema_snapshot_command(url: str) -> None:
+    """Print the schema of a freshly migrated database, as schema/current.sql holds it.
+
+    Tables, constraints, indexes, triggers, views, every function in full and the grants,
+    read from the catalog as symphony_auditor in a fixed order. Run it on a database just
+    migrated without a role prefix, on PostgreSQL 15 (the version the committed file names):
+    outbox-db schema-snapshot --url URL > schema/current.sql
+    """
+    _fail_clearly(lambda: click.echo(schema_snapshot(url), nl=False))
 
 
 @main.command()
