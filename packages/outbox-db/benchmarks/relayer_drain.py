@@ -343,7 +343,7 @@ def variants(
             Drain(admin_url, items, processes, relayer_to(None), ordered=True),
         ),
     ]
-    if processes <= 2:  # noqa: PLR2004 - the HTTP drain's curve is flat beyond two (one core each)
+    if processes <= 2:  # noqa: PLR2004 - the HTTP drain at 1 and 2 processes only: a short bench
         rail = Drain(admin_url, max(items // 4, 1), processes, relayer_to(simulator))
         found.append(("relayer_rail_sim", rail))
     if processes == 1 and importlib.util.find_spec("pgqueuer") is not None:
