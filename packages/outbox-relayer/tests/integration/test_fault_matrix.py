@@ -17,8 +17,11 @@ if TYPE_CHECKING:
 
     from outbox_db.testonly.pytest_plugin import Database
 
-# A rail slow enough that a 400-item run is still draining when the kill is due.
-SLOW_RAIL = ("--latency-ms", "40", "--latency-jitter-ms", "40")
+# Every answer 150 ms after its request, no jitter: a lease the rail has acted on stays
+# unanswered long enough for the kill to land while the relayer still holds it (with a
+# jittered latency near 0 the relayer could record the answer first, and nothing would be
+# redelivered), and a 400-item run is still draining when the kill is due.
+SLOW_RAIL = ("--latency-ms", "150")
 
 
 def test_baseline_runs_clean(outbox_database: Database, tmp_path: Path) -> None:
