@@ -85,6 +85,12 @@ class ColumnDefinition:
     not_null: bool
     default_value: str | None
 
+    @property
+    def declaration(self) -> str:
+        """The column as CREATE TABLE or ADD COLUMN declares it: name, type, NOT NULL, DEFAULT."""
+        default = f" DEFAULT {self.default_value}" if self.default_value is not None else ""
+        return f"{self.name} {self.data_type}{' NOT NULL' if self.not_null else ''}{default}"
+
 
 @attrs.frozen(order=True)
 class TableObject:

@@ -106,16 +106,11 @@ def _section(title: str, statements: Sequence[str]) -> str:
 def _tables(columns: Iterable[ColumnDefinition]) -> list[str]:
     by_table: dict[str, list[str]] = {}
     for column in columns:  # each table's columns arrive in their declared order
-        by_table.setdefault(column.table_name, []).append(_column(column))
+        by_table.setdefault(column.table_name, []).append(column.declaration)
     return [
         f"CREATE TABLE {table} (\n" + ",\n".join(f"    {c}" for c in by_table[table]) + "\n);"
         for table in sorted(by_table)
     ]
-
-
-def _column(column: ColumnDefinition) -> str:
-    default = f" DEFAULT {column.default_value}" if column.default_value is not None else ""
-    return f"{column.name} {column.data_type}{' NOT NULL' if column.not_null else ''}{default}"
 
 
 def _function(function: FunctionDefinition) -> str:

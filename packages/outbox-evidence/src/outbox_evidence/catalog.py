@@ -152,7 +152,7 @@ def render_schema(audit: CatalogAudit) -> str:
             _lease_statement(lease),
             "",
             "-- Who wrote each attempt: the session's login, whatever worker_id it gave.",
-            f"ALTER TABLE {login.table_name} ADD COLUMN {_column(login)};"
+            f"ALTER TABLE {login.table_name} ADD COLUMN {login.declaration};"
             if login
             else "-- (no such column in the catalog)",
             "",
@@ -181,14 +181,9 @@ def _records_login(column: ColumnDefinition | None) -> bool:
 def _lease_statement(lease: LeaseDdl) -> str:
     if lease.check is None:
         return "-- (no lease CHECK in the catalog)"
-    clauses = [f"    ADD COLUMN {_column(column)}" for column in lease.columns]
+    clauses = [f"    ADD COLUMN {column.declaration}" for column in lease.columns]
     clauses.append(f"    ADD CONSTRAINT {lease.check.name} {lease.check.definition}")
     return f"ALTER TABLE {lease.check.table_name}\n" + ",\n".join(clauses) + ";"
-
-
-def _column(column: ColumnDefinition) -> str:
-    default = f" DEFAULT {column.default_value}" if column.default_value is not None else ""
-    return f"{column.name} {column.data_type}{' NOT NULL' if column.not_null else ''}{default}"
 
 
 def _statements(objects: Sequence[TableObject]) -> list[str]:
