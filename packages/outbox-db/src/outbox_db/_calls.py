@@ -387,6 +387,37 @@ def history_of(items: Sequence[ItemHistory]) -> Call[list[ItemHistory]]:
     return Call(statements, lambda rows: assemble(items, *rows), pipelined=False)
 
 
+# --- the gateways' operations, one list for the sync and the async gateways ----------------
+
+
+class TransactionOperations:
+    """What a transaction shared with a service offers (OutboxTransaction and its async twin)."""
+
+    enqueue = operation(enqueue)
+    enqueue_many = operation(enqueue_many)
+
+
+class StoreOperations(TransactionOperations):
+    """What a store offers, each call in a transaction of its own (both stores)."""
+
+    claim = operation(claim)
+    claim_rails = operation(claim_rails)
+    complete = operation(complete)
+    complete_batch = operation(complete_batch)
+    renew = operation(renew)
+    release = operation(release)
+    repair = operation(repair)
+    expired_lease_count = operation(expired_lease_count)
+    trace_contexts = operation(trace_contexts)
+    ledger = operation(ledger)
+    status = operation(status)
+    queue_depth = operation(queue_depth)
+    unserved_rails = operation(unserved_rails)
+    redrive = operation(redrive)
+    set_rail_ordering = operation(set_rail_ordering)
+    rail_orderings = operation(rail_orderings)
+
+
 # --- rows and parameters --------------------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from outbox_db import _calls as calls
 from outbox_db import payloads, pooling
-from outbox_db._calls import APPLICATION_NAME, AsyncGateway, Call, Statement, operation
+from outbox_db._calls import APPLICATION_NAME, AsyncGateway, Call, Statement
 from outbox_db._catalogue import QUERIES
 from outbox_db._roles import probe_database
 from outbox_db.errors import OutboxError, retry_serialization_failures_async, translate
@@ -36,7 +36,7 @@ R = TypeVar("R")
 T = TypeVar("T")
 
 
-class AsyncOutboxTransaction(AsyncGateway):
+class AsyncOutboxTransaction(AsyncGateway, calls.TransactionOperations):
     """OutboxTransaction for a psycopg AsyncConnection: items commit with the service's writes.
 
     From ``AsyncOutboxStore.transaction()``, or ``AsyncOutboxTransaction.join(connection)``
@@ -57,9 +57,6 @@ class AsyncOutboxTransaction(AsyncGateway):
         calls.check_joinable(connection, asynchronous=True)
         return cls(connection)
 
-    enqueue = operation(calls.enqueue)
-    enqueue_many = operation(calls.enqueue_many)
-
     async def _run(self, call: Call[R]) -> R:
         async with _savepoint(self.connection):
             try:
@@ -68,7 +65,7 @@ class AsyncOutboxTransaction(AsyncGateway):
                 raise translate(error) from error
 
 
-class AsyncOutboxStore(AsyncGateway):
+class AsyncOutboxStore(AsyncGateway, calls.StoreOperations):
     """An async connection pool that acts as one role; each call is one short transaction.
 
     ``store = await AsyncOutboxStore.connect(url, role=Role.PRODUCER)``, then
@@ -149,25 +146,6 @@ class AsyncOutboxStore(AsyncGateway):
                 yield AsyncOutboxTransaction(connection)
         except (psycopg.Error, UnicodeEncodeError) as error:
             raise translate(error) from error
-
-    enqueue = operation(calls.enqueue)
-    enqueue_many = operation(calls.enqueue_many)
-    claim = operation(calls.claim)
-    claim_rails = operation(calls.claim_rails)
-    complete = operation(calls.complete)
-    complete_batch = operation(calls.complete_batch)
-    renew = operation(calls.renew)
-    release = operation(calls.release)
-    repair = operation(calls.repair)
-    expired_lease_count = operation(calls.expired_lease_count)
-    trace_contexts = operation(calls.trace_contexts)
-    ledger = operation(calls.ledger)
-    status = operation(calls.status)
-    queue_depth = operation(calls.queue_depth)
-    unserved_rails = operation(calls.unserved_rails)
-    redrive = operation(calls.redrive)
-    set_rail_ordering = operation(calls.set_rail_ordering)
-    rail_orderings = operation(calls.rail_orderings)
 
     def wakeups(self, listen_url: str | None = None) -> AsyncEnqueueWakeups:
         """A listener for enqueue notifications, on a connection of its own (as the sync's)."""

@@ -25,7 +25,6 @@ from outbox_db._calls import (
     Call,
     Statement,
     SyncGateway,
-    operation,
 )
 from outbox_db._catalogue import QUERIES
 from outbox_db._roles import probe_database
@@ -47,7 +46,7 @@ R = TypeVar("R")
 T = TypeVar("T")
 
 
-class OutboxTransaction(SyncGateway):
+class OutboxTransaction(SyncGateway, calls.TransactionOperations):
     """An open transaction that a service's own writes and its outbox items share.
 
     Obtain one from ``OutboxStore.transaction()``, or wrap a psycopg connection the service
@@ -76,9 +75,6 @@ class OutboxTransaction(SyncGateway):
         calls.check_joinable(connection, asynchronous=False)
         return cls(connection)
 
-    enqueue = operation(calls.enqueue)
-    enqueue_many = operation(calls.enqueue_many)
-
     def _run(self, call: Call[R]) -> R:
         """The call's statements in a savepoint of this transaction (see the class)."""
         with _savepoint(self.connection):
@@ -88,7 +84,7 @@ class OutboxTransaction(SyncGateway):
                 raise translate(error) from error
 
 
-class OutboxStore(SyncGateway):
+class OutboxStore(SyncGateway, calls.StoreOperations):
     """A connection pool that acts as one role; each call is one short transaction."""
 
     def __init__(
@@ -173,25 +169,6 @@ class OutboxStore(SyncGateway):
                 yield OutboxTransaction(connection)
         except (psycopg.Error, UnicodeEncodeError) as error:
             raise translate(error) from error
-
-    enqueue = operation(calls.enqueue)
-    enqueue_many = operation(calls.enqueue_many)
-    claim = operation(calls.claim)
-    claim_rails = operation(calls.claim_rails)
-    complete = operation(calls.complete)
-    complete_batch = operation(calls.complete_batch)
-    renew = operation(calls.renew)
-    release = operation(calls.release)
-    repair = operation(calls.repair)
-    expired_lease_count = operation(calls.expired_lease_count)
-    trace_contexts = operation(calls.trace_contexts)
-    ledger = operation(calls.ledger)
-    status = operation(calls.status)
-    queue_depth = operation(calls.queue_depth)
-    unserved_rails = operation(calls.unserved_rails)
-    redrive = operation(calls.redrive)
-    set_rail_ordering = operation(calls.set_rail_ordering)
-    rail_orderings = operation(calls.rail_orderings)
 
     def wakeups(self, listen_url: str | None = None) -> EnqueueWakeups:
         """A listener for enqueue notifications, on a connection of its own (not the pool's).
