@@ -211,7 +211,7 @@ def enqueue(request: EnqueueRequest) -> Call[EnqueueResult]:
     # statement, one round trip each.
     pipelined = len(params["payload"].obj) <= PIPELINED_PAYLOAD_BYTES
     statement = Statement("enqueue", params, EnqueueResult, trace=request.trace_context)
-    return Call((statement,), lambda rows: rows[0][0], pipelined=pipelined)
+    return attrs.evolve(one_of(statement), pipelined=pipelined)
 
 
 def enqueue_many(requests: Sequence[EnqueueRequest]) -> Call[list[EnqueueResult]]:
