@@ -73,10 +73,10 @@ def relaying(url: str, listen_url: str | None, simulator: RailSimulator) -> Iter
     settings = RelayerSettings(
         worker_id="bench", poll_interval_seconds=POLL_SECONDS, listen_url=listen_url
     )
-    with OutboxStore.connect(url, role=Role.EXECUTOR) as store, HttpRail(endpoint) as rail:
+    with OutboxStore.connect(url, role=Role.EXECUTOR) as store:
         relayer = Relayer(
             store,
-            rails={RAIL: rail},
+            rails={RAIL: HttpRail(endpoint)},  # run's shut_down closes it
             signals=Signals(),
             settings=settings,
             backoff=Backoff(rng=random.Random(1)),  # noqa: S311 - jitter, not secrecy

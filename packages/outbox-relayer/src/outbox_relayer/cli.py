@@ -18,9 +18,15 @@ import click
 
 from outbox_db import OutboxError
 from outbox_relayer import process
-from outbox_relayer.config import ConfigError, RelayerConfig
+from outbox_relayer.config import (
+    DEFAULT_BYTES_IN_FLIGHT,
+    DEFAULT_CONCURRENCY,
+    RECOMMENDED_CONCURRENCY,
+    ConfigError,
+    RelayerConfig,
+)
 from outbox_relayer.process import NOOP_TARGET
-from outbox_relayer.rail_config import RailConfigError
+from outbox_relayer.rail_config import MAX_IN_FLIGHT, RailConfigError
 from outbox_relayer.railsim import Faults, RailSimulator
 from outbox_relayer.signals import MetricsUnavailableError, configure_logging
 from outbox_relayer.tracing import TracingUnavailableError
@@ -30,6 +36,8 @@ if TYPE_CHECKING:
     from types import FrameType
 
 _URL_SCHEMES: Final = ("http://", "https://")
+# Open files a relayer needs beyond a socket per send: database connections, logs, metrics.
+FILES_BESIDES_SENDS: Final = 256
 rate = click.FloatRange(0.0, 1.0)
 milliseconds = click.FloatRange(min=0.0)
 
@@ -99,7 +107,20 @@ def _settings_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--relay/--no-relay", default=True, show_default=True, help="Dispatch items.")
 @click.option("--repair/--no-repair", default=True, show_default=True, help="Repair leases.")
 @click.option("--batch-size", type=int, help="Items per claim (env OUTBOX_BATCH_SIZE).")
-@click.option("--concurrency", type=int, help="Parallel sends (env OUTBOX_CONCURRENCY).")
+@click.option(
+    "--concurrency",
+    type=int,
+    help=f"Sends in flight at most (env OUTBOX_CONCURRENCY; default {DEFAULT_CONCURRENCY}, "
+    f"recommended {RECOMMENDED_CONCURRENCY} for rails that take it, at most {MAX_IN_FLIGHT}). "
+    "One process reaches about concurrency / the rail's latency sends a second, on at most "
+    "three database connections.",
+)
+@click.option(
+    "--max-bytes-in-flight",
+    type=int,
+    help="Payload bytes claimed and not yet recorded, at most: no more is claimed past it "
+    f"(env OUTBOX_MAX_BYTES_IN_FLIGHT; default {DEFAULT_BYTES_IN_FLIGHT // 2**20} MiB).",
+)
 @click.option(
     "--poll-interval",
     "poll_interval_seconds",
@@ -151,13 +172,15 @@ def run(
     """Relay and repair until SIGTERM or Ctrl-C, then shut down gracefully and exit 0.
 
     Settings come from the environment (see the package README) with these flags winning.
-    On a stop, unstarted leases are released and running sends get the shutdown grace.
+    On a stop, running sends get the shutdown grace; the leases of those still running then
+    expire into lease repair.
     """
     if not (relay or repair):
         msg = "--no-relay and --no-repair together leave nothing to run"
         raise click.UsageError(msg)
     targets = _rail_targets(rail_targets)
     config = _config(log_format, flags | {"rail_lookups": rail_lookups or None})
+    _allow_open_files(config.concurrency + FILES_BESIDES_SENDS)  # a socket per send in flight
     with _stop_on_signals() as stop, _clear_errors():
         process.serve(config, stop, relay=relay, repair=repair, rail_targets=targets)
 

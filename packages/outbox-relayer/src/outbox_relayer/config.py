@@ -15,23 +15,39 @@ from typing import TYPE_CHECKING, Any, Final, Self
 
 import attrs
 
+from outbox_db.payloads import MAX_PAYLOAD_BYTES
 from outbox_relayer.backoff import (
     DEFAULT_RETRY_BASE_SECONDS,
     DEFAULT_RETRY_CAP_SECONDS,
     MAX_RETRY_DELAY_SECONDS,
     Backoff,
 )
-from outbox_relayer.rail_config import Secret
+from outbox_relayer.rail_config import MAX_IN_FLIGHT, Secret
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
-__all__ = ["ConfigError", "RelayerConfig", "default_worker_id"]
+__all__ = [
+    "DEFAULT_BYTES_IN_FLIGHT",
+    "DEFAULT_CONCURRENCY",
+    "RECOMMENDED_CONCURRENCY",
+    "ConfigError",
+    "RelayerConfig",
+    "default_worker_id",
+]
 
 MAX_BATCH_SIZE: Final = 1000  # claim_outbox_batch and repair_expired_leases refuse more
 MAX_LEASE_SECONDS: Final = 3600  # ... and a longer lease
 MAX_IDENTIFIER_LENGTH: Final = 255  # worker_id, as the database checks identifiers
 _DATABASE_URL_SCHEMES: Final = ("postgresql://", "postgres://")
+# Sends in flight per process. The default is kind to a rail that sets no max_in_flight; a
+# rail that takes more reaches about concurrency / its latency sends a second (docs/scaling.md).
+DEFAULT_CONCURRENCY: Final = 256
+RECOMMENDED_CONCURRENCY: Final = 1024  # what `nox -s bench` runs one relayer with
+# Payload bytes claimed and not yet recorded (the stored JSON text): 2,000 sends of 1 MiB
+# payloads wait for room instead of taking 2 GiB.
+DEFAULT_BYTES_IN_FLIGHT: Final = 128 * 1024 * 1024
+MAX_BYTES_IN_FLIGHT: Final = 16 * 1024 * 1024 * 1024
 
 
 class ConfigError(ValueError):
@@ -166,7 +182,8 @@ class RelayerConfig:
     """Every setting of a relayer process; `from_env` is the usual way to build one.
 
     Environment keys (the README lists defaults and ranges): LEASE_SECONDS,
-    LEASE_REPAIR_BATCH_SIZE, OUTBOX_BATCH_SIZE, OUTBOX_CONCURRENCY, OUTBOX_POLL_INTERVAL_SECONDS,
+    LEASE_REPAIR_BATCH_SIZE, OUTBOX_BATCH_SIZE, OUTBOX_CONCURRENCY, OUTBOX_MAX_BYTES_IN_FLIGHT,
+    OUTBOX_POLL_INTERVAL_SECONDS,
     OUTBOX_REPAIR_INTERVAL_SECONDS, OUTBOX_RETRY_BASE_SECONDS, OUTBOX_RETRY_CAP_SECONDS,
     OUTBOX_SHUTDOWN_GRACE_SECONDS, OUTBOX_RAILS_FILE, OUTBOX_RAIL_LOOKUP, OUTBOX_WORKER_ID,
     DATABASE_URL, OUTBOX_LISTEN_DATABASE_URL, OUTBOX_METRICS_PORT, OUTBOX_QUEUE_METRICS,
@@ -187,7 +204,15 @@ class RelayerConfig:
     lease_seconds: int = _numeric("LEASE_SECONDS", int, 30, 1, MAX_LEASE_SECONDS)
     lease_repair_batch_size: int = _numeric("LEASE_REPAIR_BATCH_SIZE", int, 100, 1, MAX_BATCH_SIZE)
     batch_size: int = _numeric("OUTBOX_BATCH_SIZE", int, 100, 1, MAX_BATCH_SIZE)
-    concurrency: int = _numeric("OUTBOX_CONCURRENCY", int, 16, 1, 256)
+    concurrency: int = _numeric("OUTBOX_CONCURRENCY", int, DEFAULT_CONCURRENCY, 1, MAX_IN_FLIGHT)
+    # The payload bytes claimed and not yet recorded, at most (relayer.py's `_room`).
+    max_bytes_in_flight: int = _numeric(
+        "OUTBOX_MAX_BYTES_IN_FLIGHT",
+        int,
+        DEFAULT_BYTES_IN_FLIGHT,
+        MAX_PAYLOAD_BYTES,
+        MAX_BYTES_IN_FLIGHT,
+    )
     poll_interval_seconds: float = _numeric("OUTBOX_POLL_INTERVAL_SECONDS", float, 1.0, 0.01, 300)
     repair_interval_seconds: float = _numeric(
         "OUTBOX_REPAIR_INTERVAL_SECONDS", float, 5.0, 0.1, MAX_LEASE_SECONDS

@@ -12,7 +12,6 @@ import threading
 from typing import TYPE_CHECKING, Final
 
 import attrs
-import httpx
 import structlog
 
 from outbox_db import DatabaseUnavailable, OutboxStore, Role
@@ -39,14 +38,12 @@ NOOP_TARGET: Final = "noop"  # `--rail TYPE=noop`: the in-process rail that send
 _log = structlog.get_logger("outbox_relayer")
 
 
-def build_rails(
-    config: RelayerConfig,
-    targets: Mapping[str, str],
-    client: httpx.Client,
-) -> dict[str, Rail]:
+def build_rails(config: RelayerConfig, targets: Mapping[str, str]) -> dict[str, Rail]:
     """The rails file's endpoints, then `targets` ({rail_type: URL or "noop"}) over them.
 
     `config.rail_lookups` turns outcome lookup on for those rail types (HTTP rails only).
+    Each HTTP rail keeps at most its share of sends (its max_in_flight, else the process's
+    concurrency) as connections.
     """
     endpoints = load_rails(config.rails_file) if config.rails_file is not None else {}
     for rail_type, target in targets.items():
@@ -57,7 +54,10 @@ def build_rails(
         raise ConfigError(msg)
     for rail_type in config.rail_lookups:
         endpoints[rail_type] = attrs.evolve(endpoints[rail_type], lookup=True)
-    rails: dict[str, Rail] = {name: HttpRail(end, client) for name, end in endpoints.items()}
+    rails: dict[str, Rail] = {
+        name: HttpRail(end, connections=min(end.max_in_flight or MAX_IN_FLIGHT, config.concurrency))
+        for name, end in endpoints.items()
+    }
     rails.update({name: NoopRail() for name, target in targets.items() if target == NOOP_TARGET})
     return rails
 
@@ -105,48 +105,45 @@ def serve(
     """Run the enabled loops until `stop` is set; return once both have shut down."""
     signals = Signals(_metrics(config))
     tracing = RelayTracing.on() if config.tracing else RelayTracing.off()
-    limits = httpx.Limits(
-        max_connections=config.concurrency, max_keepalive_connections=config.concurrency
+    rails = build_rails(config, rail_targets or {}) if relay else {}
+    if relay and not rails:
+        msg = "no rails configured: set OUTBOX_RAILS_FILE (--rails-file) or give --rail"
+        raise ConfigError(msg)
+    _log.info(
+        "relayer_started",
+        worker_id=config.worker_id,
+        relay=relay,
+        repair=repair,
+        rail_types=sorted(rails),
+        rail_limits={name: attrs.asdict(limit) for name, limit in _limits(rails).items()},
+        lookup_rail_types=sorted(_looked_up(rails)),
+        batch_size=config.batch_size,
+        concurrency=config.concurrency,
+        max_bytes_in_flight=config.max_bytes_in_flight,
+        lease_seconds=config.lease_seconds,
+        renew_leases=config.renew_leases,
+        listen_url_set=config.listen_database_url is not None,
     )
-    with httpx.Client(limits=limits) as client:
-        rails = build_rails(config, rail_targets or {}, client) if relay else {}
-        if relay and not rails:
-            msg = "no rails configured: set OUTBOX_RAILS_FILE (--rails-file) or give --rail"
-            raise ConfigError(msg)
-        _log.info(
-            "relayer_started",
-            worker_id=config.worker_id,
-            relay=relay,
-            repair=repair,
-            rail_types=sorted(rails),
-            rail_limits={name: attrs.asdict(limit) for name, limit in _limits(rails).items()},
-            lookup_rail_types=sorted(_looked_up(rails)),
-            batch_size=config.batch_size,
-            concurrency=config.concurrency,
-            lease_seconds=config.lease_seconds,
-            renew_leases=config.renew_leases,
-            listen_url_set=config.listen_database_url is not None,
-        )
-        store = connect(config, stop)
-        if store is None:
-            return
-        _log.info("database_connected", pooler=store.route.pooled)
-        with (
-            store,
-            _exporting_queue(signals, store, enabled=config.queue_metrics),
-            _repairing(config, store, signals, stop, enabled=repair),
-        ):
-            if relay:
-                Relayer(
-                    store,
-                    rails=rails,
-                    signals=signals,
-                    settings=attrs.evolve(settings_of(config), rail_limits=_limits(rails)),
-                    backoff=config.backoff(),
-                    tracing=tracing,
-                ).run(stop)
-            else:
-                stop.wait()
+    store = connect(config, stop)
+    if store is None:
+        return
+    _log.info("database_connected", pooler=store.route.pooled)
+    with (
+        store,
+        _exporting_queue(signals, store, enabled=config.queue_metrics),
+        _repairing(config, store, signals, stop, enabled=repair),
+    ):
+        if relay:
+            Relayer(
+                store,
+                rails=rails,
+                signals=signals,
+                settings=attrs.evolve(settings_of(config), rail_limits=_limits(rails)),
+                backoff=config.backoff(),
+                tracing=tracing,
+            ).run(stop)
+        else:
+            stop.wait()
     _log.info("relayer_exited", worker_id=config.worker_id, **_totals(signals))
 
 
@@ -171,6 +168,7 @@ def settings_of(config: RelayerConfig) -> RelayerSettings:
         lease_seconds=config.lease_seconds,
         poll_interval_seconds=config.poll_interval_seconds,
         shutdown_grace_seconds=config.shutdown_grace_seconds,
+        max_bytes_in_flight=config.max_bytes_in_flight,
         renew_leases=config.renew_leases,
         listen_url=None
         if config.listen_database_url is None

@@ -17,7 +17,7 @@ __all__ = ["DEFAULT_TIMEOUT_SECONDS", "RailConfigError", "RailEndpoint", "Secret
 
 DEFAULT_TIMEOUT_SECONDS: Final = 10.0
 MAX_TIMEOUT_SECONDS: Final = 300.0
-MAX_IN_FLIGHT: Final = 256  # OUTBOX_CONCURRENCY's own ceiling
+MAX_IN_FLIGHT: Final = 4096  # OUTBOX_CONCURRENCY's own ceiling: sends on one event loop
 MAX_RATE_PER_SECOND: Final = 10_000.0
 
 
@@ -49,7 +49,9 @@ class RailEndpoint:
     attempt left the outcome unknown is looked up before it is sent again. `traceparent`: the
     rail receives the dispatch span's W3C `traceparent` header when the relayer traces.
     `max_in_flight` and `rate_per_second` cap the rail's sends in one relayer process (None:
-    no cap of its own, OUTBOX_CONCURRENCY is the cap).
+    no cap of its own, OUTBOX_CONCURRENCY is the cap). Over HTTPS, `ca_file` replaces the
+    system's CAs for verifying the rail, and `client_cert_file` (with `client_key_file`, unless
+    the certificate file holds the key too) is presented to a rail that asks for one (mTLS).
     """
 
     rail_type: str
@@ -64,10 +66,16 @@ class RailEndpoint:
     traceparent: bool = False  # send the dispatch span's W3C traceparent header
     max_in_flight: int | None = None
     rate_per_second: float | None = None
+    ca_file: Path | None = None
+    client_cert_file: Path | None = None
+    client_key_file: Path | None = None
 
     def __attrs_post_init__(self) -> None:
         if (self.auth_header is None) != (self.auth_secret is None):
             msg = f"rail {self.rail_type}: auth_header and auth_secret go together"
+            raise ValueError(msg)
+        if self.client_key_file is not None and self.client_cert_file is None:
+            msg = f"rail {self.rail_type}: client_key_file needs client_cert_file"
             raise ValueError(msg)
 
 
@@ -82,6 +90,9 @@ _ENDPOINT_KEYS: Final = frozenset(
         "max_in_flight",
         "rate_per_second",
         "traceparent",
+        "ca_file",
+        "client_cert_file",
+        "client_key_file",
     }
 )
 
@@ -135,7 +146,30 @@ def _endpoint(rail_type: str, table: object, environ: Mapping[str, str]) -> Rail
         traceparent=_switch(prefix, table, "traceparent"),
         max_in_flight=_max_in_flight(prefix, table.get("max_in_flight")),
         rate_per_second=_rate(prefix, table.get("rate_per_second")),
+        **_tls_files(prefix, table, https=url.startswith("https://")),
     )
+
+
+def _tls_files(prefix: str, table: Mapping[str, object], *, https: bool) -> dict[str, Path]:
+    """The TLS files the table names (only for an https:// rail), each a readable path."""
+    named = {
+        key: table[key]
+        for key in ("ca_file", "client_cert_file", "client_key_file")
+        if key in table
+    }
+    if named and not https:
+        msg = f"{prefix}.{next(iter(named))} needs an https:// url"
+        raise RailConfigError(msg)
+    if "client_key_file" in named and "client_cert_file" not in named:
+        msg = f"{prefix}.client_key_file needs {prefix}.client_cert_file"
+        raise RailConfigError(msg)
+    files = {}
+    for key, value in named.items():
+        if not isinstance(value, str) or not Path(value).is_file():
+            msg = f"{prefix}.{key} must name a readable file"
+            raise RailConfigError(msg)
+        files[key] = Path(value)
+    return files
 
 
 def _switch(prefix: str, table: Mapping[str, object], key: str) -> bool:

@@ -57,12 +57,16 @@ class RailSlots:
         self._refilled_at = clock()
         self._last_claim = -ANNOUNCE_SECONDS
 
-    def plan(self, running: Iterable[str]) -> dict[str, int]:
-        """Items of each rail to claim, given the rail types of the sends holding a slot."""
+    def plan(self, running: Iterable[str], *, most: int) -> dict[str, int]:
+        """Items of each rail to claim, at most `most` in all, given the sends holding a slot.
+
+        `running` gives a rail type per send in flight; `most` is what else bounds the claim
+        (the payload bytes the relayer holds).
+        """
         self._refill()
         in_flight = Counter(running)
         free = {rail: self._free(rail, in_flight[rail]) for rail in self._limits}
-        room = min(self._batch_size, self._concurrency - sum(in_flight.values()))
+        room = min(self._batch_size, self._concurrency - sum(in_flight.values()), most)
         plan = dict.fromkeys(self._limits, 0)
         while room > 0 and any(plan[rail] < free[rail] for rail in plan):
             for rail in plan:

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
+import json
 import math
 import re
+import ssl
 import time
 import urllib.parse
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Final, Protocol, Self
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Final, Protocol
 
+import aiohttp
 import attrs
-import httpx
 
 from outbox_db import AttemptState, ClaimedItem
 from outbox_db.payloads import canonical_json
 from outbox_db.tracing import current_trace_context
+from outbox_relayer.rail_config import RailConfigError
 
 if TYPE_CHECKING:
-    from types import TracebackType
+    from collections.abc import Mapping
 
     from outbox_relayer.rail_config import RailEndpoint
 
@@ -70,6 +75,9 @@ UNKNOWN_OUTCOME_CODES: Final = frozenset(
 )
 # rail_code of an outcome learnt by lookup instead of a send: "reconciled:<the rail's status>".
 RECONCILED_PREFIX: Final = "reconciled:"
+# The most of an answer's body read: a rail's answer is a short JSON object, and a rail that
+# streams more cannot make thousands of sends in flight hold its bytes.
+MAX_ANSWER_BYTES: Final = 64 * 1024
 _ANSWER_STATES: Final = frozenset(
     {AttemptState.DISPATCHED, AttemptState.RETRYABLE, AttemptState.FAILED}
 )
@@ -95,14 +103,22 @@ class RailAnswer:
 
 
 class Rail(Protocol):
-    """Sends one leased item to a payment rail; synchronous, called from a worker thread."""
+    """Sends one leased item to a payment rail: coroutines, run on the dispatcher's event loop.
 
-    def send(self, item: ClaimedItem) -> RailAnswer:
+    A rail whose client blocks wraps its calls in `asyncio.to_thread`: a blocking call would
+    stall every other send in flight.
+    """
+
+    async def send(self, item: ClaimedItem) -> RailAnswer:
         """Dispatch the item with its idempotency key; network failures are answers, not raises."""
         ...
 
-    def lookup(self, item: ClaimedItem) -> RailAnswer | None:
+    async def lookup(self, item: ClaimedItem) -> RailAnswer | None:
         """The rail's final outcome for the item's key, or None: unknown, or not supported."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close what the rail opened (connections); the dispatcher calls it when it stops."""
         ...
 
 
@@ -117,29 +133,38 @@ class NoopRail:
     Configured as `--rail TYPE=noop`; never point a real rail_type at it.
     """
 
-    def send(self, item: ClaimedItem) -> RailAnswer:
+    async def send(self, item: ClaimedItem) -> RailAnswer:
         """DISPATCHED, with a reference derived from the item."""
         return RailAnswer(state=AttemptState.DISPATCHED, rail_reference=f"noop-{item.outbox_id}")
 
-    def lookup(self, item: ClaimedItem) -> RailAnswer | None:  # noqa: ARG002 - Rail's signature
+    async def lookup(self, item: ClaimedItem) -> RailAnswer | None:  # noqa: ARG002 - Rail's
         """Nothing to ask: a no-op rail keeps no outcomes."""
         return None
 
+    async def aclose(self) -> None:
+        """Nothing to close."""
+
 
 class HttpRail:
-    """A rail over HTTP: POSTs the payload as JSON with the item's Idempotency-Key.
+    """A rail over HTTP or HTTPS: POSTs the payload as JSON with the item's Idempotency-Key.
+
+    Its connections (at most `connections` per event loop, kept alive) open with the first
+    send on a loop, and `aclose` closes that loop's. HTTPS verifies the rail against the
+    system's CAs, or the endpoint's `ca_file`, and presents the endpoint's client certificate
+    when it has one (mTLS). No cookie, proxy or redirect: each send is the one request.
 
     With `endpoint.lookup`, `lookup` GETs `<url>/<url-quoted key>`: 200 with a JSON object
     whose `status` is the HTTP status the rail first answered for the key (and its body's
     fields, e.g. `reference`) is a known outcome; anything else, 404 included, is unknown.
     """
 
-    def __init__(self, endpoint: RailEndpoint, client: httpx.Client | None = None) -> None:
+    def __init__(self, endpoint: RailEndpoint, *, connections: int = 100) -> None:
         self.endpoint = endpoint
-        self._client = httpx.Client() if client is None else client
-        self._owns_client = client is None
+        self._connections = connections
+        self._tls = tls_context(endpoint)  # now: an unreadable certificate stops the start
+        self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
 
-    def send(self, item: ClaimedItem) -> RailAnswer:
+    async def send(self, item: ClaimedItem) -> RailAnswer:
         """POST the item once and classify the answer (see the package README for the table)."""
         started = time.monotonic()
         try:
@@ -151,25 +176,22 @@ class HttpRail:
                 error_code="PAYLOAD_UNREADABLE",
                 error_message="the stored payload cannot be decoded (nested too deep)",
             )
+        headers = self._headers(item)
         try:
-            response = self._client.post(
-                self.endpoint.url,
-                content=body,
-                headers=self._headers(item),
-                timeout=self.endpoint.timeout_seconds,
-            )
-        except httpx.TimeoutException:
+            async with self._opened().post(self.endpoint.url, data=body, headers=headers) as answer:
+                text = await _answer_body(answer)
+        except TimeoutError:
             return _retryable("RAIL_TIMEOUT", "no answer within the rail's timeout", started)
-        except httpx.TransportError as error:
+        except aiohttp.ClientConnectionError as error:
             # The exception's text can carry the URL (and credentials in it): name its type only.
             message = f"connection failed: {type(error).__name__}"
             return _retryable("RAIL_CONNECTION_ERROR", message, started)
-        except httpx.RequestError as error:
+        except aiohttp.ClientError as error:
             message = f"unusable answer: {type(error).__name__}"
             return _retryable("RAIL_PROTOCOL_ERROR", message, started)
-        return classify(response, _elapsed_ms(started))
+        return classify(answer.status, answer.headers, text, _elapsed_ms(started))
 
-    def lookup(self, item: ClaimedItem) -> RailAnswer | None:
+    async def lookup(self, item: ClaimedItem) -> RailAnswer | None:
         """The key's outcome if the rail knows a final one (DISPATCHED or FAILED), else None.
 
         A lookup that fails in any way is an unknown outcome: the item is sent again with the
@@ -180,28 +202,29 @@ class HttpRail:
         started = time.monotonic()
         url = self.endpoint.url.rstrip("/") + "/" + urllib.parse.quote(item.idempotency_key, "")
         try:
-            response = self._client.get(
-                url, headers=self._headers(item), timeout=self.endpoint.timeout_seconds
-            )
-        except httpx.HTTPError:
+            async with self._opened().get(url, headers=self._headers(item)) as answer:
+                text = await _answer_body(answer)
+        except (TimeoutError, aiohttp.ClientError):
             return None
-        return _recorded_outcome(response, _elapsed_ms(started))
+        return _recorded_outcome(answer.status, text, _elapsed_ms(started))
 
-    def close(self) -> None:
-        """Close the HTTP client if this rail created it."""
-        if self._owns_client:
-            self._client.close()
+    async def aclose(self) -> None:
+        """Close the rail's connections on this event loop (a later send opens new ones)."""
+        if (session := self._sessions.pop(asyncio.get_running_loop(), None)) is not None:
+            await session.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+    def _opened(self) -> aiohttp.ClientSession:
+        """This loop's session: an aiohttp session serves the event loop it was opened on."""
+        loop = asyncio.get_running_loop()
+        if (session := self._sessions.get(loop)) is None:
+            session = self._sessions[loop] = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    limit=self._connections, ssl=self._tls if self._tls is not None else True
+                ),
+                timeout=aiohttp.ClientTimeout(total=self.endpoint.timeout_seconds),
+                cookie_jar=aiohttp.DummyCookieJar(),  # one payment's cookie never rides another
+            )
+        return session
 
     def _headers(self, item: ClaimedItem) -> dict[str, str]:
         headers = {
@@ -218,16 +241,45 @@ class HttpRail:
         return headers
 
 
-def classify(response: httpx.Response, latency_ms: int) -> RailAnswer:
-    """Turn the rail's HTTP answer into DISPATCHED, RETRYABLE or FAILED."""
-    status = response.status_code
-    body = _json_object(response)
-    reference = _text(body.get(REFERENCE_FIELD), _MAX_REFERENCE, pattern=_NO_CONTROL)
+def tls_context(endpoint: RailEndpoint) -> ssl.SSLContext | None:
+    """The endpoint's own CAs and client certificate, or None (the system's CAs, no client one).
+
+    Raises RailConfigError naming the files (never their content) when one cannot be loaded.
+    """
+    if endpoint.ca_file is None and endpoint.client_cert_file is None:
+        return None
+    try:
+        context = ssl.create_default_context(cafile=endpoint.ca_file)
+        if endpoint.client_cert_file is not None:
+            context.load_cert_chain(endpoint.client_cert_file, endpoint.client_key_file)
+    except (OSError, ssl.SSLError) as error:
+        files = [endpoint.ca_file, endpoint.client_cert_file, endpoint.client_key_file]
+        named = ", ".join(str(path) for path in files if path is not None)
+        reason = error.strerror or type(error).__name__
+        msg = f"rail {endpoint.rail_type}: cannot load its TLS files ({named}): {reason}"
+        raise RailConfigError(msg) from None
+    return context
+
+
+async def _answer_body(answer: aiohttp.ClientResponse) -> bytes:
+    """The answer's body, up to MAX_ANSWER_BYTES (the rest is never read)."""
+    body = bytearray()
+    while len(body) < MAX_ANSWER_BYTES and (
+        chunk := await answer.content.read(MAX_ANSWER_BYTES - len(body))
+    ):
+        body += chunk
+    return bytes(body)
+
+
+def classify(status: int, headers: Mapping[str, str], body: bytes, latency_ms: int) -> RailAnswer:
+    """Turn the rail's HTTP answer (status, headers, body) into DISPATCHED, RETRYABLE or FAILED."""
+    fields = _json_object(body)
+    reference = _text(fields.get(REFERENCE_FIELD), _MAX_REFERENCE, pattern=_NO_CONTROL)
     answer = RailAnswer(state=AttemptState.RETRYABLE, rail_code=str(status), latency_ms=latency_ms)
-    if 200 <= status < 300 or (status == httpx.codes.CONFLICT and reference):  # noqa: PLR2004
+    if 200 <= status < 300 or (status == HTTPStatus.CONFLICT and reference):  # noqa: PLR2004
         # A 409 carrying a reference is the rail replaying its first answer for this key.
         return attrs.evolve(answer, state=AttemptState.DISPATCHED, rail_reference=reference)
-    rail_error = _text(body.get(ERROR_FIELD), 64, pattern=_SAFE_CODE)
+    rail_error = _text(fields.get(ERROR_FIELD), 64, pattern=_SAFE_CODE)
     detail = f"HTTP {status}" + (f" ({rail_error})" if rail_error else "")
     if status in FAILED_STATUSES:
         return attrs.evolve(
@@ -241,26 +293,25 @@ def classify(response: httpx.Response, latency_ms: int) -> RailAnswer:
         answer,
         error_code=error_code,
         error_message=f"{what}: {detail}",
-        retry_after_seconds=retry_after(response.headers.get("Retry-After")),
+        retry_after_seconds=retry_after(headers.get("Retry-After")),
     )
 
 
-def _recorded_outcome(response: httpx.Response, latency_ms: int) -> RailAnswer | None:
+def _recorded_outcome(status: int, body: bytes, latency_ms: int) -> RailAnswer | None:
     """A lookup's answer as the outcome of the first send, classified like that send's answer."""
-    body = _json_object(response)
-    status = body.get("status")
-    if response.status_code != httpx.codes.OK or isinstance(status, bool):
+    first = _json_object(body).get("status")
+    if status != HTTPStatus.OK or isinstance(first, bool):
         return None
-    if not isinstance(status, int) or not 100 <= status <= 599:  # noqa: PLR2004
+    if not isinstance(first, int) or not 100 <= first <= 599:  # noqa: PLR2004
         return None
-    answer = classify(httpx.Response(status, json=body), latency_ms)
+    answer = classify(first, {}, body, latency_ms)
     if answer.state is AttemptState.RETRYABLE:  # "not now" is no outcome: send again
         return None
-    return attrs.evolve(answer, rail_code=f"{RECONCILED_PREFIX}{status}")
+    return attrs.evolve(answer, rail_code=f"{RECONCILED_PREFIX}{first}")
 
 
 def _retryable_kind(status: int) -> tuple[str, str]:
-    if status >= httpx.codes.INTERNAL_SERVER_ERROR:
+    if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
         return "RAIL_UNAVAILABLE", "rail unavailable"
     return _RETRYABLE_4XX.get(status, ("RAIL_UNEXPECTED_STATUS", "unexpected rail answer"))
 
@@ -281,12 +332,12 @@ def retry_after(value: str | None, *, now: datetime | None = None) -> float | No
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-def _json_object(response: httpx.Response) -> dict[str, object]:
+def _json_object(body: bytes) -> dict[str, object]:
     try:
-        body = response.json()
-    except ValueError:  # not JSON, or not UTF-8
+        fields = json.loads(body)
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past the parser
         return {}
-    return body if isinstance(body, dict) else {}
+    return fields if isinstance(fields, dict) else {}
 
 
 def _text(value: object, limit: int, pattern: re.Pattern[str] | None = None) -> str | None:

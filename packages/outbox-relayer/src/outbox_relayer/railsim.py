@@ -71,7 +71,7 @@ class RailSimulator:
 
     def start(self) -> Self:
         """Bind (port 0: a free one) here, so a taken port raises OSError; serve from a thread."""
-        # aiohttp is imported here, not with outbox_relayer: relayer processes never need it.
+        # aiohttp.web is imported here, not with outbox_relayer: relayer processes never serve.
         from outbox_relayer._rail_server import RailServer  # noqa: PLC0415
 
         self.log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,19 +1,16 @@
 """The relayer: leases due items, sends them to their rails concurrently, records the outcomes.
 
-One thread (the caller of `run`) claims, renews and releases, and decides what to record; one
-recorder thread runs the batch completions it hands over, one at a time, on a connection of
-its own, so the next claim does not wait for the last completion (the two statements are
-most of the database's work per item). A pool of `concurrency` threads runs the rails'
-blocking sends and hands each answer back through a queue, so a turn costs what arrived,
-not what is in flight. Each turn takes in the completion that finished, hands over the
-answers that came back (one batch completion for all of them), renews the leases of
-dispatches that have outlived half their lease, and claims more while there is room.
+One thread (the caller of `run`) claims, renews and decides what to record. The sends run on
+the dispatcher's event loop (dispatch.py), thousands at once if the rails allow, and hand each
+answer back through a queue, so a turn costs what arrived, not what is in flight. The batch
+recorder (recorder.py) appends the outcomes on a thread and a connection of its own. Each turn
+takes in the answers that came back, hands them to the recorder, renews the leases of sends
+that have outlived half their lease, and claims more while there is room: a send slot, and
+payload bytes under the budget.
 
-Nothing is lost on the way: an answer whose completion failed because the database was
-unreachable stays held and is recorded when it returns (or, if the lease ran out meanwhile,
-counted as a lost lease: lease repair requeues the item and the rail's idempotency key absorbs
-the re-send). A completion refused because the lease was lost is counted and dropped, and
-the loop carries on.
+A relayer holds at most three database connections, whatever its concurrency: the relay
+loop's, the recorder's and the LISTEN for wake-ups (lease repair, in the same process, shares
+the loop's pool).
 """
 
 from __future__ import annotations
@@ -26,35 +23,28 @@ from typing import TYPE_CHECKING, Final
 import attrs
 import structlog
 
-from outbox_db import (
-    AttemptState,
-    DatabaseUnavailable,
-    LeaseLost,
-    Outcome,
-    RetryableConflict,
-    TerminalAlreadyRecorded,
-)
+from outbox_db import AttemptState, DatabaseUnavailable, LeaseLost, Outcome, RetryableConflict
+from outbox_db.payloads import MAX_PAYLOAD_BYTES
 from outbox_relayer.backoff import DatabaseRetry
+from outbox_relayer.config import DEFAULT_BYTES_IN_FLIGHT
+from outbox_relayer.dispatch import Dispatcher
 from outbox_relayer.rail_slots import RailLimit, RailSlots
-from outbox_relayer.rails import RailAnswer, outcome_unknown
+from outbox_relayer.recorder import RECORD_LINGER_SECONDS, Held, HeldLeases, Recorder
 from outbox_relayer.tracing import RelayTracing, now_ns
 
 if TYPE_CHECKING:
     import threading
-    from collections.abc import Callable, Mapping, Sequence
-    from uuid import UUID
+    from collections.abc import Callable, Mapping
 
     from outbox_db import ClaimedItem, EnqueueWakeups, Lease, OutboxStore
     from outbox_relayer.backoff import Backoff
-    from outbox_relayer.rails import Rail
+    from outbox_relayer.rails import Rail, RailAnswer
     from outbox_relayer.signals import Signals
 
 __all__ = ["RENEW_AFTER_FRACTION", "Relayer", "RelayerSettings"]
 
 # A dispatch still running after this share of its lease renews the lease.
 RENEW_AFTER_FRACTION: Final = 0.5
-# Answers wait at most this long for others to share their batch completion.
-RECORD_LINGER_SECONDS: Final = 0.05
 # Longest single wait, so a stop request is noticed promptly.
 MAX_WAIT_SECONDS: Final = 0.25
 # Leases are checked for renewal at most this often (and at least four times per horizon).
@@ -73,22 +63,11 @@ class RelayerSettings:
     lease_seconds: int = 30
     poll_interval_seconds: float = 1.0
     shutdown_grace_seconds: float = 10.0
+    max_bytes_in_flight: int = DEFAULT_BYTES_IN_FLIGHT
     renew_leases: bool = True  # False only in drills: see RelayerConfig.renew_leases
     listen_url: str | None = attrs.field(default=None, repr=False)  # may hold a password
     # Per-rail caps (rail_slots.py); a rail without one may use every slot.
     rail_limits: Mapping[str, RailLimit] = attrs.field(factory=dict)
-
-
-@attrs.define
-class _Held:
-    """A lease this worker holds: its item, its dispatch, and when the lease was last set."""
-
-    item: ClaimedItem
-    dispatch: concurrent.futures.Future[RailAnswer]
-    leased_at: float
-    outcome: Outcome | None = None  # set once, when the answer arrives
-    answered_at: float = 0.0
-    trace: str | None = None  # the enqueue's traceparent, when tracing reads it
 
 
 class Relayer:
@@ -106,17 +85,13 @@ class Relayer:
         tracing: RelayTracing | None = None,
     ) -> None:
         self.store = store
-        self.rails = rails
         self.signals = signals
         self.settings = settings
         self.backoff = backoff
         self._clock = clock
         self._tracing = tracing or RelayTracing.off()
-        self._held: dict[UUID, _Held] = {}
-        self._answered: dict[UUID, _Held] = {}  # held and answered, oldest answer first
-        self._recording: dict[UUID, _Held] = {}  # held, their completion running
-        self._recorded: concurrent.futures.Future[list[tuple[UUID, bool]]] | None = None
-        # Answers from the dispatchers; None when a completion finished (wakes the loop).
+        self._held = HeldLeases()
+        # Answers from the sends; None when a completion finished (wakes the loop).
         self._answers: queue.SimpleQueue[tuple[Lease, RailAnswer] | None] = queue.SimpleQueue()
         self._next_renewal_check = 0.0
         self._more_due = True  # the last claim came back full, or none was made yet
@@ -130,11 +105,20 @@ class Relayer:
             batch_size=settings.batch_size,
             clock=clock,
         )
-        self._dispatchers = concurrent.futures.ThreadPoolExecutor(
-            max_workers=settings.concurrency, thread_name_prefix="outbox-dispatch"
+        self._dispatcher = Dispatcher(
+            rails,
+            tracing=self._tracing,
+            answered=lambda lease, answer: self._answers.put((lease, answer)),
         )
-        self._recorder = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="outbox-record"
+        self._recorder = Recorder(
+            store,
+            held=self._held,
+            worker_id=settings.worker_id,
+            batch_size=settings.batch_size,
+            signals=signals,
+            tracing=self._tracing,
+            wake=lambda: self._answers.put(None),
+            clock=clock,
         )
 
     @property
@@ -144,8 +128,16 @@ class Relayer:
 
     @property
     def _room(self) -> int:
-        """Sends that may start: leases whose completion is running need no send slot."""
-        return self.settings.concurrency - (len(self._held) - len(self._recording))
+        """Items a claim may take now: a send slot each, and payload bytes under the budget.
+
+        Leases whose completion is running need no send slot. A claimed payload may be as
+        large as the database allows, so the budget admits one such payload per item claimed
+        (one at least, or a large payload would never be sent): the held bytes never exceed
+        it, whatever the payloads turn out to be.
+        """
+        slots = self.settings.concurrency - (len(self._held) - self._recorder.recording)
+        spare = (self.settings.max_bytes_in_flight - self._held.payload_bytes) // MAX_PAYLOAD_BYTES
+        return min(slots, spare if self._held else max(1, spare))
 
     def run(self, stop: threading.Event) -> None:
         """Relay until `stop` is set, then shut down gracefully (see `shut_down`)."""
@@ -168,7 +160,7 @@ class Relayer:
         Returns how many items it claimed. Without `wakeups`, claims whenever there is room.
         """
         self._collect_answers()
-        self._record(force=False)
+        self._recorder.record(force=False)
         self._renew_old_leases()
         claimed = 0
         while self._room > 0 and self._should_claim(wakeups):
@@ -188,21 +180,20 @@ class Relayer:
             idle = idle + 1 if self.step() == 0 and not self._held else 0
             if self._held:
                 self._collect_answers(timeout=MAX_WAIT_SECONDS)
-        self._record(force=True)
+        self._recorder.record(force=True)
 
     def shut_down(self) -> None:
-        """Stop dispatching, and account for every held lease.
+        """Stop claiming, and account for every held lease.
 
-        Unstarted leases are given back; running sends get the grace period to finish and are
-        recorded; a send still running after it keeps its lease, which expires into repair.
+        Running sends get the grace period to finish and are recorded; a send still running
+        after it is cancelled and keeps its lease, which expires into repair (it may have
+        reached the rail: the re-send carries the same key). No database call is cancelled.
         """
-        unstarted = [held for held in self._held.values() if held.dispatch.cancel()]
-        self._release([held.item for held in unstarted])
         running = [held.dispatch for held in self._held.values() if not held.dispatch.done()]
         concurrent.futures.wait(running, timeout=self.settings.shutdown_grace_seconds)
         self._collect_answers()
         try:
-            self._record(force=True)
+            self._recorder.record(force=True)
         except (DatabaseUnavailable, RetryableConflict) as error:
             _log.warning("shutdown_record_failed", error=str(error), outcomes=len(self._held))
         abandoned = sum(not held.dispatch.done() for held in self._held.values())
@@ -213,17 +204,12 @@ class Relayer:
                 grace_seconds=self.settings.shutdown_grace_seconds,
                 note="their leases expire and lease repair requeues the items",
             )
-        self._dispatchers.shutdown(wait=False, cancel_futures=True)
-        self._recorder.shutdown(wait=True)
+        self._dispatcher.close()
+        self._recorder.close()
         self.signals.flush(_CYCLE)
-        _log.info(
-            "relayer_stopped",
-            worker_id=self.settings.worker_id,
-            released=len(unstarted),
-            abandoned=abandoned,
-        )
+        _log.info("relayer_stopped", worker_id=self.settings.worker_id, abandoned=abandoned)
 
-    # --- claiming and dispatching ------------------------------------------------------------
+    # --- claiming ------------------------------------------------------------------------------
 
     def _should_claim(self, wakeups: EnqueueWakeups | None) -> bool:
         """Claim when the last claim was full, an enqueue was announced, or the poll is due."""
@@ -237,8 +223,11 @@ class Relayer:
         No slot free on any rail: no claim (and `_more_due` stays as it was, so the next
         free slot claims at once), unless the rails are due to be announced again.
         """
-        sending = self._held.keys() - self._recording.keys()
-        plan = self._slots.plan(self._held[outbox_id].item.rail_type for outbox_id in sending)
+        sending = self._held.values()
+        rails = (
+            h.item.rail_type for h in sending if not self._recorder.is_recording(h.item.outbox_id)
+        )
+        plan = self._slots.plan(rails, most=max(0, self._room))
         if not announce and not any(plan.values()):
             return 0, False
         started = now_ns()
@@ -253,59 +242,9 @@ class Relayer:
             self._next_poll = now + self.settings.poll_interval_seconds
         for item in items:
             trace = traces.get(item.outbox_id)
-            dispatch = self._dispatchers.submit(self._dispatch, item, trace)
-            self._held[item.outbox_id] = _Held(
-                item=item, dispatch=dispatch, leased_at=now, trace=trace
-            )
+            dispatch = self._dispatcher.submit(item, trace)
+            self._held.add(Held(item=item, dispatch=dispatch, leased_at=now, trace=trace))
         return len(items), self._more_due
-
-    def _dispatch(self, item: ClaimedItem, trace: str | None) -> RailAnswer:
-        """Runs on a dispatch thread: send, then hand the answer to the relay loop."""
-        with self._tracing.dispatching(item, trace):
-            answer = self._send(item)
-        self._answers.put((item.lease, answer))
-        return answer
-
-    def _send(self, item: ClaimedItem) -> RailAnswer:
-        """Whatever happens comes back as an answer, never a raise."""
-        started = time.monotonic()
-        try:
-            # The claim names only these rails; a database that broke that promise gets a
-            # retry recorded (RAIL_CLIENT_ERROR, KeyError), never a dispatch that hangs.
-            rail = self.rails[item.rail_type]
-            known = self._reconciled(rail, item) if outcome_unknown(item) else None
-            return known or rail.send(item)
-        except Exception as error:  # noqa: BLE001 - a rail client's bug must not kill the worker
-            _log.exception(
-                "rail_client_failed", rail_type=item.rail_type, error=type(error).__name__
-            )
-            return RailAnswer(
-                state=AttemptState.RETRYABLE,
-                error_code="RAIL_CLIENT_ERROR",
-                error_message=f"rail client raised {type(error).__name__}",
-                latency_ms=round((time.monotonic() - started) * 1000),
-            )
-
-    def _reconciled(self, rail: Rail, item: ClaimedItem) -> RailAnswer | None:
-        """The rail's outcome for a key whose last send may have executed, if it knows it.
-
-        A lookup that raises is an unknown outcome, like a None: the item is sent again with
-        the same key.
-        """
-        try:
-            answer = rail.lookup(item)
-        except Exception as error:  # noqa: BLE001 - a lookup's bug must not lose the item
-            _log.warning("rail_lookup_failed", rail_type=item.rail_type, error=type(error).__name__)
-            return None
-        if answer is not None:
-            _log.info(
-                "outcome_reconciled",
-                outbox_id=str(item.outbox_id),
-                rail_type=item.rail_type,
-                state=answer.state.value,
-                rail_code=answer.rail_code,
-            )
-        return answer
 
     def _collect_answers(self, timeout: float = 0.0) -> None:
         """Turn the answers that arrived (waiting up to `timeout` for the first) into outcomes.
@@ -324,14 +263,11 @@ class Relayer:
         except queue.Empty:
             if not arrived:
                 return
-        now = self._clock()
         for lease, answer in filter(None, arrived):
             held = self._held.get(lease.outbox_id)
             if held is None or held.item.lease != lease:
                 continue
-            held.outcome = self._outcome(held.item, answer)
-            held.answered_at = now
-            self._answered[lease.outbox_id] = held
+            self._recorder.answered(held, self._outcome(held.item, answer))
             self.signals.dispatch(held.item.rail_type, answer.state, answer.latency_ms)
 
     def _outcome(self, item: ClaimedItem, answer: RailAnswer) -> Outcome:
@@ -351,90 +287,6 @@ class Relayer:
             retry_delay_seconds=retry_delay,
         )
 
-    # --- recording -----------------------------------------------------------------------------
-
-    def _record(self, *, force: bool) -> None:
-        """Hand answered items to the recorder in batches, once enough are in or they waited.
-
-        One completion runs at a time; its result is taken in by a later turn. With `force`,
-        everything answered is recorded before this returns.
-        """
-        self._settle(wait=force)
-        while self._answered and self._recorded is None and (force or self._ready()):
-            chunk = list(self._answered.values())[: self.settings.batch_size]
-            self._recording = {held.item.outbox_id: held for held in chunk}
-            for outbox_id in self._recording:
-                del self._answered[outbox_id]
-            outcomes = [held.outcome for held in chunk if held.outcome is not None]
-            traces = {held.item.outbox_id: held.trace for held in chunk if held.trace}
-            self._recorded = self._recorder.submit(self._complete, outcomes, traces)
-            self._recorded.add_done_callback(lambda _: self._answers.put(None))
-            self._settle(wait=force)
-
-    def _ready(self) -> bool:
-        """A batch is worth recording: its rails' sends all in, full, or it waited enough.
-
-        Only sends of the answered items' rails are worth waiting for: a slow rail's sends
-        in flight would otherwise make every answer of a fast rail wait out the linger.
-        """
-        answered_rails = {held.item.rail_type for held in self._answered.values()}
-        sending = (self._held[i] for i in self._held.keys() - self._answered.keys())
-        rails_in = all(held.item.rail_type not in answered_rails for held in sending)
-        waited = self._clock() - next(iter(self._answered.values())).answered_at
-        full = len(self._answered) >= self.settings.batch_size
-        return rails_in or full or waited >= RECORD_LINGER_SECONDS
-
-    def _settle(self, *, wait: bool) -> None:
-        """Take in the running completion's result once it has ended (`wait`: wait for it).
-
-        When the database was unreachable, its items go back to the answered, first in line.
-        """
-        recorded, chunk = self._recorded, self._recording
-        if recorded is None or not (wait or recorded.done()):
-            return
-        self._recorded, self._recording = None, {}
-        try:
-            results = recorded.result()
-        except (DatabaseUnavailable, RetryableConflict):
-            self._answered = chunk | self._answered
-            raise
-        for outbox_id, was_recorded in results:
-            # Only the lease this completion was for: an item retried with no delay may
-            # already be held again, under a new lease, by a claim made meanwhile.
-            if self._held.get(outbox_id) is chunk[outbox_id]:
-                del self._held[outbox_id]
-            if not was_recorded:
-                self.signals.lease_lost(outbox_id)
-        self.signals.flush(_CYCLE)
-
-    def _complete(
-        self, outcomes: Sequence[Outcome], traces: Mapping[UUID, str]
-    ) -> list[tuple[UUID, bool]]:
-        """(outbox_id, recorded) for each outcome.
-
-        A terminal-guard refusal fails the whole batch statement, so then each outcome is
-        recorded alone and only the refused one is affected.
-        """
-        worker_id = self.settings.worker_id
-        with self._tracing.recording(traces, (outcome.lease.outbox_id for outcome in outcomes)):
-            try:
-                results = self.store.complete_batch(worker_id, outcomes)
-            except TerminalAlreadyRecorded:
-                return [self._complete_one(outcome) for outcome in outcomes]
-        return [(result.outbox_id, result.lease_held) for result in results]
-
-    def _complete_one(self, outcome: Outcome) -> tuple[UUID, bool]:
-        outbox_id = outcome.lease.outbox_id
-        try:
-            self.store.complete(self.settings.worker_id, outcome)
-        except LeaseLost:
-            return outbox_id, False
-        except TerminalAlreadyRecorded:
-            # The item already has its terminal attempt: nothing more to record, and not a
-            # lost lease. The signal says a second terminal was refused by the index.
-            self.signals.terminal_guard_hit(outbox_id)
-        return outbox_id, True
-
     # --- leases ----------------------------------------------------------------------------------
 
     def _renew_old_leases(self) -> None:
@@ -446,7 +298,7 @@ class Relayer:
         self._next_renewal_check = now + min(RENEWAL_CHECK_SECONDS, horizon / 4)
         lost = 0
         stale = [h for h in self._held.values() if now - h.leased_at >= horizon]
-        for held in [h for h in stale if h.item.outbox_id not in self._recording]:
+        for held in [h for h in stale if not self._recorder.is_recording(h.item.outbox_id)]:
             try:
                 self.store.renew(
                     self.settings.worker_id,
@@ -454,31 +306,16 @@ class Relayer:
                     lease_seconds=self.settings.lease_seconds,
                 )
             except LeaseLost:
-                # Someone else holds the item now: drop this dispatch's outcome.
+                # Someone else holds the item now: stop this send, drop its outcome.
                 held.dispatch.cancel()
-                self._held.pop(held.item.outbox_id)
-                self._answered.pop(held.item.outbox_id, None)
+                self._held.remove(held.item.outbox_id)
+                self._recorder.forget(held.item.outbox_id)
                 self.signals.lease_lost(held.item.outbox_id)
                 lost += 1
                 continue
             held.leased_at = now
         if lost:
             self.signals.flush(_CYCLE)  # say so now: an idle worker may not record for a while
-
-    def _release(self, items: Sequence[ClaimedItem]) -> None:
-        if not items:
-            return
-        for item in items:
-            del self._held[item.outbox_id]
-        try:
-            self.store.release(self.settings.worker_id, [item.lease for item in items])
-        except (DatabaseUnavailable, RetryableConflict) as error:
-            _log.warning(
-                "release_failed",
-                error=str(error),
-                count=len(items),
-                note="the leases expire and lease repair requeues the items",
-            )
 
     # --- waiting -------------------------------------------------------------------------------
 
@@ -493,7 +330,8 @@ class Relayer:
     def _wait(self, wakeups: EnqueueWakeups, stop: threading.Event) -> None:
         """Wait for answers while dispatching; when idle, for an enqueue or the next poll."""
         if self._held:
-            self._collect_answers(RECORD_LINGER_SECONDS if self._answered else MAX_WAIT_SECONDS)
+            waiting = self._recorder.waiting
+            self._collect_answers(RECORD_LINGER_SECONDS if waiting else MAX_WAIT_SECONDS)
             return
         if self._more_due:
             return

@@ -12,7 +12,9 @@ import pytest
 
 from outbox_db import ClaimedItem
 from outbox_db.payloads import canonical_json
+from outbox_db.testonly.blocking import EventLoopThread
 from outbox_relayer import Faults, HttpRail, RailEndpoint, RailSimulator
+from relaying import BlockingRail
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -70,17 +72,37 @@ def simulator(start_simulator: Callable[..., RailSimulator]) -> RailSimulator:
 
 
 @pytest.fixture
-def rail_for() -> Iterator[Callable[..., HttpRail]]:
-    """HttpRails for simulators, closed at teardown."""
+def loop() -> Iterator[EventLoopThread]:
+    """An event loop in a thread of its own, for the test's rails and servers."""
+    running = EventLoopThread()
+    yield running
+    running.close()
+
+
+@pytest.fixture
+def blocking_rail(loop: EventLoopThread) -> Iterator[Callable[[RailEndpoint], BlockingRail]]:
+    """HttpRails for endpoints, sending on the test's loop; closed at teardown."""
     with contextlib.ExitStack() as stack:
 
-        def build(simulator: RailSimulator, *, timeout_seconds: float = 5.0) -> HttpRail:
-            endpoint = RailEndpoint(
-                rail_type="rtp", url=simulator.payments_url, timeout_seconds=timeout_seconds
-            )
-            return stack.enter_context(HttpRail(endpoint))
+        def build(endpoint: RailEndpoint) -> BlockingRail:
+            return stack.enter_context(BlockingRail(HttpRail(endpoint), loop))
 
         yield build
+
+
+@pytest.fixture
+def rail_for(
+    blocking_rail: Callable[[RailEndpoint], BlockingRail],
+) -> Callable[..., BlockingRail]:
+    """HttpRails for simulators, closed at teardown."""
+
+    def build(simulator: RailSimulator, *, timeout_seconds: float = 5.0) -> BlockingRail:
+        url = simulator.payments_url
+        return blocking_rail(
+            RailEndpoint(rail_type="rtp", url=url, timeout_seconds=timeout_seconds)
+        )
+
+    return build
 
 
 @pytest.fixture

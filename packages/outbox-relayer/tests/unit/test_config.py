@@ -21,7 +21,15 @@ KEYS = [
     ("LEASE_SECONDS", "lease_seconds", 30, "3600", 3600, ["0", "3601", "-1", "1.5", "abc"]),
     ("LEASE_REPAIR_BATCH_SIZE", "lease_repair_batch_size", 100, "1", 1, ["0", "1001", "ten"]),
     ("OUTBOX_BATCH_SIZE", "batch_size", 100, "1000", 1000, ["0", "1001", "2.0"]),
-    ("OUTBOX_CONCURRENCY", "concurrency", 16, "64", 64, ["0", "257", "x"]),
+    ("OUTBOX_CONCURRENCY", "concurrency", 256, "2000", 2000, ["0", "4097", "x"]),
+    (
+        "OUTBOX_MAX_BYTES_IN_FLIGHT",
+        "max_bytes_in_flight",
+        128 * 2**20,
+        "4194304",
+        4 * 2**20,
+        ["1048575", str(16 * 2**30 + 1), "1e9x"],
+    ),
     (
         "OUTBOX_POLL_INTERVAL_SECONDS",
         "poll_interval_seconds",

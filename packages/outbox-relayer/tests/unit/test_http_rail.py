@@ -3,28 +3,33 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import attrs
-import httpx
 import pytest
 
 from outbox_db import AttemptState, ClaimedItem
 from outbox_db.payloads import canonical_json
-from outbox_relayer import FAILED_STATUSES, Faults, HttpRail, RailEndpoint, RailSimulator, Secret
+from outbox_relayer import FAILED_STATUSES, Faults, RailEndpoint, RailSimulator, Secret
 from outbox_relayer.rails import classify, retry_after
 from outbox_relayer.railsim import read_request_log
+from relaying import BlockingRail, HeaderRecorder
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    import httpx
+
+    from outbox_db.testonly.blocking import EventLoopThread
 
 
 def test_accepted_payment_is_dispatched_with_the_rails_reference(
     client: httpx.Client,
     simulator: RailSimulator,
-    rail_for: Callable[..., HttpRail],
+    rail_for: Callable[..., BlockingRail],
     make_item: Callable[..., ClaimedItem],
 ) -> None:
     """A 2xx answer is DISPATCHED, carrying the reference the rail recorded for the key."""
@@ -41,7 +46,7 @@ def test_accepted_payment_is_dispatched_with_the_rails_reference(
 
 def test_repeat_of_a_key_is_absorbed_and_returns_the_first_reference(
     simulator: RailSimulator,
-    rail_for: Callable[..., HttpRail],
+    rail_for: Callable[..., BlockingRail],
     make_item: Callable[..., ClaimedItem],
 ) -> None:
     """Sending one item twice is one effect: the rail absorbs the repeat with its first answer."""
@@ -58,7 +63,7 @@ def test_repeat_of_a_key_is_absorbed_and_returns_the_first_reference(
 
 def test_replayed_409_with_the_original_result_is_dispatched(
     start_simulator: Callable[..., RailSimulator],
-    rail_for: Callable[..., HttpRail],
+    rail_for: Callable[..., BlockingRail],
     make_item: Callable[..., ClaimedItem],
 ) -> None:
     """A rail that answers a repeated key with 409 and the first result still means DISPATCHED."""
@@ -74,7 +79,7 @@ def test_replayed_409_with_the_original_result_is_dispatched(
 
 def test_409_without_the_original_result_is_retryable(
     simulator: RailSimulator,
-    rail_for: Callable[..., HttpRail],
+    rail_for: Callable[..., BlockingRail],
     make_item: Callable[..., ClaimedItem],
 ) -> None:
     """A 409 with no reference (the key is still being processed) is asked again later."""
@@ -86,7 +91,7 @@ def test_409_without_the_original_result_is_retryable(
 def test_rail_failure_5xx_is_retryable_and_not_the_keys_outcome(
     client: httpx.Client,
     start_simulator: Callable[..., RailSimulator],
-    rail_for: Callable[..., HttpRail],
+    rail_for: Callable[..., BlockingRail],
     make_item: Callable[..., ClaimedItem],
 ) -> None:
     """A 503 is RETRYABLE (RAIL_UNAVAILABLE) and the rail keeps no outcome, so a retry can succeed."""
@@ -103,7 +108,7 @@ def test_rail_failure_5xx_is_retryable_and_not_the_keys_outcome(
 
 def test_no_answer_within_the_timeout_is_retryable_timeout(
     start_simulator: Callable[..., RailSimulator],
-    rail_for: Callable[..., HttpRail],
+    rail_for: Callable[..., BlockingRail],
     make_item: Callable[..., ClaimedItem],
 ) -> None:
     """An answer that comes later than the rail's timeout is RETRYABLE with RAIL_TIMEOUT."""
@@ -117,7 +122,7 @@ def test_no_answer_within_the_timeout_is_retryable_timeout(
 
 def test_dropped_connection_is_retryable_connection_error(
     start_simulator: Callable[..., RailSimulator],
-    rail_for: Callable[..., HttpRail],
+    rail_for: Callable[..., BlockingRail],
     make_item: Callable[..., ClaimedItem],
 ) -> None:
     """A connection closed without an answer is RETRYABLE with RAIL_CONNECTION_ERROR."""
@@ -130,22 +135,23 @@ def test_dropped_connection_is_retryable_connection_error(
 
 
 def test_unreachable_rail_is_retryable_connection_error(
-    start_simulator: Callable[..., RailSimulator], make_item: Callable[..., ClaimedItem]
+    start_simulator: Callable[..., RailSimulator],
+    blocking_rail: Callable[[RailEndpoint], BlockingRail],
+    make_item: Callable[..., ClaimedItem],
 ) -> None:
     """Nothing listening on the rail's port is RETRYABLE with RAIL_CONNECTION_ERROR."""
     stopped = start_simulator()
-    url = stopped.payments_url
+    endpoint = RailEndpoint(rail_type="rtp", url=stopped.payments_url)
     stopped.stop()
 
-    with HttpRail(RailEndpoint(rail_type="rtp", url=url)) as rail:
-        answer = rail.send(make_item())
+    answer = blocking_rail(endpoint).send(make_item())
 
     assert (answer.state, answer.error_code) == (AttemptState.RETRYABLE, "RAIL_CONNECTION_ERROR")
 
 
 def test_throttled_429_is_retryable_and_honours_retry_after_seconds(
     simulator: RailSimulator,
-    rail_for: Callable[..., HttpRail],
+    rail_for: Callable[..., BlockingRail],
     make_item: Callable[..., ClaimedItem],
 ) -> None:
     """A 429 is RETRYABLE (RAIL_THROTTLED) and carries the rail's Retry-After in seconds."""
@@ -172,7 +178,7 @@ def test_retry_after_as_an_http_date_is_seconds_from_now() -> None:
 def test_refusal_of_the_instruction_is_failed_with_the_rail_code(
     status: int,
     simulator: RailSimulator,
-    rail_for: Callable[..., HttpRail],
+    rail_for: Callable[..., BlockingRail],
     make_item: Callable[..., ClaimedItem],
 ) -> None:
     """The documented 4xx refusals are FAILED (terminal) with RAIL_REJECTED and the status."""
@@ -196,7 +202,7 @@ def test_other_4xx_are_retryable_not_terminal(
     status: int,
     error_code: str,
     simulator: RailSimulator,
-    rail_for: Callable[..., HttpRail],
+    rail_for: Callable[..., BlockingRail],
     make_item: Callable[..., ClaimedItem],
 ) -> None:
     """Our credentials, a rail-side timeout or an unknown 4xx never fail a payment for good."""
@@ -206,24 +212,24 @@ def test_other_4xx_are_retryable_not_terminal(
 
 
 def test_request_carries_the_items_idempotency_key_ids_and_canonical_payload(
-    simulator: RailSimulator, make_item: Callable[..., ClaimedItem]
+    simulator: RailSimulator,
+    loop: EventLoopThread,
+    rail_for: Callable[..., BlockingRail],
+    blocking_rail: Callable[[RailEndpoint], BlockingRail],
+    make_item: Callable[..., ClaimedItem],
 ) -> None:
     """The POST carries Idempotency-Key, X-Outbox-Id, X-Instruction-Id and the payload as JSON."""
     item = make_item(payload={"currency": "USD", "amount": "1.00"})
-    sent: list[httpx.Request] = []
-    client = httpx.Client(event_hooks={"request": [sent.append]})
-    with (
-        client,
-        HttpRail(RailEndpoint(rail_type="rtp", url=simulator.payments_url), client) as rail,
-    ):
-        rail.send(item)
+    rail_for(simulator).send(item)
+    with HeaderRecorder(loop) as recorder:
+        blocking_rail(RailEndpoint(rail_type="rtp", url=recorder.url)).send(item)
 
     [logged] = read_request_log(simulator.log_path)
-    [request] = sent
+    [request] = recorder.requests
     assert item.idempotency_key == logged.idempotency_key
-    assert item.idempotency_key == request.headers["Idempotency-Key"]
-    assert str(item.outbox_id) == request.headers["X-Outbox-Id"]
-    assert item.instruction_id == request.headers["X-Instruction-Id"]
+    assert item.idempotency_key == request["Idempotency-Key"]
+    assert str(item.outbox_id) == request["X-Outbox-Id"]
+    assert item.instruction_id == request["X-Instruction-Id"]
     expected_digest = hashlib.sha256(b'{"amount":"1.00","currency":"USD"}').hexdigest()
     assert expected_digest == logged.payload_sha256
     assert canonical_json(item.payload) == '{"amount":"1.00","currency":"USD"}'
@@ -231,7 +237,7 @@ def test_request_carries_the_items_idempotency_key_ids_and_canonical_payload(
 
 def test_latency_covers_the_rails_answer_time(
     start_simulator: Callable[..., RailSimulator],
-    rail_for: Callable[..., HttpRail],
+    rail_for: Callable[..., BlockingRail],
     make_item: Callable[..., ClaimedItem],
 ) -> None:
     """latency_ms is measured around the request, so it includes the rail's own delay."""
@@ -244,27 +250,29 @@ def test_latency_covers_the_rails_answer_time(
 
 def test_secret_never_appears_in_repr_logs_answers_or_the_rails_log(
     simulator: RailSimulator,
+    loop: EventLoopThread,
+    blocking_rail: Callable[[RailEndpoint], BlockingRail],
     make_item: Callable[..., ClaimedItem],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The auth secret reaches the rail's header and nowhere else: not repr, logs or errors."""
     secret = "tok-3f9a-SECRET-do-not-log"  # noqa: S105 - a made-up token to look for
-    endpoint = RailEndpoint(
-        rail_type="rtp",
-        url=simulator.payments_url,
-        auth_header="Authorization",
-        auth_secret=Secret(secret),
-    )
-    sent: list[httpx.Request] = []
     caplog.set_level(logging.DEBUG)
-    with httpx.Client(event_hooks={"request": [sent.append]}) as client:
-        answers = [HttpRail(endpoint, client).send(make_item())]
+    with HeaderRecorder(loop) as recorder:
+        endpoint = RailEndpoint(
+            rail_type="rtp",
+            url=recorder.url,
+            auth_header="Authorization",
+            auth_secret=Secret(secret),
+        )
+        answers = [blocking_rail(endpoint).send(make_item())]
+    at_the_simulator = blocking_rail(attrs.evolve(endpoint, url=simulator.payments_url))
+    answers.append(at_the_simulator.send(make_item()))
     simulator.stop()
-    with HttpRail(endpoint) as rail:  # the rail is gone now: an error answer
-        answers.append(rail.send(make_item()))
+    answers.append(at_the_simulator.send(make_item()))  # the rail is gone now: an error answer
 
-    assert [secret] == [request.headers["Authorization"] for request in sent]
-    assert answers[1].error_code == "RAIL_CONNECTION_ERROR"
+    assert [secret] == [request["Authorization"] for request in recorder.requests]
+    assert answers[2].error_code == "RAIL_CONNECTION_ERROR"
     shown = [repr(endpoint), str(endpoint), repr(answers), caplog.text]
     shown.append(simulator.log_path.read_text(encoding="utf-8"))
     assert [text for text in shown if secret in text] == []
@@ -278,11 +286,11 @@ def test_secret_never_appears_in_repr_logs_answers_or_the_rails_log(
 )
 def test_a_reference_the_ledger_would_refuse_is_dropped(reference: str) -> None:
     """Control characters (or length) in the rail's reference: DISPATCHED, without it."""
-    answer = classify(httpx.Response(201, json={"reference": reference}), latency_ms=3)
+    answer = classify(201, {}, json.dumps({"reference": reference}).encode(), latency_ms=3)
     assert (answer.state, answer.rail_reference) == (AttemptState.DISPATCHED, None)
 
 
 def test_a_printable_reference_is_kept_as_the_rail_wrote_it() -> None:
     """Non-ASCII letters and inner spaces are no control characters."""
-    answer = classify(httpx.Response(201, json={"reference": "réf 42 ü ok"}), latency_ms=3)
+    answer = classify(201, {}, json.dumps({"reference": "réf 42 ü ok"}).encode(), latency_ms=3)
     assert answer.rail_reference == "réf 42 ü ok"

@@ -6,6 +6,7 @@ environment).
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from typing import TYPE_CHECKING
 
@@ -14,7 +15,6 @@ import pytest
 from outbox_db import AttemptState, ClaimedItem
 from outbox_relayer import (
     Faults,
-    HttpRail,
     RailConfigError,
     RailEndpoint,
     RailSimulator,
@@ -25,31 +25,29 @@ from outbox_relayer.rails import RECONCILED_PREFIX, UNKNOWN_OUTCOME_CODES, NoopR
 from outbox_relayer.railsim import read_request_log
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from pathlib import Path
+
+    from relaying import BlockingRail
 
 
 @pytest.fixture
-def lookup_rail_for() -> Iterator[Callable[..., HttpRail]]:
+def lookup_rail_for(
+    blocking_rail: Callable[[RailEndpoint], BlockingRail],
+) -> Callable[..., BlockingRail]:
     """HttpRails with lookup on, closed at teardown."""
-    rails: list[HttpRail] = []
 
-    def build(url: str, *, lookup: bool = True, timeout_seconds: float = 5.0) -> HttpRail:
-        endpoint = RailEndpoint(
-            rail_type="rtp", url=url, timeout_seconds=timeout_seconds, lookup=lookup
+    def build(url: str, *, lookup: bool = True, timeout_seconds: float = 5.0) -> BlockingRail:
+        return blocking_rail(
+            RailEndpoint(rail_type="rtp", url=url, timeout_seconds=timeout_seconds, lookup=lookup)
         )
-        rail = HttpRail(endpoint)
-        rails.append(rail)
-        return rail
 
-    yield build
-    for rail in rails:
-        rail.close()
+    return build
 
 
 def test_an_executed_key_is_looked_up_as_dispatched_with_its_reference_and_nothing_is_sent(
     simulator: RailSimulator,
-    lookup_rail_for: Callable[..., HttpRail],
+    lookup_rail_for: Callable[..., BlockingRail],
     make_item: Callable[..., ClaimedItem],
 ) -> None:
     """GET by key returns the first answer: DISPATCHED, the same reference, rail_code reconciled:201; the rail got one POST."""
@@ -72,7 +70,7 @@ def test_an_executed_key_is_looked_up_as_dispatched_with_its_reference_and_nothi
 
 def test_a_refused_key_is_looked_up_as_failed(
     simulator: RailSimulator,
-    lookup_rail_for: Callable[..., HttpRail],
+    lookup_rail_for: Callable[..., BlockingRail],
     make_item: Callable[..., ClaimedItem],
 ) -> None:
     """A key the rail refused (422) is a known outcome too: FAILED RAIL_REJECTED, reconciled:422."""
@@ -101,7 +99,7 @@ def test_a_refused_key_is_looked_up_as_failed(
 )
 def test_no_final_outcome_at_the_rail_is_an_unknown_outcome(
     start_simulator: Callable[..., RailSimulator],
-    lookup_rail_for: Callable[..., HttpRail],
+    lookup_rail_for: Callable[..., BlockingRail],
     make_item: Callable[..., ClaimedItem],
     scenario: tuple[Faults | None, dict[str, object] | None, dict[str, int]],
 ) -> None:
@@ -119,7 +117,7 @@ def test_no_final_outcome_at_the_rail_is_an_unknown_outcome(
 
 def test_a_lookup_that_cannot_reach_the_rail_is_an_unknown_outcome(
     start_simulator: Callable[..., RailSimulator],
-    lookup_rail_for: Callable[..., HttpRail],
+    lookup_rail_for: Callable[..., BlockingRail],
     make_item: Callable[..., ClaimedItem],
 ) -> None:
     """Nothing listening on the rail's port: None, not an exception that would lose the item."""
@@ -131,7 +129,7 @@ def test_a_lookup_that_cannot_reach_the_rail_is_an_unknown_outcome(
 
 
 def test_a_lookup_without_an_answer_within_the_timeout_is_an_unknown_outcome(
-    lookup_rail_for: Callable[..., HttpRail], make_item: Callable[..., ClaimedItem]
+    lookup_rail_for: Callable[..., BlockingRail], make_item: Callable[..., ClaimedItem]
 ) -> None:
     """A rail that accepts the connection and never answers: the lookup times out, None."""
     with socket.create_server(("127.0.0.1", 0)) as silent:  # listens, never reads or answers
@@ -143,7 +141,7 @@ def test_a_lookup_without_an_answer_within_the_timeout_is_an_unknown_outcome(
 
 def test_a_key_with_url_characters_is_looked_up_by_its_quoted_form(
     simulator: RailSimulator,
-    lookup_rail_for: Callable[..., HttpRail],
+    lookup_rail_for: Callable[..., BlockingRail],
     make_item: Callable[..., ClaimedItem],
 ) -> None:
     """A key with '/', '?', '#' and spaces reaches the rail as one path segment."""
@@ -159,7 +157,7 @@ def test_a_key_with_url_characters_is_looked_up_by_its_quoted_form(
 
 def test_without_lookup_no_rail_is_asked(
     simulator: RailSimulator,
-    lookup_rail_for: Callable[..., HttpRail],
+    lookup_rail_for: Callable[..., BlockingRail],
     make_item: Callable[..., ClaimedItem],
 ) -> None:
     """Lookup is opt-in: an HttpRail without it and the no-op rail answer None and send no GET."""
@@ -168,7 +166,7 @@ def test_without_lookup_no_rail_is_asked(
     rail.send(item)
 
     assert rail.lookup(item) is None
-    assert NoopRail().lookup(item) is None
+    assert asyncio.run(NoopRail().lookup(item)) is None
     assert simulator.stats().lookups == {}
 
 

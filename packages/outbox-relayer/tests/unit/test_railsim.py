@@ -227,8 +227,10 @@ def test_a_burst_of_new_connections_all_reach_the_rail(
 
 
 def test_importing_the_relayer_does_not_load_the_simulators_http_server() -> None:
-    """Relayer processes import outbox_relayer and never serve a rail: aiohttp stays unloaded."""
-    probe = "import sys, outbox_relayer; print(sorted(m for m in sys.modules if 'aiohttp' in m))"
+    """Relayer processes send with aiohttp's client, never serve a rail: its server stays out."""
+    probe = (
+        "import sys, outbox_relayer; print(sorted(m for m in sys.modules if 'aiohttp.web' in m))"
+    )
 
     loaded = subprocess.run(
         [sys.executable, "-c", probe], check=True, capture_output=True, text=True
