@@ -20,16 +20,41 @@ from outbox_db import AttemptState
 from outbox_relayer.rails import RailAnswer, outcome_unknown
 
 if TYPE_CHECKING:
-    import concurrent.futures
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
     from outbox_db import ClaimedItem, Lease
     from outbox_relayer.rails import Rail
     from outbox_relayer.tracing import RelayTracing
 
-__all__ = ["Dispatcher"]
+__all__ = ["Dispatcher", "Send"]
 
 _log = structlog.get_logger("outbox_relayer.dispatch")
+
+
+class Send:
+    """One item's send: `done` once answered or cancelled.
+
+    `task` and `cancelled` are the loop's own: read and written on its thread only.
+    """
+
+    __slots__ = ("_loop", "cancelled", "done", "task")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.task: asyncio.Task[None] | None = None
+        self.cancelled = False
+        self.done = False
+
+    def cancel(self) -> None:
+        """Stop the send (its answer, if one comes, is never handed on)."""
+        self._loop.call_soon_threadsafe(self._cancel)
+
+    def _cancel(self) -> None:
+        self.cancelled = True
+        if self.task is None:
+            self.done = True  # never started
+        else:
+            self.task.cancel()
 
 
 class Dispatcher:
@@ -55,9 +80,18 @@ class Dispatcher:
         )
         self._thread.start()
 
-    def submit(self, item: ClaimedItem, trace: str | None) -> concurrent.futures.Future[RailAnswer]:
-        """Start the item's send; its future is done with the answer (cancel() stops it)."""
-        return asyncio.run_coroutine_threadsafe(self._dispatch(item, trace), self._loop)
+    def submit(self, claimed: Sequence[tuple[ClaimedItem, str | None]]) -> list[Send]:
+        """Start a send of each (item, its trace): one hand-over to the loop for a whole claim."""
+        sends = [Send(self._loop) for _ in claimed]
+        self._loop.call_soon_threadsafe(self._start, list(zip(sends, claimed, strict=True)))
+        return sends
+
+    def wait(self, sends: Iterable[Send], timeout: float) -> None:
+        """Return once every one of `sends` is done, or after `timeout` seconds."""
+        running = [send for send in sends if not send.done]
+        if running:
+            waited = asyncio.run_coroutine_threadsafe(self._ended(running, timeout), self._loop)
+            waited.result()
 
     def close(self) -> None:
         """Cancel the sends still running, close the rails' connections, stop the loop."""
@@ -68,6 +102,16 @@ class Dispatcher:
         self._thread.join()
         self._loop.close()
 
+    def _start(self, sends: list[tuple[Send, tuple[ClaimedItem, str | None]]]) -> None:
+        for send, (item, trace) in sends:
+            if not send.cancelled:
+                send.task = self._loop.create_task(self._dispatch(send, item, trace))
+
+    @staticmethod
+    async def _ended(sends: list[Send], seconds: float) -> None:
+        if tasks := [send.task for send in sends if send.task is not None]:
+            await asyncio.wait(tasks, timeout=seconds)
+
     async def _closed(self) -> None:
         running = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
         for task in running:
@@ -76,11 +120,13 @@ class Dispatcher:
         for rail in self._rails.values():
             await rail.aclose()
 
-    async def _dispatch(self, item: ClaimedItem, trace: str | None) -> RailAnswer:
-        with self._tracing.dispatching(item, trace):
-            answer = await self._send(item)
-        self._answered(item.lease, answer)
-        return answer
+    async def _dispatch(self, send: Send, item: ClaimedItem, trace: str | None) -> None:
+        try:
+            with self._tracing.dispatching(item, trace):
+                answer = await self._send(item)
+            self._answered(item.lease, answer)
+        finally:
+            send.done = True
 
     async def _send(self, item: ClaimedItem) -> RailAnswer:
         """Whatever happens comes back as an answer, never a raise (a cancel aside)."""

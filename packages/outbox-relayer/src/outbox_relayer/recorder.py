@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from uuid import UUID
 
     from outbox_db import ClaimedItem, OutboxStore, Outcome
-    from outbox_relayer.rails import RailAnswer
+    from outbox_relayer.dispatch import Send
     from outbox_relayer.signals import Signals
     from outbox_relayer.tracing import RelayTracing
 
@@ -43,7 +43,7 @@ class Held:
     """A lease this worker holds: its item, its send, and when the lease was last set."""
 
     item: ClaimedItem
-    dispatch: concurrent.futures.Future[RailAnswer]
+    dispatch: Send
     leased_at: float
     outcome: Outcome | None = None  # set once, when the answer arrives
     answered_at: float = 0.0

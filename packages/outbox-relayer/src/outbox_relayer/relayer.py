@@ -15,7 +15,6 @@ the loop's pool).
 
 from __future__ import annotations
 
-import concurrent.futures
 import queue
 import time
 from typing import TYPE_CHECKING, Final
@@ -189,14 +188,14 @@ class Relayer:
         after it is cancelled and keeps its lease, which expires into repair (it may have
         reached the rail: the re-send carries the same key). No database call is cancelled.
         """
-        running = [held.dispatch for held in self._held.values() if not held.dispatch.done()]
-        concurrent.futures.wait(running, timeout=self.settings.shutdown_grace_seconds)
+        sends = [held.dispatch for held in self._held.values()]
+        self._dispatcher.wait(sends, timeout=self.settings.shutdown_grace_seconds)
         self._collect_answers()
         try:
             self._recorder.record(force=True)
         except (DatabaseUnavailable, RetryableConflict) as error:
             _log.warning("shutdown_record_failed", error=str(error), outcomes=len(self._held))
-        abandoned = sum(not held.dispatch.done() for held in self._held.values())
+        abandoned = sum(not held.dispatch.done for held in self._held.values())
         if abandoned:
             _log.warning(
                 "shutdown_dispatches_still_running",
@@ -240,10 +239,9 @@ class Relayer:
         self._more_due = self._slots.claimed(plan, (item.rail_type for item in items))
         if not self._more_due:
             self._next_poll = now + self.settings.poll_interval_seconds
-        for item in items:
-            trace = traces.get(item.outbox_id)
-            dispatch = self._dispatcher.submit(item, trace)
-            self._held.add(Held(item=item, dispatch=dispatch, leased_at=now, trace=trace))
+        claimed = [(item, traces.get(item.outbox_id)) for item in items]
+        for (item, trace), send in zip(claimed, self._dispatcher.submit(claimed), strict=True):
+            self._held.add(Held(item=item, dispatch=send, leased_at=now, trace=trace))
         return len(items), self._more_due
 
     def _collect_answers(self, timeout: float = 0.0) -> None:
