@@ -20,7 +20,7 @@ import attrs
 from outbox_db import AttemptState, ClaimedItem
 from outbox_db.payloads import canonical_json
 from outbox_db.tracing import current_trace_context
-from outbox_relayer.rail_config import RailConfigError
+from outbox_relayer.rail_config import MAX_IN_FLIGHT, RailConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -149,16 +149,18 @@ class HttpRail:
     """A rail over HTTP or HTTPS: POSTs the payload as JSON with the item's Idempotency-Key.
 
     Its connections (at most `connections` per event loop, kept alive) open with the first
-    send on a loop, and `aclose` closes that loop's. HTTPS verifies the rail against the
-    system's CAs, or the endpoint's `ca_file`, and presents the endpoint's client certificate
-    when it has one (mTLS). No cookie, proxy or redirect: each send is the one request.
+    send on a loop, and `aclose` closes that loop's. A send waiting for a connection waits
+    within its timeout: the relayer sizes `connections` to the rail's share of its sends.
+    HTTPS verifies the rail against the system's CAs, or the endpoint's `ca_file`, and presents
+    the endpoint's client certificate when it has one (mTLS). No cookie, proxy or redirect:
+    each send is the one request.
 
     With `endpoint.lookup`, `lookup` GETs `<url>/<url-quoted key>`: 200 with a JSON object
     whose `status` is the HTTP status the rail first answered for the key (and its body's
     fields, e.g. `reference`) is a known outcome; anything else, 404 included, is unknown.
     """
 
-    def __init__(self, endpoint: RailEndpoint, *, connections: int = 100) -> None:
+    def __init__(self, endpoint: RailEndpoint, *, connections: int = MAX_IN_FLIGHT) -> None:
         self.endpoint = endpoint
         self._connections = connections
         self._tls = tls_context(endpoint)  # now: an unreadable certificate stops the start

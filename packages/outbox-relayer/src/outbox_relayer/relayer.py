@@ -126,6 +126,11 @@ class Relayer:
         return len(self._held)
 
     @property
+    def held_bytes(self) -> int:
+        """The payload bytes of those leases (their stored JSON text), at most the budget."""
+        return self._held.payload_bytes
+
+    @property
     def _room(self) -> int:
         """Items a claim may take now: a send slot each, and payload bytes under the budget.
 

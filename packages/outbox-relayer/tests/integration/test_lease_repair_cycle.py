@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from typing import TYPE_CHECKING
 
 from structlog.testing import capture_logs
@@ -19,10 +18,9 @@ from outbox_db.testonly import expire_lease, query_no_role
 from outbox_db.testonly.factories import leased_item, make_request
 from outbox_relayer.lease_repair import LeaseRepairer, RepairCycle
 from outbox_relayer.signals import Signals
+from relaying import wait_for
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from outbox_db import OutboxStore
     from outbox_db.testonly.pytest_plugin import Database
 
@@ -166,13 +164,3 @@ def test_run_repairs_each_cycle_and_stops_at_once_when_asked(
 
     assert repaired
     assert not loop.is_alive()
-
-
-def wait_for(condition: Callable[[], bool], deadline_seconds: float = 10) -> bool:
-    """Whether `condition` became true before the deadline (polling state, not sleeping it out)."""
-    ends = time.monotonic() + deadline_seconds
-    while time.monotonic() < ends:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False

@@ -10,9 +10,7 @@ with generous deadlines.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import random
 import threading
 import time
 from typing import TYPE_CHECKING, Any, LiteralString, NamedTuple
@@ -33,12 +31,9 @@ from outbox_db.payloads import canonical_json
 from outbox_db.testonly import expire_lease, query_no_role
 from outbox_db.testonly.factories import leased_item, make_request
 from outbox_relayer import (
-    Backoff,
     CycleSignals,
     Faults,
-    HttpRail,
     LeaseRepairer,
-    RailEndpoint,
     RailSimulator,
     RepairCycle,
     Signals,
@@ -46,20 +41,26 @@ from outbox_relayer import (
 )
 from outbox_relayer.rail_slots import RailLimit
 from outbox_relayer.rails import RECONCILED_PREFIX
-from outbox_relayer.relayer import Relayer, RelayerSettings
 from outbox_relayer.signals import LEASE_LOST_EVENT, TERMINAL_GUARD_EVENT, TERMINAL_INDEX
+from relaying import (
+    DEADLINE_SECONDS,
+    RAIL,
+    Relayers,
+    Simulators,
+    TestClock,
+    count,
+    events,
+    running,
+    seeded_backoff,
+    wait_for,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
-    from pathlib import Path
+    from collections.abc import Callable, Iterator
     from uuid import UUID
 
     from outbox_db.testonly.pytest_plugin import Database
-    from outbox_relayer import Rail
 
-RAIL = "rtp"
-# Long enough that only a real failure runs into it; polling returns as soon as state is there.
-DEADLINE_SECONDS = 15.0
 
 # Every attempt, oldest first per item.
 LEDGER: LiteralString = """
@@ -102,166 +103,11 @@ WHERE datname = current_database() AND application_name = 'outbox-db-listen'
 """
 
 
-class Simulators:
-    """Rail simulators, stopped at teardown, and the HttpRails that reach them."""
-
-    def __init__(self, stack: contextlib.ExitStack, tmp_path: Path) -> None:
-        self._stack = stack
-        self._tmp_path = tmp_path
-        self._started = 0
-
-    def start(self, faults: Faults | None = None) -> RailSimulator:
-        """A simulator on a free loopback port, logging every request to its own file."""
-        self._started += 1
-        log_path = self._tmp_path / f"rail-sim-{self._started}.jsonl"
-        return self._stack.enter_context(RailSimulator(faults=faults, log_path=log_path))
-
-    def rail(
-        self,
-        simulator: RailSimulator,
-        rail_type: str = RAIL,
-        *,
-        lookup: bool = False,
-        timeout_seconds: float = 10.0,
-    ) -> HttpRail:
-        """The production HTTP rail pointed at `simulator` (`lookup`: outcomes looked up)."""
-        endpoint = RailEndpoint(
-            rail_type=rail_type,
-            url=simulator.payments_url,
-            timeout_seconds=timeout_seconds,
-            lookup=lookup,
-        )
-        return HttpRail(endpoint)  # each relayer's shut_down closes its connections
-
-
-class Relayers:
-    """Relayers on the test's store; each is shut down at teardown, before its rails close."""
-
-    def __init__(self, store: OutboxStore) -> None:
-        self.store = store
-        self._built: list[Relayer] = []
-
-    def build(  # noqa: PLR0913 - the settings a proof varies, each with the production default
-        self,
-        worker_id: str,
-        rails: Mapping[str, Rail],
-        *,
-        signals: Signals | None = None,
-        backoff: Backoff | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        batch_size: int = 100,
-        concurrency: int = 16,
-        lease_seconds: int = 30,
-        poll_interval_seconds: float = 1.0,
-        rail_limits: Mapping[str, RailLimit] | None = None,
-    ) -> Relayer:
-        """A relayer as `outbox-relayer run` builds it, with the given settings."""
-        settings = RelayerSettings(
-            worker_id=worker_id,
-            batch_size=batch_size,
-            concurrency=concurrency,
-            lease_seconds=lease_seconds,
-            poll_interval_seconds=poll_interval_seconds,
-            shutdown_grace_seconds=5.0,
-            rail_limits=rail_limits or {},
-        )
-        relayer = Relayer(
-            self.store,
-            rails=rails,
-            signals=Signals() if signals is None else signals,
-            settings=settings,
-            backoff=seeded_backoff(1) if backoff is None else backoff,
-            clock=clock,
-        )
-        self._built.append(relayer)
-        return relayer
-
-    def shut_down_all(self) -> None:
-        """Shut every relayer down (a second shut_down after `run` is harmless)."""
-        for relayer in self._built:
-            relayer.shut_down()
-
-
-class TestClock:
-    """The relayer's monotonic clock plus an offset: the test makes time pass for the worker."""
-
-    __test__ = False  # not a test class
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        """Now, as the worker sees it."""
-        return time.monotonic() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        """Move the worker's time forward by `seconds`, at once."""
-        self.offset += seconds
-
-
-@pytest.fixture
-def simulators(tmp_path: Path) -> Iterator[Simulators]:
-    """Starts simulators for the test; stops them (and closes their rails) afterwards."""
-    with contextlib.ExitStack() as stack:
-        yield Simulators(stack, tmp_path)
-
-
-@pytest.fixture
-def relayers(
-    outbox_store: OutboxStore,
-    simulators: Simulators,  # noqa: ARG001 - requested so that it is torn down after these
-) -> Iterator[Relayers]:
-    """Builds relayers; torn down before `simulators`, so running sends can finish."""
-    built = Relayers(outbox_store)
-    yield built
-    built.shut_down_all()
-
-
 @pytest.fixture
 def second_store(outbox_database: Database) -> Iterator[OutboxStore]:
     """Another executor store on the same database: connections the worker does not own."""
     with OutboxStore.connect(outbox_database.url, role=Role.EXECUTOR, max_size=2) as store:
         yield store
-
-
-@contextlib.contextmanager
-def running(relayer: Relayer) -> Iterator[threading.Event]:
-    """`relayer.run(stop)` on a thread of its own; stopped and joined when the block ends."""
-    stop = threading.Event()
-    failures: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            relayer.run(stop)
-        except BaseException as error:
-            failures.append(error)
-            raise
-
-    thread = threading.Thread(target=run, name="relayer-under-test")
-    thread.start()
-    try:
-        yield stop
-    finally:
-        stop.set()
-        thread.join(timeout=DEADLINE_SECONDS)
-    assert not thread.is_alive(), "run() did not return after stop was set"
-    assert failures == [], "run() raised"
-
-
-def wait_for(condition: Callable[[], bool], deadline_seconds: float = DEADLINE_SECONDS) -> bool:
-    """Whether `condition` became true before the deadline (polling state, not sleeping it out)."""
-    ends = time.monotonic() + deadline_seconds
-    while time.monotonic() < ends:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
-
-
-def count(url: str, statement: LiteralString, params: list[object] | None = None) -> int:
-    """The single number a count query returns."""
-    ((value,),) = query_no_role(url, statement, params)
-    return int(value)
 
 
 def ledger(url: str) -> list[tuple[Any, ...]]:
@@ -298,20 +144,6 @@ def assert_repaired_then_dispatched_by_b(
         (1, "ZOMBIE_REQUEUE", None, None, "LEASE_EXPIRED", "relayer-a"),
         (2, "DISPATCHED", reference, rail_code, None, "relayer-b"),
     ]
-
-
-def events(logs: Sequence[MutableMapping[str, Any]], name: str) -> list[MutableMapping[str, Any]]:
-    """The captured log entries of one event."""
-    return [entry for entry in logs if entry["event"] == name]
-
-
-def seeded_backoff(seed: int, *, base_seconds: float = 1, cap_seconds: float = 300) -> Backoff:
-    """A Backoff whose draws a second one with the same seed reproduces."""
-    return Backoff(
-        base_seconds=base_seconds,
-        cap_seconds=cap_seconds,
-        rng=random.Random(seed),  # noqa: S311 - jitter, not secrecy
-    )
 
 
 def attempts_at_least(url: str, minimum: int) -> Callable[[], bool]:

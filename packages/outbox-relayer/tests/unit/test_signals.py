@@ -9,7 +9,7 @@ import sys
 import threading
 import uuid
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -31,9 +31,10 @@ from outbox_relayer.signals import (
     configure_logging,
     start_metrics_server,
 )
+from relaying import events
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, MutableMapping, Sequence
+    from collections.abc import Iterator
 
 
 @pytest.fixture
@@ -74,11 +75,6 @@ def repaired(
 def value(registry: CollectorRegistry, name: str, **labels: str) -> float:
     """A sample's value read back from the registry (0 when never recorded)."""
     return registry.get_sample_value(name, labels) or 0.0
-
-
-def events(logs: Sequence[MutableMapping[str, Any]], name: str) -> list[MutableMapping[str, Any]]:
-    """The captured log entries with the given event name."""
-    return [entry for entry in logs if entry["event"] == name]
 
 
 def test_each_event_is_counted_exactly_once(signals: Signals, registry: CollectorRegistry) -> None:
