@@ -6,7 +6,7 @@ bound a figure met. Variants, each a fresh `rail-sim` process without faults dri
 (2 threads, as many as cores; both share the host, as the relayers and the simulator do),
 every request a POST /payments with a JSON body and an Idempotency-Key of its own
 (rail_sim_post.lua), their runs interleaved:
-- latency_0ms: answers at once, 64 connections (one relayer's concurrency): the most it serves;
+- latency_0ms: answers at once, 64 connections (enough to keep it busy): the most it serves;
 - latency_50ms: each answer 50 ms late, 1,000 connections: a waiting answer is a timer on the
   event loop, not a thread, so 1,000 wait at once (at most 20,000 answers/s).
 
@@ -53,9 +53,9 @@ class Load:
 
     def measure(self) -> float:
         """Requests per second of one wrk run against a fresh simulator."""
-        with rail_sim("--latency-ms", str(self.latency_ms)) as payments_url:
-            result = self.run_wrk(payments_url)
-            stats = httpx.get(payments_url.removesuffix("/payments") + "/stats").json()
+        with rail_sim("--latency-ms", str(self.latency_ms)) as simulator:
+            result = self.run_wrk(simulator.payments_url)
+            stats = httpx.get(simulator.payments_url.removesuffix("/payments") + "/stats").json()
         if any(result["errors"].values()) or stats["absorbed"]:
             msg = f"wrk saw errors {result['errors']}, rail-sim absorbed {stats['absorbed']}"
             raise click.ClickException(msg)
