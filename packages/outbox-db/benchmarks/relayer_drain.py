@@ -97,6 +97,7 @@ FROM generate_series(1, %(items)s) AS g,
         %(run)s || '-' || g, 'participant-' || (g %% %(participants)s), %(run)s || '-' || g,
         'rtp',
         jsonb_build_object('amount', '10.00', 'currency', 'USD', 'creditor', 'acct-' || g)
+            || %(extra)s
     )
 """
 ORDERED_RAIL: Final = "SELECT public.set_outbox_rail_ordering('rtp', true, 'ordered drain')"
@@ -262,6 +263,7 @@ class Drain:
     drain: Callable[[str, int, int], float]  # (url, processes, concurrency): peak RSS or 0
     ordered: bool = False  # the backlog's rail is an ordered one
     concurrency: int = CONCURRENCY  # a relayer's sends at once
+    payload_extra: dict[str, str] = attrs.field(factory=dict)  # added to each item's payload
     db_ms_per_item: list[float] = attrs.field(factory=list)
     peak_rss_mb: list[float] = attrs.field(factory=list)
     retried: list[int] = attrs.field(factory=list)  # attempts beyond one per item
@@ -274,7 +276,12 @@ class Drain:
             if self.ordered:
                 connection.execute(ORDERED_RAIL)
             # Keys unique to the run: the simulator outlives a run and would absorb repeats.
-            backlog = {"items": self.items, "participants": PARTICIPANTS, "run": uuid.uuid4().hex}
+            backlog = {
+                "items": self.items,
+                "participants": PARTICIPANTS,
+                "run": uuid.uuid4().hex,
+                "extra": Jsonb(self.payload_extra),
+            }
             connection.execute(BACKLOG, backlog)
             connection.execute("VACUUM ANALYZE public.payment_outbox_pending")
         with statement_time(self.admin_url, url) as database, wal_written(url) as wal:
