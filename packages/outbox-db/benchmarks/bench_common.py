@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import resource
 import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -191,6 +192,17 @@ def peak_rss_mb(pid: int) -> float:
             return int(line.split()[1]) / 1024
     msg = f"no VmHWM for process {pid}"
     raise click.ClickException(msg)
+
+
+def enough_descriptors(connections: int) -> None:
+    """Raise the open-file limit to hold them all; the processes started here inherit it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = connections + 256  # and the interpreter's own files
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        if hard != resource.RLIM_INFINITY and hard < needed:
+            msg = f"{connections} connections need {needed} open files; the hard limit is {hard}"
+            raise click.ClickException(msg)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
 def report(report_name: str, figures: list[Figure], *, settings: dict[str, Any]) -> None:

@@ -17,7 +17,6 @@ connection, a timeout, a non-2xx answer) or the simulator absorbed a repeated ke
 from __future__ import annotations
 
 import json
-import resource
 import shutil
 import subprocess
 import uuid
@@ -28,7 +27,7 @@ import attrs
 import click
 import httpx
 
-from bench_common import Figure, interleaved, report
+from bench_common import Figure, enough_descriptors, interleaved, report
 from relayer_drain import rail_sim
 
 FIGURE: Final = "rail_sim_capacity"
@@ -92,17 +91,6 @@ class Load:
             "seconds": self.seconds,
             "p99_ms": max(self.p99_ms),
         }
-
-
-def enough_descriptors(connections: int) -> None:
-    """Raise this process's open-file limit (wrk and rail-sim inherit it) to hold them all."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    needed = connections + 256  # and the interpreter's own files
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        if hard != resource.RLIM_INFINITY and hard < needed:
-            msg = f"{connections} connections need {needed} open files; the hard limit is {hard}"
-            raise click.ClickException(msg)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
 @click.command()

@@ -58,6 +58,7 @@ from bench_common import (
     bench_options,
     clone,
     durability,
+    enough_descriptors,
     interleaved,
     migrated_template,
     peak_rss_mb,
@@ -459,6 +460,8 @@ def main(url: str | None, items: int, runs: int) -> None:
             f"the relayer accepts at most {CONCURRENCY} sends at once: its drains run at that,"
             f" not at the {RECOMMENDED_CONCURRENCY:,} recommended"
         )
+    # One rail-sim holds the connections of two relayers (or of pgqueuer's busiest grid point).
+    enough_descriptors(2 * max(CONCURRENCY, *(c * t for c, _, t in PGQUEUER_HTTP_GRID)))
     with (
         server(url) as admin_url,
         rail_sim() as at_once,

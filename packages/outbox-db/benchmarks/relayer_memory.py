@@ -22,6 +22,7 @@ from bench_common import (
     Figure,
     bench_options,
     durability,
+    enough_descriptors,
     interleaved,
     migrated_template,
     report,
@@ -73,6 +74,7 @@ def main(url: str | None, items: int, runs: int) -> None:
         report_not_measured("relayer_memory", FIGURE, VARIANT, reason)
         return
     items = max(items, WAVES * IN_FLIGHT)
+    enough_descriptors(IN_FLIGHT)  # the relayer's connections, and rail-sim's
     in_flight: list[int] = []
     with server(url) as admin_url:
         settings = durability(admin_url)
