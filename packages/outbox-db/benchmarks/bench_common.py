@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import resource
 import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -193,6 +194,17 @@ def peak_rss_mb(pid: int) -> float:
     raise click.ClickException(msg)
 
 
+def enough_descriptors(connections: int) -> None:
+    """Raise the open-file limit to hold them all; the processes started here inherit it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = connections + 256  # and the interpreter's own files
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        if hard != resource.RLIM_INFINITY and hard < needed:
+            msg = f"{connections} connections need {needed} open files; the hard limit is {hard}"
+            raise click.ClickException(msg)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+
+
 def report(report_name: str, figures: list[Figure], *, settings: dict[str, Any]) -> None:
     """A table on stdout and reports/bench/<report_name>.jsonl, each figure vs its bound.
 
@@ -232,3 +244,11 @@ def report(report_name: str, figures: list[Figure], *, settings: dict[str, Any])
     (REPORTS / f"{report_name}.jsonl").write_text("\n".join(lines) + "\n")
     for line in lines:
         click.echo(line)
+
+
+def report_not_measured(report_name: str, figure: str, variant: str, reason: str) -> None:
+    """reports/bench/<report_name>.jsonl saying why a figure has no value in this run."""
+    click.echo(f"{figure} {variant}: not measured ({reason})")
+    record = {"figure": figure, "variant": variant, "not_measured": reason}
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    (REPORTS / f"{report_name}.jsonl").write_text(json.dumps(record, sort_keys=True) + "\n")

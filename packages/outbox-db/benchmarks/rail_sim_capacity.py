@@ -6,7 +6,7 @@ bound a figure met. Variants, each a fresh `rail-sim` process without faults dri
 (2 threads, as many as cores; both share the host, as the relayers and the simulator do),
 every request a POST /payments with a JSON body and an Idempotency-Key of its own
 (rail_sim_post.lua), their runs interleaved:
-- latency_0ms: answers at once, 64 connections (one relayer's concurrency): the most it serves;
+- latency_0ms: answers at once, 64 connections (enough to keep it busy): the most it serves;
 - latency_50ms: each answer 50 ms late, 1,000 connections: a waiting answer is a timer on the
   event loop, not a thread, so 1,000 wait at once (at most 20,000 answers/s).
 
@@ -17,7 +17,6 @@ connection, a timeout, a non-2xx answer) or the simulator absorbed a repeated ke
 from __future__ import annotations
 
 import json
-import resource
 import shutil
 import subprocess
 import uuid
@@ -28,7 +27,7 @@ import attrs
 import click
 import httpx
 
-from bench_common import Figure, interleaved, report
+from bench_common import Figure, enough_descriptors, interleaved, report
 from relayer_drain import rail_sim
 
 FIGURE: Final = "rail_sim_capacity"
@@ -53,9 +52,9 @@ class Load:
 
     def measure(self) -> float:
         """Requests per second of one wrk run against a fresh simulator."""
-        with rail_sim("--latency-ms", str(self.latency_ms)) as payments_url:
-            result = self.run_wrk(payments_url)
-            stats = httpx.get(payments_url.removesuffix("/payments") + "/stats").json()
+        with rail_sim("--latency-ms", str(self.latency_ms)) as simulator:
+            result = self.run_wrk(simulator.payments_url)
+            stats = httpx.get(simulator.payments_url.removesuffix("/payments") + "/stats").json()
         if any(result["errors"].values()) or stats["absorbed"]:
             msg = f"wrk saw errors {result['errors']}, rail-sim absorbed {stats['absorbed']}"
             raise click.ClickException(msg)
@@ -92,17 +91,6 @@ class Load:
             "seconds": self.seconds,
             "p99_ms": max(self.p99_ms),
         }
-
-
-def enough_descriptors(connections: int) -> None:
-    """Raise this process's open-file limit (wrk and rail-sim inherit it) to hold them all."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    needed = connections + 256  # and the interpreter's own files
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        if hard != resource.RLIM_INFINITY and hard < needed:
-            msg = f"{connections} connections need {needed} open files; the hard limit is {hard}"
-            raise click.ClickException(msg)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
 @click.command()

@@ -12,13 +12,18 @@ enqueue function over generate_series), their runs interleaved:
 - relayer_rail_sim: the same, sending every item over HTTP on loopback to `outbox-relayer
   rail-sim` at zero latency (1 and 2 processes, a quarter of the items); its bound is the
   lower of the no-op drain and rail-sim's own capacity (rail_sim_capacity.py, same run);
+- relayer_rail_sim_50ms: the same at 1 process, rail-sim answering each POST 50 ms late:
+  how much of a rail's latency the relayer's concurrency hides;
 - pgqueuer_*: the peer, draining the same number of jobs with the same payloads in one
-  process (pgqueuer_drain.py), in the bench session's environment only.
+  process (pgqueuer_drain.py), in the bench session's environment only: with a no-op
+  entrypoint at 1 process, and (pgqueuer_rail_sim_*) POSTing each job to the same rail-sim
+  as the relayer does, over PGQUEUER_HTTP_GRID, with as many jobs as relayer_rail_sim.
 
-The rate is items / (last completion - first claim), both read from the ledger, so process
-start-up is not counted and every variant is timed the same way (pgqueuer: its consumers'
-wall time). Each figure also carries the database execution time per item
-(pg_stat_statements) and the relayers' peak RSS at concurrency 64.
+Every relayer runs with the default settings but its concurrency: CONCURRENCY, the one the
+relayer recommends (or the most it accepts, if lower). The rate is items / (last completion -
+first claim), both read from the ledger, so process start-up is not counted and every
+variant is timed the same way (pgqueuer: its consumers' wall time). Each figure also carries
+the database execution time per item (pg_stat_statements) and the relayers' peak RSS.
 """
 
 from __future__ import annotations
@@ -46,12 +51,14 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.types.json import Jsonb
 
+import outbox_relayer.config
 from bench_common import (
     LOWER_BOUND,
     Figure,
     bench_options,
     clone,
     durability,
+    enough_descriptors,
     interleaved,
     migrated_template,
     peak_rss_mb,
@@ -60,18 +67,29 @@ from bench_common import (
     statement_time,
     wal_written,
 )
+from outbox_relayer.config import ConfigError, RelayerConfig
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
 PARTICIPANTS: Final = 1_000
 BATCH: Final = 100
-CONCURRENCY: Final = 64
+# What `outbox-relayer run --help` recommends, read from the relayer once it states it there
+# (issue 18, section 4); until then the figure it is expected to recommend.
+RECOMMENDED_CONCURRENCY: Final[int] = getattr(
+    outbox_relayer.config, "RECOMMENDED_CONCURRENCY", 1_000
+)
 BIN: Final = Path(sys.executable).parent
 RELAYER: Final = str(BIN / "outbox-relayer")
 PGQUEUER_DRAIN: Final = Path(__file__).with_name("pgqueuer_drain.py")
 # pgqueuer's own drain benchmark (5 consumers, batch 10), and the same at our batch size.
 PGQUEUER_CONFIGS: Final = ((5, 10), (5, BATCH))
+# pgqueuer over HTTP: (consumers, batch size, max_concurrent_tasks of each consumer, which
+# pgqueuer requires to be at least twice the batch). Its best is the peer's figure: its own
+# benchmark's shape with 100 and 1,000 POSTs in flight in all, the same at our batch, and
+# the relayer's shape (one claimer, our batch, 1,000 in flight).
+PGQUEUER_HTTP_GRID: Final = ((5, 10, 20), (5, 10, 200), (5, BATCH, 200), (1, BATCH, 1_000))
+RAIL_LATENCY_MS: Final = 50  # relayer_rail_sim_50ms's
 
 BACKLOG: Final = """
 SELECT count(*)
@@ -80,6 +98,7 @@ FROM generate_series(1, %(items)s) AS g,
         %(run)s || '-' || g, 'participant-' || (g %% %(participants)s), %(run)s || '-' || g,
         'rtp',
         jsonb_build_object('amount', '10.00', 'currency', 'USD', 'creditor', 'acct-' || g)
+            || %(extra)s
     )
 """
 ORDERED_RAIL: Final = "SELECT public.set_outbox_rail_ordering('rtp', true, 'ordered drain')"
@@ -131,7 +150,7 @@ def raw_drainer(url: str, worker: str) -> None:
                 connection.execute(RAW_DELETE, {"ids": [row[0] for row in rows]})
 
 
-def drain_raw(url: str, processes: int) -> float:
+def drain_raw(url: str, processes: int, _concurrency: int) -> float:
     """Run `processes` lower-bound drainers to the end; no peak RSS to report (0)."""
     workers = [
         multiprocessing.Process(target=raw_drainer, args=(url, f"raw-{n}"))
@@ -147,9 +166,30 @@ def drain_raw(url: str, processes: int) -> float:
     return 0.0
 
 
-def drain_relayers(url: str, processes: int, target: str | None) -> float:
+def accepts_concurrency(concurrency: int) -> bool:
+    """Whether the relayer's settings take `concurrency` sends at once (their own check)."""
+    try:
+        RelayerConfig(database_url="postgresql://", concurrency=concurrency)
+    except ConfigError:
+        return False
+    return True
+
+
+def most_concurrency_accepted(wanted: int) -> int:
+    """`wanted`, or the most sends at once the relayer accepts if that is fewer."""
+    low, high = 1, wanted
+    while low < high:  # bisect: the relayer accepts 1 up to its maximum
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if accepts_concurrency(middle) else (low, middle - 1)
+    return low
+
+
+CONCURRENCY: Final = most_concurrency_accepted(RECOMMENDED_CONCURRENCY)
+
+
+def drain_relayers(url: str, processes: int, target: str | None, concurrency: int) -> float:
     """Run `processes` relayers until the queue is empty, stop them; their peak RSS (MiB)."""
-    rail = ["--rail", f"rtp={target or 'noop'}", "--concurrency", str(CONCURRENCY)]
+    rail = ["--rail", f"rtp={target or 'noop'}", "--concurrency", str(concurrency)]
     with relayers_running(url, processes, rail) as relayers:
         wait_until_drained(url, relayers)
         return max(peak_rss_mb(relayer.pid) for relayer in relayers)
@@ -182,7 +222,9 @@ def relayers_running(
         finally:
             for relayer in relayers:
                 relayer.send_signal(signal.SIGTERM)
-    if failed := [r for r in relayers if r.returncode]:
+    # Killed by the SIGTERM itself: it arrived before the relayer set its handler, i.e. the
+    # others drained the backlog while it was still starting (a loaded host); it did nothing.
+    if failed := [r for r in relayers if r.returncode not in {0, -signal.SIGTERM}]:
         msg = f"a relayer exited {failed[0].returncode}"
         raise click.ClickException(msg)
 
@@ -221,8 +263,10 @@ class Drain:
     admin_url: str
     items: int
     processes: int
-    drain: Callable[[str, int], float]
+    drain: Callable[[str, int, int], float]  # (url, processes, concurrency): peak RSS or 0
     ordered: bool = False  # the backlog's rail is an ordered one
+    concurrency: int = CONCURRENCY  # a relayer's sends at once
+    payload_extra: dict[str, str] = attrs.field(factory=dict)  # added to each item's payload
     db_ms_per_item: list[float] = attrs.field(factory=list)
     peak_rss_mb: list[float] = attrs.field(factory=list)
     retried: list[int] = attrs.field(factory=list)  # attempts beyond one per item
@@ -235,11 +279,16 @@ class Drain:
             if self.ordered:
                 connection.execute(ORDERED_RAIL)
             # Keys unique to the run: the simulator outlives a run and would absorb repeats.
-            backlog = {"items": self.items, "participants": PARTICIPANTS, "run": uuid.uuid4().hex}
+            backlog = {
+                "items": self.items,
+                "participants": PARTICIPANTS,
+                "run": uuid.uuid4().hex,
+                "extra": Jsonb(self.payload_extra),
+            }
             connection.execute(BACKLOG, backlog)
             connection.execute("VACUUM ANALYZE public.payment_outbox_pending")
         with statement_time(self.admin_url, url) as database, wal_written(url) as wal:
-            rss = self.drain(url, self.processes)
+            rss = self.drain(url, self.processes, self.concurrency)
         with psycopg.connect(url) as connection:
             row = connection.execute(WINDOW).fetchone()
         if row is None or row[0] != self.items:
@@ -264,18 +313,24 @@ class Drain:
             details["db_ms_per_item"] = round(statistics.median(self.db_ms_per_item), 4)
         if self.peak_rss_mb:
             details |= {"peak_rss_mb": round(max(self.peak_rss_mb), 1)}
-            details |= {"batch_size": BATCH, "concurrency": CONCURRENCY}
+            details |= {"batch_size": BATCH, "concurrency": self.concurrency}
         return details
 
 
 @attrs.define
 class PeerDrain:
-    """pgqueuer draining the same jobs in one process, on a database of its own."""
+    """pgqueuer draining the same jobs in one process, on a database of its own.
+
+    `rail`: where each job is POSTed (None: nowhere, a no-op entrypoint); `max_tasks`: its
+    consumers' max_concurrent_tasks (0: unlimited, pgqueuer's default).
+    """
 
     admin_url: str
     items: int
     consumers: int
     batch_size: int
+    max_tasks: int = 0
+    rail: str | None = None
     settings: dict[str, object] = attrs.field(factory=dict)
 
     def measure(self) -> float:
@@ -283,6 +338,8 @@ class PeerDrain:
         url = as_uri(clone(self.admin_url, "template0", "outbox_bench_pgqueuer"))
         run_peer(str(BIN / "pgq"), "--pg-dsn", url, "install")
         flags = ["--consumers", str(self.consumers), "--batch-size", str(self.batch_size)]
+        flags += ["--max-concurrent-tasks", str(self.max_tasks)]
+        flags += ["--post-to", self.rail] if self.rail else []
         drained = run_peer(
             sys.executable, str(PGQUEUER_DRAIN), "--url", url, "--items", str(self.items), *flags
         )
@@ -316,23 +373,40 @@ def as_uri(conninfo: str) -> str:
     return f"postgresql://{user}@/{dbname}?{query}"
 
 
+@attrs.frozen
+class RailSim:
+    """A running `outbox-relayer rail-sim`: where it takes payments, and its request log."""
+
+    payments_url: str
+    log: Path
+
+
 @contextlib.contextmanager
-def rail_sim(*flags: str) -> Iterator[str]:
-    """`outbox-relayer rail-sim` (no faults; plus `flags`) in a process; yields its payments URL."""
+def rail_sim(*flags: str) -> Iterator[RailSim]:
+    """`outbox-relayer rail-sim` (no faults; plus `flags`) in a process, until the block ends."""
     with tempfile.TemporaryDirectory() as scratch:
-        command = [RELAYER, "rail-sim", "--log", str(Path(scratch) / "requests.jsonl"), *flags]
+        log = Path(scratch) / "requests.jsonl"
+        command = [RELAYER, "rail-sim", "--log", str(log), *flags]
         with subprocess.Popen(  # noqa: S603 - our own console script
             command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
         ) as simulator:
             try:
                 assert simulator.stdout is not None  # noqa: S101 - PIPE was asked for
-                yield simulator.stdout.readline().strip() + "/payments"
+                yield RailSim(simulator.stdout.readline().strip() + "/payments", log)
             finally:
                 simulator.send_signal(signal.SIGTERM)
 
 
+@attrs.frozen
+class Rails:
+    """The rail-sims of a run: one answering at once, one RAIL_LATENCY_MS late."""
+
+    at_once: str
+    late: str
+
+
 def variants(
-    admin_url: str, items: int, processes: int, simulator: str
+    admin_url: str, items: int, processes: int, rails: Rails
 ) -> list[tuple[str, Drain | PeerDrain]]:
     """The variants measured with `processes` processes."""
     found: list[tuple[str, Drain | PeerDrain]] = [
@@ -343,19 +417,38 @@ def variants(
             Drain(admin_url, items, processes, relayer_to(None), ordered=True),
         ),
     ]
+    sent = max(items // 4, 1)  # items sent over HTTP: the HTTP drains are the slow ones
     if processes <= 2:  # noqa: PLR2004 - the HTTP drain at 1 and 2 processes only: a short bench
-        rail = Drain(admin_url, max(items // 4, 1), processes, relayer_to(simulator))
-        found.append(("relayer_rail_sim", rail))
+        found.append(
+            ("relayer_rail_sim", Drain(admin_url, sent, processes, relayer_to(rails.at_once)))
+        )
+    if processes == 1:
+        late = Drain(admin_url, sent, processes, relayer_to(rails.late))
+        found.append((f"relayer_rail_sim_{RAIL_LATENCY_MS}ms", late))
     if processes == 1 and importlib.util.find_spec("pgqueuer") is not None:
-        for consumers, batch in PGQUEUER_CONFIGS:
-            peer = PeerDrain(admin_url, items, consumers, batch)
-            found.append((f"pgqueuer_{consumers}x{batch}", peer))
+        found += peers(admin_url, items, sent, rails.at_once)
     return found
 
 
-def relayer_to(target: str | None) -> Callable[[str, int], float]:
+def peers(admin_url: str, items: int, sent: int, rail: str) -> list[tuple[str, PeerDrain]]:
+    """The peer: a no-op entrypoint, and POSTing to `rail` over PGQUEUER_HTTP_GRID."""
+    noop = [
+        (f"pgqueuer_{consumers}x{batch}", PeerDrain(admin_url, items, consumers, batch))
+        for consumers, batch in PGQUEUER_CONFIGS
+    ]
+    http = [
+        (
+            f"pgqueuer_rail_sim_{consumers}x{batch}x{tasks}",
+            PeerDrain(admin_url, sent, consumers, batch, tasks, rail),
+        )
+        for consumers, batch, tasks in PGQUEUER_HTTP_GRID
+    ]
+    return noop + http
+
+
+def relayer_to(target: str | None) -> Callable[[str, int, int], float]:
     """A drain by relayer processes sending to `target` (None: the no-op rail)."""
-    return lambda url, processes: drain_relayers(url, processes, target)
+    return lambda url, processes, concurrency: drain_relayers(url, processes, target, concurrency)
 
 
 @click.command()
@@ -364,13 +457,25 @@ def main(url: str | None, items: int, runs: int) -> None:
     """Measure relayer drain (no-op rail, rail-sim, pgqueuer; 1, 2, 4 processes) vs a bound."""
     if importlib.util.find_spec("pgqueuer") is None:
         click.echo("pgqueuer is not installed here: its figures are skipped (nox -s bench has it)")
-    with server(url) as admin_url, rail_sim() as simulator:
+    if CONCURRENCY < RECOMMENDED_CONCURRENCY:
+        click.echo(
+            f"the relayer accepts at most {CONCURRENCY} sends at once: its drains run at that,"
+            f" not at the {RECOMMENDED_CONCURRENCY:,} recommended"
+        )
+    # One rail-sim holds the connections of two relayers (or of pgqueuer's busiest grid point).
+    enough_descriptors(2 * max(CONCURRENCY, *(c * t for c, _, t in PGQUEUER_HTTP_GRID)))
+    with (
+        server(url) as admin_url,
+        rail_sim() as at_once,
+        rail_sim("--latency-ms", str(RAIL_LATENCY_MS)) as late,
+    ):
         settings = durability(admin_url)
         migrated_template(admin_url)
+        rails = Rails(at_once.payments_url, late.payments_url)
         figures = []
         for processes in (1, 2, 4):
             name = f"relayer_drain_{processes}_process{'es' if processes > 1 else ''}"
-            measured = variants(admin_url, items, processes, simulator)
+            measured = variants(admin_url, items, processes, rails)
             values = interleaved(
                 runs, [(f"{name} {label}", drain.measure) for label, drain in measured]
             )
