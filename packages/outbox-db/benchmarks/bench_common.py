@@ -244,11 +244,3 @@ def report(report_name: str, figures: list[Figure], *, settings: dict[str, Any])
     (REPORTS / f"{report_name}.jsonl").write_text("\n".join(lines) + "\n")
     for line in lines:
         click.echo(line)
-
-
-def report_not_measured(report_name: str, figure: str, variant: str, reason: str) -> None:
-    """reports/bench/<report_name>.jsonl saying why a figure has no value in this run."""
-    click.echo(f"{figure} {variant}: not measured ({reason})")
-    record = {"figure": figure, "variant": variant, "not_measured": reason}
-    REPORTS.mkdir(parents=True, exist_ok=True)
-    (REPORTS / f"{report_name}.jsonl").write_text(json.dumps(record, sort_keys=True) + "\n")

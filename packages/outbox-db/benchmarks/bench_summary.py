@@ -47,8 +47,6 @@ class Target:
     value: Callable[[Figures], float | None]
     met: Callable[[float], bool]
     unit: str = ""
-    # Why a figure has no value, when its benchmark said (a refused setting, say).
-    why_not_measured: Callable[[Figures], str | None] = lambda _: None
 
 
 def median(figures: Figures, figure: str, variant: str) -> float | None:
@@ -121,12 +119,6 @@ def peak_rss(figures: Figures) -> float | None:
     """The largest peak RSS of any relayer process in the drain figures."""
     sizes = [r["peak_rss_mb"] for r in figures.values() if "peak_rss_mb" in r]
     return max(sizes) if sizes else None
-
-
-def not_measured(figures: Figures, figure: str) -> str | None:
-    """Why `figure` was not measured, if its benchmark reported a reason."""
-    reasons = [r["not_measured"] for (f, _), r in figures.items() if f == figure]
-    return reasons[0] if reasons else None
 
 
 def wakeup_p99(figures: Figures, variant: str) -> float | None:
@@ -271,7 +263,6 @@ TARGETS: Final = (
         lambda f: median(f, MEMORY, "relayer_rail_sim"),
         lambda v: v < 200,  # noqa: PLR2004
         "MiB",
-        lambda f: not_measured(f, MEMORY),
     ),
 )
 
@@ -292,9 +283,7 @@ def target_rows(figures: Figures) -> list[list[str]]:
     for target in TARGETS:
         value = target.value(figures)
         if value is None:
-            why = target.why_not_measured(figures)
-            measured = "not measured" + (f" ({why})" if why else "")
-            rows.append([target.name, measured, target.threshold, "-"])
+            rows.append([target.name, "not measured", target.threshold, "-"])
             continue
         measured = f"{value:,.2f} {target.unit}".strip()
         rows.append(

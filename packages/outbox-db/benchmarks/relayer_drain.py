@@ -19,8 +19,8 @@ enqueue function over generate_series), their runs interleaved:
   entrypoint at 1 process, and (pgqueuer_rail_sim_*) POSTing each job to the same rail-sim
   as the relayer does, over PGQUEUER_HTTP_GRID, with as many jobs as relayer_rail_sim.
 
-Every relayer runs with the default settings but its concurrency: CONCURRENCY, the one the
-relayer recommends (or the most it accepts, if lower). The rate is items / (last completion -
+Every relayer runs with the default settings but its concurrency: the one the relayer
+recommends (`outbox-relayer run --help`). The rate is items / (last completion -
 first claim), both read from the ledger, so process start-up is not counted and every
 variant is timed the same way (pgqueuer: its consumers' wall time). Each figure also carries
 the database execution time per item (pg_stat_statements) and the relayers' peak RSS.
@@ -51,7 +51,6 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.types.json import Jsonb
 
-import outbox_relayer.config
 from bench_common import (
     LOWER_BOUND,
     Figure,
@@ -67,18 +66,15 @@ from bench_common import (
     statement_time,
     wal_written,
 )
-from outbox_relayer.config import ConfigError, RelayerConfig
+from outbox_relayer.config import RECOMMENDED_CONCURRENCY
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
 PARTICIPANTS: Final = 1_000
 BATCH: Final = 100
-# What `outbox-relayer run --help` recommends, read from the relayer once it states it there
-# (issue 18, section 4); until then the figure it is expected to recommend.
-RECOMMENDED_CONCURRENCY: Final[int] = getattr(
-    outbox_relayer.config, "RECOMMENDED_CONCURRENCY", 1_000
-)
+# What `outbox-relayer run --help` recommends: every relayer drain runs at it.
+CONCURRENCY: Final = RECOMMENDED_CONCURRENCY
 BIN: Final = Path(sys.executable).parent
 RELAYER: Final = str(BIN / "outbox-relayer")
 PGQUEUER_DRAIN: Final = Path(__file__).with_name("pgqueuer_drain.py")
@@ -164,27 +160,6 @@ def drain_raw(url: str, processes: int, _concurrency: int) -> float:
         msg = "a lower-bound drainer failed"
         raise click.ClickException(msg)
     return 0.0
-
-
-def accepts_concurrency(concurrency: int) -> bool:
-    """Whether the relayer's settings take `concurrency` sends at once (their own check)."""
-    try:
-        RelayerConfig(database_url="postgresql://", concurrency=concurrency)
-    except ConfigError:
-        return False
-    return True
-
-
-def most_concurrency_accepted(wanted: int) -> int:
-    """`wanted`, or the most sends at once the relayer accepts if that is fewer."""
-    low, high = 1, wanted
-    while low < high:  # bisect: the relayer accepts 1 up to its maximum
-        middle = (low + high + 1) // 2
-        low, high = (middle, high) if accepts_concurrency(middle) else (low, middle - 1)
-    return low
-
-
-CONCURRENCY: Final = most_concurrency_accepted(RECOMMENDED_CONCURRENCY)
 
 
 def drain_relayers(url: str, processes: int, target: str | None, concurrency: int) -> float:
@@ -457,11 +432,6 @@ def main(url: str | None, items: int, runs: int) -> None:
     """Measure relayer drain (no-op rail, rail-sim, pgqueuer; 1, 2, 4 processes) vs a bound."""
     if importlib.util.find_spec("pgqueuer") is None:
         click.echo("pgqueuer is not installed here: its figures are skipped (nox -s bench has it)")
-    if CONCURRENCY < RECOMMENDED_CONCURRENCY:
-        click.echo(
-            f"the relayer accepts at most {CONCURRENCY} sends at once: its drains run at that,"
-            f" not at the {RECOMMENDED_CONCURRENCY:,} recommended"
-        )
     # One rail-sim holds the connections of two relayers (or of pgqueuer's busiest grid point).
     enough_descriptors(2 * max(CONCURRENCY, *(c * t for c, _, t in PGQUEUER_HTTP_GRID)))
     with (

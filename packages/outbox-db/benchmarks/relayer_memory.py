@@ -26,11 +26,10 @@ from bench_common import (
     interleaved,
     migrated_template,
     report,
-    report_not_measured,
     server,
 )
 from outbox_relayer.railsim import read_request_log
-from relayer_drain import Drain, most_concurrency_accepted, rail_sim, relayer_to
+from relayer_drain import Drain, rail_sim, relayer_to
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -68,11 +67,6 @@ def measure_run(admin_url: str, items: int, in_flight: list[int]) -> float:
 @bench_options(default_items=10_000)
 def main(url: str | None, items: int, runs: int) -> None:
     """Measure a relayer's peak RSS with 2,000 sends of 1 KiB payloads in flight."""
-    accepted = most_concurrency_accepted(IN_FLIGHT)
-    if accepted < IN_FLIGHT:
-        reason = f"relayer accepts at most {accepted}"
-        report_not_measured("relayer_memory", FIGURE, VARIANT, reason)
-        return
     items = max(items, WAVES * IN_FLIGHT)
     enough_descriptors(IN_FLIGHT)  # the relayer's connections, and rail-sim's
     in_flight: list[int] = []
