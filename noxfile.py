@@ -508,6 +508,7 @@ def bench(session: nox.Session) -> None:
         "enqueue_throughput",
         "relayer_drain",
         "rail_sim_capacity",  # next to the drain: the summary sets the two side by side
+        "http_clients",  # the relayer's HTTP client against httpx's, alone: the drain's ceiling
         "relayer_memory",
         "claim_latency",
         "lease_repair",

@@ -33,6 +33,7 @@ WAKEUP: Final = "enqueue_to_rail_latency"
 SCRAPE: Final = "queue_scrape"
 NEIGHBOURS: Final = "fast_rail_beside_slow_rail"
 RAIL_SIM: Final = "rail_sim_capacity"
+CLIENTS: Final = "http_client_rate"  # http_clients.py: the relayer's candidate HTTP clients
 HTTP: Final = "relayer_rail_sim"  # the drain through rail-sim answering at once
 HTTP_LATE: Final = "relayer_rail_sim_50ms"  # ... answering 50 ms late
 MEMORY: Final = "relayer_peak_rss_in_flight"
@@ -367,6 +368,30 @@ def rail_sim_line(figures: Figures) -> str:
     return "rail-sim under wrk (rail_sim_capacity.py): " + "; ".join(parts) + "."
 
 
+def clients_line(figures: Figures) -> str:
+    """The HTTP clients alone against rail-sim, and how near the relayer's drain comes."""
+    parts = []
+    for variant, name in (("aiohttp", "aiohttp (the relayer's)"), ("httpx_async", "httpx")):
+        record = figures.get((CLIENTS, variant))
+        if record is None:
+            parts.append(f"{name} not measured")
+            continue
+        parts.append(
+            f"{name} {record['median']:,.0f} requests/s, {record['cpu_us_per_request']:,} us"
+            " of CPU each"
+        )
+    share = ratio_of(median(figures, DRAIN_1, HTTP), median(figures, CLIENTS, "aiohttp"))
+    reach = (
+        ""
+        if share is None
+        else f"; the 1-process drain through rail-sim is {share:.2f}x aiohttp's rate"
+    )
+    return (
+        "the HTTP clients alone, POSTing to rail-sim at the relayer's concurrency"
+        f" (http_clients.py): {'; '.join(parts)}{reach}."
+    )
+
+
 def _rate(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
 
@@ -416,6 +441,7 @@ def main() -> None:
         f"{scaling}\n\n"
         "## Rail-sim's capacity next to the relayer (same run)\n\n"
         f"{rail_sim_line(figures)}\n\n"
+        f"{clients_line(figures)}\n\n"
         f"{rail_sim}\n"
     )
     (REPORTS / "summary.md").write_text(text)
