@@ -19,7 +19,7 @@ from outbox_db import AttemptState, OutboxStore, Outcome, Role
 from outbox_db.audit import CatalogAudit
 from outbox_db.records import OWNER_ROLE
 from outbox_db.testonly import query_as, query_no_role, uncommitted
-from outbox_db.testonly.factories import leased_item
+from outbox_db.testonly.factories import leased_item, make_request
 from outbox_evidence.cli import main
 from outbox_evidence.exporter import CheckpointStore, run_once
 from outbox_evidence.ledger import Problem, findings, row_digest
@@ -34,6 +34,7 @@ LEDGER: Final = "payment_outbox_attempts"
 ORDERING: Final = "outbox_rail_ordering"
 APPEND_ONLY: Final = "payment_outbox_attempts_append_only"
 SET_ORDERING: Final[LiteralString] = "SELECT public.set_outbox_rail_ordering(%s, %s, %s)"
+IBAN: Final = "DE89370400440532013000"  # an account number, never to leave the database
 
 
 @pytest.fixture
@@ -287,7 +288,14 @@ def test_verify_ledger_names_the_row_from_the_bundle_alone(
     store: CheckpointStore,
     tmp_path: Path,
 ) -> None:
-    """Generate with --checkpoints, then verify-ledger and verify without the database: exit 1, named."""
+    """Generate with --checkpoints, then verify-ledger and verify without the database: exit 1, named.
+
+    The bundle carries each payload by its hash only: no account number leaves the database.
+    """
+    with OutboxStore.connect(outbox_database.url, role=Role.EXECUTOR) as executor:
+        executor.enqueue(make_request(payload={"amount": "1.00", "creditor_iban": IBAN}))
+        (item,) = executor.claim("worker-1", batch_size=1, lease_seconds=30)
+        executor.complete("worker-1", Outcome(lease=item.lease, state=AttemptState.DISPATCHED))
     sealed(outbox_database.url, key, store)
     as_owner(
         outbox_database.url,
@@ -323,6 +331,8 @@ def test_verify_ledger_names_the_row_from_the_bundle_alone(
     assert "15_ledger.txt: verdict: FAIL (modified: payment_outbox_attempts" in whole.stderr
     assert stranger.exit_code == 1
     assert "checkpoint 1: signed by untrusted key" in stranger.stderr
+    carrying = [path.name for path in bundle.iterdir() if IBAN in path.read_text("utf-8")]
+    assert carrying == []
 
 
 @pytest.mark.usefixtures("ledger")
