@@ -43,6 +43,13 @@ CREATE TABLE public.outbox_rail_servers (
     worker_id text NOT NULL,
     seen_at timestamp with time zone NOT NULL
 );
+CREATE TABLE public.outbox_row_digests (
+    row_no bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
+    source text NOT NULL,
+    row_key text NOT NULL,
+    digest bytea NOT NULL,
+    written_by_xact xid8 NOT NULL DEFAULT pg_current_xact_id()
+);
 CREATE TABLE public.outbox_scoped_rails (
     rail_type text NOT NULL,
     announced_by text NOT NULL,
@@ -109,6 +116,8 @@ ALTER TABLE public.outbox_operator_log ADD CONSTRAINT outbox_operator_log_redriv
 ALTER TABLE public.outbox_operator_log ADD CONSTRAINT outbox_operator_log_redrive_item_unique UNIQUE (redrive_outbox_id);
 ALTER TABLE public.outbox_rail_ordering ADD CONSTRAINT outbox_rail_ordering_pkey PRIMARY KEY (entry_no);
 ALTER TABLE public.outbox_rail_servers ADD CONSTRAINT outbox_rail_servers_one_row_per_worker PRIMARY KEY (rail_type, worker_id);
+ALTER TABLE public.outbox_row_digests ADD CONSTRAINT outbox_row_digests_one_per_row UNIQUE (source, row_key);
+ALTER TABLE public.outbox_row_digests ADD CONSTRAINT outbox_row_digests_pkey PRIMARY KEY (row_no);
 ALTER TABLE public.outbox_scoped_rails ADD CONSTRAINT outbox_scoped_rails_pkey PRIMARY KEY (rail_type);
 ALTER TABLE public.participant_outbox_sequences ADD CONSTRAINT participant_outbox_sequences_next_positive CHECK ((next_sequence_id >= 1));
 ALTER TABLE public.participant_outbox_sequences ADD CONSTRAINT participant_outbox_sequences_pkey PRIMARY KEY (participant_id);
@@ -138,6 +147,9 @@ CREATE UNIQUE INDEX outbox_operator_log_redrive_item_unique ON public.outbox_ope
 CREATE INDEX outbox_rail_ordering_latest ON public.outbox_rail_ordering USING btree (rail_type, entry_no DESC);
 CREATE UNIQUE INDEX outbox_rail_ordering_pkey ON public.outbox_rail_ordering USING btree (entry_no);
 CREATE UNIQUE INDEX outbox_rail_servers_one_row_per_worker ON public.outbox_rail_servers USING btree (rail_type, worker_id);
+CREATE INDEX outbox_row_digests_by_xact ON public.outbox_row_digests USING btree (written_by_xact);
+CREATE UNIQUE INDEX outbox_row_digests_one_per_row ON public.outbox_row_digests USING btree (source, row_key);
+CREATE UNIQUE INDEX outbox_row_digests_pkey ON public.outbox_row_digests USING btree (row_no);
 CREATE UNIQUE INDEX outbox_scoped_rails_pkey ON public.outbox_scoped_rails USING btree (rail_type);
 CREATE UNIQUE INDEX participant_outbox_sequences_pkey ON public.participant_outbox_sequences USING btree (participant_id);
 CREATE UNIQUE INDEX payment_outbox_attempts_one_terminal_per_outbox ON public.payment_outbox_attempts USING btree (outbox_id) WHERE (state = ANY (ARRAY['DISPATCHED'::public.outbox_attempt_state, 'FAILED'::public.outbox_attempt_state]));
@@ -156,8 +168,12 @@ CREATE UNIQUE INDEX payment_outbox_settings_pkey ON public.payment_outbox_settin
 -- Triggers --------------------------------------------------------------------------------------
 CREATE TRIGGER outbox_idempotency_keys_append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON public.outbox_idempotency_keys FOR EACH STATEMENT EXECUTE FUNCTION public.deny_append_only_mutation();
 CREATE TRIGGER outbox_operator_log_append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON public.outbox_operator_log FOR EACH STATEMENT EXECUTE FUNCTION public.deny_append_only_mutation();
+CREATE TRIGGER outbox_operator_log_digest AFTER INSERT ON public.outbox_operator_log REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.outbox_digest_operator_log();
 CREATE TRIGGER outbox_rail_ordering_append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON public.outbox_rail_ordering FOR EACH STATEMENT EXECUTE FUNCTION public.deny_append_only_mutation();
+CREATE TRIGGER outbox_rail_ordering_digest AFTER INSERT ON public.outbox_rail_ordering REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.outbox_digest_rail_ordering();
+CREATE TRIGGER outbox_row_digests_append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON public.outbox_row_digests FOR EACH STATEMENT EXECUTE FUNCTION public.deny_append_only_mutation();
 CREATE TRIGGER payment_outbox_attempts_append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON public.payment_outbox_attempts FOR EACH STATEMENT EXECUTE FUNCTION public.deny_outbox_attempts_mutation();
+CREATE TRIGGER payment_outbox_attempts_digest AFTER INSERT ON public.payment_outbox_attempts REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.outbox_digest_attempts();
 CREATE TRIGGER payment_outbox_attempts_scope_unconfigured_rail AFTER INSERT ON public.payment_outbox_attempts FOR EACH ROW WHEN ((new.error_code = 'RAIL_NOT_CONFIGURED'::text)) EXECUTE FUNCTION public.outbox_scope_unconfigured_rail();
 CREATE TRIGGER payment_outbox_pending_notify_enqueued AFTER INSERT ON public.payment_outbox_pending FOR EACH STATEMENT EXECUTE FUNCTION public.notify_outbox_items_enqueued();
 CREATE CONSTRAINT TRIGGER payment_outbox_pending_recheck_waiting AFTER INSERT ON public.payment_outbox_pending DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (new.awaiting_predecessor) EXECUTE FUNCTION public.outbox_recheck_waiting_item();
@@ -730,6 +746,25 @@ BEGIN
 END
 $function$;
 
+-- public.outbox_attempt_fields(public.payment_outbox_attempts) (owner outbox_owner)
+CREATE OR REPLACE FUNCTION public.outbox_attempt_fields(a public.payment_outbox_attempts)
+ RETURNS text[]
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT ARRAY[
+        'payment_outbox_attempts/1', a.attempt_id::text, a.outbox_id::text, a.instruction_id,
+        a.participant_id, a.sequence_id::text, a.idempotency_key, a.rail_type,
+        -- The payload by its hash: the bundle and the checkpoints carry no account numbers,
+        -- and a payload rewritten still changes the row's digest.
+        pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(a.payload::text, 'UTF8')), 'hex'),
+        a.attempt_no::text, a.state::text, public.outbox_utc_text(a.claimed_at),
+        public.outbox_utc_text(a.completed_at), a.rail_reference, a.rail_code, a.error_code,
+        a.error_message, a.latency_ms::text, a.worker_id, a.recorded_by
+    ];
+$function$;
+
 -- public.outbox_control_character_at(text[]) (owner outbox_owner)
 CREATE OR REPLACE FUNCTION public.outbox_control_character_at(p_values text[])
  RETURNS bigint
@@ -743,6 +778,51 @@ BEGIN
         FROM unnest(p_values) WITH ORDINALITY AS v(value, position)
         WHERE v.value ~ '[\u0001-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]'
     );
+END
+$function$;
+
+-- public.outbox_digest_attempts() (owner outbox_owner)
+CREATE OR REPLACE FUNCTION public.outbox_digest_attempts()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    INSERT INTO public.outbox_row_digests (source, row_key, digest)
+    SELECT 'payment_outbox_attempts', n.attempt_id::text,
+        public.outbox_row_digest(public.outbox_attempt_fields(n))
+    FROM new_rows AS n;
+    RETURN NULL;
+END
+$function$;
+
+-- public.outbox_digest_operator_log() (owner outbox_owner)
+CREATE OR REPLACE FUNCTION public.outbox_digest_operator_log()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    INSERT INTO public.outbox_row_digests (source, row_key, digest)
+    SELECT 'outbox_operator_log', n.entry_no::text,
+        public.outbox_row_digest(public.outbox_operator_log_fields(n))
+    FROM new_rows AS n;
+    RETURN NULL;
+END
+$function$;
+
+-- public.outbox_digest_rail_ordering() (owner outbox_owner)
+CREATE OR REPLACE FUNCTION public.outbox_digest_rail_ordering()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    INSERT INTO public.outbox_row_digests (source, row_key, digest)
+    SELECT 'outbox_rail_ordering', n.entry_no::text,
+        public.outbox_row_digest(public.outbox_rail_ordering_fields(n))
+    FROM new_rows AS n;
+    RETURN NULL;
 END
 $function$;
 
@@ -880,6 +960,22 @@ BEGIN
 END
 $function$;
 
+-- public.outbox_ledger_rows() (owner outbox_owner, SECURITY DEFINER)
+CREATE OR REPLACE FUNCTION public.outbox_ledger_rows()
+ RETURNS TABLE(source text, row_key text, fields text[], row_no bigint, digest bytea, written_by_xact xid8)
+ LANGUAGE sql
+ STABLE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+ SET lock_timeout TO '5s'
+AS $function$
+    SELECT coalesce(r.source, d.source), coalesce(r.row_key, d.row_key), r.fields, d.row_no,
+        d.digest, d.written_by_xact
+    FROM public.outbox_tamper_evident_rows() AS r
+    FULL JOIN public.outbox_row_digests AS d
+        ON d.source = r.source AND d.row_key = r.row_key
+    ORDER BY d.row_no NULLS LAST, 1, 2;
+$function$;
+
 -- public.outbox_lock_items_for_snapshot(uuid[]) (owner outbox_owner)
 CREATE OR REPLACE FUNCTION public.outbox_lock_items_for_snapshot(p_outbox_ids uuid[])
  RETURNS void
@@ -895,6 +991,20 @@ BEGIN
         FOR UPDATE;
     END IF;
 END
+$function$;
+
+-- public.outbox_operator_log_fields(public.outbox_operator_log) (owner outbox_owner)
+CREATE OR REPLACE FUNCTION public.outbox_operator_log_fields(o public.outbox_operator_log)
+ RETURNS text[]
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT ARRAY[
+        'outbox_operator_log/1', o.entry_no::text, o.outbox_id::text, o.redrive_outbox_id::text,
+        o.instruction_id, o.redrive_idempotency_key, o.redrive_generation::text,
+        o.requested_by, public.outbox_utc_text(o.requested_at), o.reason
+    ];
 $function$;
 
 -- public.outbox_queue_depth() (owner outbox_owner, SECURITY DEFINER)
@@ -936,6 +1046,19 @@ AS $function$
         ORDER BY o.entry_no DESC
         LIMIT 1
     ), false);
+$function$;
+
+-- public.outbox_rail_ordering_fields(public.outbox_rail_ordering) (owner outbox_owner)
+CREATE OR REPLACE FUNCTION public.outbox_rail_ordering_fields(r public.outbox_rail_ordering)
+ RETURNS text[]
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT ARRAY[
+        'outbox_rail_ordering/1', r.entry_no::text, r.rail_type, r.ordered::text,
+        r.requested_by, public.outbox_utc_text(r.requested_at), r.reason
+    ];
 $function$;
 
 -- public.outbox_recheck_waiting_item() (owner outbox_owner, SECURITY DEFINER)
@@ -1202,6 +1325,21 @@ BEGIN
 END
 $function$;
 
+-- public.outbox_row_digest(text[]) (owner outbox_owner)
+CREATE OR REPLACE FUNCTION public.outbox_row_digest(p_fields text[])
+ RETURNS bytea
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT pg_catalog.sha256(pg_catalog.convert_to(pg_catalog.string_agg(
+        CASE WHEN u.field IS NULL THEN '-'
+             ELSE pg_catalog.octet_length(pg_catalog.convert_to(u.field, 'UTF8'))::text
+                  || ':' || u.field
+        END, '' ORDER BY u.n), 'UTF8'))
+    FROM pg_catalog.unnest(p_fields) WITH ORDINALITY AS u (field, n);
+$function$;
+
 -- public.outbox_scope_unconfigured_rail() (owner outbox_owner)
 CREATE OR REPLACE FUNCTION public.outbox_scope_unconfigured_rail()
  RETURNS trigger
@@ -1220,6 +1358,44 @@ BEGIN
 END
 $function$;
 
+-- public.outbox_sealable_digests(xid8) (owner outbox_owner, SECURITY DEFINER)
+CREATE OR REPLACE FUNCTION public.outbox_sealable_digests(p_after xid8)
+ RETURNS TABLE(horizon xid8, row_no bigint, source text, row_key text, digest bytea, written_by_xact xid8, fields text[])
+ LANGUAGE sql
+ STABLE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+ SET lock_timeout TO '5s'
+AS $function$
+    WITH snapshot AS (
+        SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot()) AS horizon
+    )
+    SELECT s.horizon, d.row_no, d.source, d.row_key, d.digest, d.written_by_xact, r.fields
+    FROM snapshot AS s
+    LEFT JOIN public.outbox_row_digests AS d
+        ON d.written_by_xact >= p_after
+        AND d.written_by_xact < s.horizon
+    LEFT JOIN public.outbox_tamper_evident_rows() AS r
+        ON r.source = d.source AND r.row_key = d.row_key
+    ORDER BY d.row_no;
+$function$;
+
+-- public.outbox_tamper_evident_rows() (owner outbox_owner)
+CREATE OR REPLACE FUNCTION public.outbox_tamper_evident_rows()
+ RETURNS TABLE(source text, row_key text, fields text[])
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT 'payment_outbox_attempts', a.attempt_id::text, public.outbox_attempt_fields(a)
+    FROM public.payment_outbox_attempts AS a
+    UNION ALL
+    SELECT 'outbox_operator_log', o.entry_no::text, public.outbox_operator_log_fields(o)
+    FROM public.outbox_operator_log AS o
+    UNION ALL
+    SELECT 'outbox_rail_ordering', r.entry_no::text, public.outbox_rail_ordering_fields(r)
+    FROM public.outbox_rail_ordering AS r;
+$function$;
+
 -- public.outbox_trace_contexts(text,uuid[]) (owner outbox_owner, SECURITY DEFINER)
 CREATE OR REPLACE FUNCTION public.outbox_trace_contexts(p_worker_id text, p_outbox_ids uuid[])
  RETURNS TABLE(outbox_id uuid, trace_context text)
@@ -1233,6 +1409,16 @@ AS $function$
     WHERE p.outbox_id = ANY (p_outbox_ids)
       AND p.claimed_by = p_worker_id
       AND p.trace_context IS NOT NULL;
+$function$;
+
+-- public.outbox_utc_text(timestamp with time zone) (owner outbox_owner)
+CREATE OR REPLACE FUNCTION public.outbox_utc_text(p_at timestamp with time zone)
+ RETURNS text
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT pg_catalog.to_char(p_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
 $function$;
 
 -- public.outbox_valid_traceparent(text) (owner outbox_owner)
@@ -1517,19 +1703,27 @@ GRANT EXECUTE ON FUNCTION public.enqueue_payment_outbox_batch(text[],text[],text
 GRANT EXECUTE ON FUNCTION public.enqueue_payment_outbox_batch(text[],text[],text[],text[],jsonb[]) TO symphony_producer;
 GRANT EXECUTE ON FUNCTION public.notify_outbox_items_enqueued() TO outbox_owner;
 GRANT EXECUTE ON FUNCTION public.outbox_announce_rails(text,text[],timestamp with time zone) TO outbox_owner;
+GRANT EXECUTE ON FUNCTION public.outbox_attempt_fields(public.payment_outbox_attempts) TO outbox_owner;
 GRANT EXECUTE ON FUNCTION public.outbox_control_character_at(text[]) TO outbox_owner;
+GRANT EXECUTE ON FUNCTION public.outbox_digest_attempts() TO outbox_owner;
+GRANT EXECUTE ON FUNCTION public.outbox_digest_operator_log() TO outbox_owner;
+GRANT EXECUTE ON FUNCTION public.outbox_digest_rail_ordering() TO outbox_owner;
 GRANT EXECUTE ON FUNCTION public.outbox_enqueue_item(text,text,text,text,jsonb) TO outbox_owner;
 GRANT EXECUTE ON FUNCTION public.outbox_expired_lease_count() TO outbox_owner;
 GRANT EXECUTE ON FUNCTION public.outbox_expired_lease_count() TO symphony_executor;
 GRANT EXECUTE ON FUNCTION public.outbox_invalid_identifier_at(text[]) TO outbox_owner;
 GRANT EXECUTE ON FUNCTION public.outbox_item_of_key(uuid) TO outbox_owner;
 GRANT EXECUTE ON FUNCTION public.outbox_lease_items(uuid[],text,integer,timestamp with time zone) TO outbox_owner;
+GRANT EXECUTE ON FUNCTION public.outbox_ledger_rows() TO outbox_owner;
+GRANT EXECUTE ON FUNCTION public.outbox_ledger_rows() TO symphony_auditor;
 GRANT EXECUTE ON FUNCTION public.outbox_lock_items_for_snapshot(uuid[]) TO outbox_owner;
+GRANT EXECUTE ON FUNCTION public.outbox_operator_log_fields(public.outbox_operator_log) TO outbox_owner;
 GRANT EXECUTE ON FUNCTION public.outbox_queue_depth() TO outbox_owner;
 GRANT EXECUTE ON FUNCTION public.outbox_queue_depth() TO symphony_auditor;
 GRANT EXECUTE ON FUNCTION public.outbox_queue_depth() TO symphony_executor;
 GRANT EXECUTE ON FUNCTION public.outbox_queue_depth() TO symphony_readonly;
 GRANT EXECUTE ON FUNCTION public.outbox_rail_is_ordered(text) TO outbox_owner;
+GRANT EXECUTE ON FUNCTION public.outbox_rail_ordering_fields(public.outbox_rail_ordering) TO outbox_owner;
 GRANT EXECUTE ON FUNCTION public.outbox_recheck_waiting_item() TO outbox_owner;
 GRANT EXECUTE ON FUNCTION public.outbox_release_lane_successor() TO outbox_owner;
 GRANT EXECUTE ON FUNCTION public.outbox_release_stalled_lanes() TO outbox_owner;
@@ -1540,9 +1734,14 @@ GRANT EXECUTE ON FUNCTION public.outbox_require_payload(jsonb) TO outbox_owner;
 GRANT EXECUTE ON FUNCTION public.outbox_require_range(text,integer,integer,integer) TO outbox_owner;
 GRANT EXECUTE ON FUNCTION public.outbox_require_service_key(text) TO outbox_owner;
 GRANT EXECUTE ON FUNCTION public.outbox_require_text(text,text) TO outbox_owner;
+GRANT EXECUTE ON FUNCTION public.outbox_row_digest(text[]) TO outbox_owner;
 GRANT EXECUTE ON FUNCTION public.outbox_scope_unconfigured_rail() TO outbox_owner;
+GRANT EXECUTE ON FUNCTION public.outbox_sealable_digests(xid8) TO outbox_owner;
+GRANT EXECUTE ON FUNCTION public.outbox_sealable_digests(xid8) TO symphony_auditor;
+GRANT EXECUTE ON FUNCTION public.outbox_tamper_evident_rows() TO outbox_owner;
 GRANT EXECUTE ON FUNCTION public.outbox_trace_contexts(text,uuid[]) TO outbox_owner;
 GRANT EXECUTE ON FUNCTION public.outbox_trace_contexts(text,uuid[]) TO symphony_executor;
+GRANT EXECUTE ON FUNCTION public.outbox_utc_text(timestamp with time zone) TO outbox_owner;
 GRANT EXECUTE ON FUNCTION public.outbox_valid_traceparent(text) TO outbox_owner;
 GRANT EXECUTE ON FUNCTION public.redrive_payment_outbox(uuid,text) TO outbox_owner;
 GRANT EXECUTE ON FUNCTION public.redrive_payment_outbox(uuid,text) TO symphony_operator;
@@ -1564,6 +1763,7 @@ GRANT USAGE ON SCHEMA public TO symphony_producer;
 GRANT USAGE ON SCHEMA public TO symphony_readonly;
 GRANT SELECT, UPDATE, USAGE ON SEQUENCE public.outbox_operator_log_entry_no_seq TO outbox_owner;
 GRANT SELECT, UPDATE, USAGE ON SEQUENCE public.outbox_rail_ordering_entry_no_seq TO outbox_owner;
+GRANT SELECT, UPDATE, USAGE ON SEQUENCE public.outbox_row_digests_row_no_seq TO outbox_owner;
 GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE ON TABLE public.outbox_established_rails TO outbox_owner;
 GRANT SELECT ON TABLE public.outbox_established_rails TO symphony_auditor;
 GRANT SELECT ON TABLE public.outbox_established_rails TO symphony_readonly;
@@ -1579,6 +1779,8 @@ GRANT SELECT ON TABLE public.outbox_rail_ordering TO symphony_readonly;
 GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE ON TABLE public.outbox_rail_servers TO outbox_owner;
 GRANT SELECT ON TABLE public.outbox_rail_servers TO symphony_auditor;
 GRANT SELECT ON TABLE public.outbox_rail_servers TO symphony_readonly;
+GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE ON TABLE public.outbox_row_digests TO outbox_owner;
+GRANT SELECT ON TABLE public.outbox_row_digests TO symphony_auditor;
 GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE ON TABLE public.outbox_scoped_rails TO outbox_owner;
 GRANT SELECT ON TABLE public.outbox_scoped_rails TO symphony_auditor;
 GRANT SELECT ON TABLE public.outbox_scoped_rails TO symphony_readonly;

@@ -20,6 +20,7 @@ from psycopg.rows import class_row
 
 from outbox_db._catalogue import QUERIES, load
 from outbox_db._roles import database_roles
+from outbox_db.digests import DigestedRow, SealableRow, SealableRows, sealable
 from outbox_db.errors import OutboxDatabaseError, sendable_url, translate
 from outbox_db.harden import HardeningState, read_hardening
 from outbox_db.migrate import load_migrations
@@ -284,6 +285,14 @@ class CatalogAudit:
     def rail_orderings(self) -> list[RailOrdering]:
         """Every entry of the append-only rail ordering history, oldest first."""
         return self._rows("rail_orderings", RailOrdering)
+
+    def ledger_rows(self) -> list[DigestedRow]:
+        """Every tamper-evident row with its digest, in digest order (0018); rows without last."""
+        return self._rows("ledger_rows", DigestedRow)
+
+    def sealable_digests(self, after: int) -> SealableRows:
+        """The digests of transactions from horizon `after` to this snapshot's (0018)."""
+        return sealable(self._rows("sealable_digests", SealableRow, {"after": str(after)}))
 
     def dispatching_count(self) -> RegressionCount:
         """Ledger rows in the retired DISPATCHING state (the gate's regression query)."""

@@ -48,6 +48,8 @@ PRODUCER_FUNCTIONS: Final = frozenset({"enqueue_payment_outbox", "enqueue_paymen
 OPERATOR_FUNCTIONS: Final = frozenset({"redrive_payment_outbox", "set_outbox_rail_ordering"})
 # Aggregates a metrics exporter reads with a reader's login (schema 0014).
 READER_FUNCTIONS: Final = frozenset({"outbox_queue_depth"})
+# The ledger's rows and digests (0018), for the checkpoint exporter and the bundle: read only.
+AUDITOR_FUNCTIONS: Final = frozenset({"outbox_ledger_rows", "outbox_sealable_digests"})
 INTERNAL_FUNCTIONS: Final = frozenset(
     {
         "deny_append_only_mutation",
@@ -73,6 +75,16 @@ INTERNAL_FUNCTIONS: Final = frozenset(
         "outbox_require_service_key",
         "outbox_require_text",
         "outbox_valid_traceparent",
+        # 0018: the digest triggers and the canonical encoding they share
+        "outbox_attempt_fields",
+        "outbox_digest_attempts",
+        "outbox_digest_operator_log",
+        "outbox_digest_rail_ordering",
+        "outbox_operator_log_fields",
+        "outbox_rail_ordering_fields",
+        "outbox_row_digest",
+        "outbox_tamper_evident_rows",
+        "outbox_utc_text",
     }
 )
 
@@ -93,7 +105,7 @@ def test_only_the_executor_and_owner_may_execute_outbox_functions(audit: Catalog
     """EXECUTE: executors, producers, operators and readers each their own functions; no PUBLIC.
 
     Executor: the worker functions; producer: enqueue; operator: re-drive and rail ordering;
-    readers: the queue depth; the owner: all.
+    readers: the queue depth; the auditor also the ledger's rows and digests; the owner: all.
     """
     executes = {
         (function_name(g), g.grantee)
@@ -103,9 +115,10 @@ def test_only_the_executor_and_owner_may_execute_outbox_functions(audit: Catalog
 
     expected = {
         (name, "outbox_owner")
-        for name in WORKER_FUNCTIONS | OPERATOR_FUNCTIONS | INTERNAL_FUNCTIONS
+        for name in WORKER_FUNCTIONS | OPERATOR_FUNCTIONS | INTERNAL_FUNCTIONS | AUDITOR_FUNCTIONS
     }
     expected |= {(name, "symphony_executor") for name in WORKER_FUNCTIONS}
+    expected |= {(name, "symphony_auditor") for name in AUDITOR_FUNCTIONS}
     expected |= {(name, "symphony_producer") for name in PRODUCER_FUNCTIONS}
     expected |= {(name, "symphony_operator") for name in OPERATOR_FUNCTIONS}
     expected |= {
@@ -146,6 +159,7 @@ def test_readers_may_only_select_and_nobody_else_touches_the_tables(audit: Catal
         ("public.outbox_unserved_rails", "symphony_executor", "SELECT"),
         ("public.payment_outbox_settings", "symphony_auditor", "SELECT"),
         ("public.outbox_schema_migrations", "symphony_auditor", "SELECT"),
+        ("public.outbox_row_digests", "symphony_auditor", "SELECT"),
     }
     assert expected == granted
 
@@ -155,7 +169,9 @@ def test_every_outbox_function_is_defined_in_full(audit: CatalogAudit) -> None:
     functions = audit.function_definitions()
 
     by_name = {f.signature.removeprefix("public.").split("(", 1)[0]: f for f in functions}
-    assert set(by_name) == WORKER_FUNCTIONS | OPERATOR_FUNCTIONS | INTERNAL_FUNCTIONS
+    assert set(by_name) == (
+        WORKER_FUNCTIONS | OPERATOR_FUNCTIONS | INTERNAL_FUNCTIONS | AUDITOR_FUNCTIONS
+    )
     assert all(
         f.definition.startswith(f"CREATE OR REPLACE FUNCTION {f.signature.split('(')[0]}(")
         for f in functions

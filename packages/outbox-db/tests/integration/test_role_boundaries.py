@@ -526,8 +526,11 @@ def test_catalog_grants_execute_to_the_executor_only(outbox_database: Database) 
     )
     assert set(CALLS) <= executor
     assert not executor & set(HELPER_CALLS)
-    # Readers may read the queue depth (aggregates, for a metrics exporter), nothing else.
-    assert readonly == auditor == {"outbox_queue_depth"}
+    # Readers may read the queue depth (aggregates, for a metrics exporter); the auditor also
+    # reads the ledger's rows and digests (the checkpoint exporter, the bundle: 0018). Nothing
+    # else, and nothing that writes.
+    assert readonly == {"outbox_queue_depth"}
+    assert auditor == {"outbox_queue_depth", "outbox_ledger_rows", "outbox_sealable_digests"}
     # The producer enqueues and nothing else; the executor still enqueues (deprecated, 0011).
     assert producer == ENQUEUE_FUNCTIONS
     assert producer <= executor

@@ -11,7 +11,8 @@ import attrs
 from outbox_evidence.catalog import database_parts
 from outbox_evidence.controls import controls_part
 from outbox_evidence.junit import load_junit
-from outbox_evidence.layout import CHECKSUMS, MANIFEST_COPY, PROOFS, README, Part
+from outbox_evidence.layout import CHECKSUMS, LEDGER_ROWS, MANIFEST_COPY, PROOFS, README, Part
+from outbox_evidence.ledger_bundle import checkpoints_part, ledger_part
 from outbox_evidence.manifest import ManifestError, load_manifest
 from outbox_evidence.proofs import evaluate, proofs_part, results_part
 from outbox_evidence.readme import readme_part
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
     from outbox_evidence.junit import JunitReport
     from outbox_evidence.manifest import Manifest
+    from outbox_evidence.signing import PublicKey
 
 __all__ = ["Bundle", "BundleError", "Inputs", "build", "checksums", "write"]
 
@@ -45,6 +47,8 @@ class Inputs:
     proof_controls: Path  # JUnit XML of the proof controls, one per sabotage; absent: not run
     isolation: Path  # the isolation specs' JSON reports; absent: not run
     boundary: Path  # the executor boundary table (executor_boundary.toml)
+    checkpoints: Path | None = None  # the checkpoint exporter's directory; None: not given
+    public_keys: tuple[PublicKey, ...] = ()  # keys trusted besides those the directory holds
 
 
 @attrs.frozen
@@ -65,8 +69,12 @@ def build(inputs: Inputs) -> Bundle:
     reports = [load_junit(path) for path in inputs.junit]
     db_parts, diagnostics = database_parts(inputs.url)
     manifest, problem = _manifest(inputs.manifest)
+    (rows,) = [part for part in db_parts if part.name == LEDGER_ROWS]
+    checkpoints = checkpoints_part(inputs.checkpoints, inputs.public_keys)
     parts = [
         *db_parts,
+        checkpoints,
+        ledger_part(rows, checkpoints),
         _proofs(manifest, problem, reports, inputs.root),
         results_part(reports),
         role_usage_part(inputs.root),

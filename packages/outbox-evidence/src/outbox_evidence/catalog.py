@@ -12,6 +12,7 @@ from outbox_evidence.layout import (
     FUNCTIONS,
     GRANTS,
     HARDENING,
+    LEDGER_ROWS,
     MIGRATIONS,
     OPERATOR_LOG,
     REGRESSION,
@@ -19,6 +20,7 @@ from outbox_evidence.layout import (
     Part,
     verdict,
 )
+from outbox_evidence.ledger_bundle import render_ledger_rows
 from outbox_evidence.text import aligned
 
 if TYPE_CHECKING:
@@ -328,4 +330,5 @@ DATABASE_PARTS: Final[dict[str, Callable[[CatalogAudit], str]]] = {
     MIGRATIONS: render_migrations,
     OPERATOR_LOG: render_operator_log,
     HARDENING: render_hardening,
+    LEDGER_ROWS: render_ledger_rows,
 }

@@ -10,7 +10,13 @@ import click
 from outbox_evidence.archive import pack
 from outbox_evidence.bundle import BundleError, Inputs, build, write
 from outbox_evidence.controls import DEFAULT_CONTROLS, render_controls
+from outbox_evidence.ledger_cli import (
+    checkpoint_command,
+    checkpoint_key_command,
+    verify_ledger_command,
+)
 from outbox_evidence.reliability import DEFAULT_BOUNDARY, DEFAULT_ISOLATION
+from outbox_evidence.signing import KeyError_, PublicKey
 from outbox_evidence.verify import verify
 
 DEFAULT_OUT: Final = Path("reports/outbox-evidence")
@@ -91,6 +97,19 @@ def main() -> None:
     default=Path(),
     help="Repository to scan (default: the working directory).",
 )
+@click.option(
+    "--checkpoints",
+    type=PathType,
+    default=None,
+    help="The checkpoint exporter's directory: its signed checkpoints and keys go in the bundle "
+    "and the ledger is verified against them.",
+)
+@click.option(
+    "--public-key",
+    "public_keys",
+    multiple=True,
+    help="A key trusted to sign checkpoints, 'ed25519:<hex>' (repeatable).",
+)
 def generate(  # noqa: PLR0913, PLR0917 - one parameter per documented option
     url: str | None,
     out: Path,
@@ -101,8 +120,14 @@ def generate(  # noqa: PLR0913, PLR0917 - one parameter per documented option
     isolation: Path,
     boundary: Path,
     root: Path,
+    checkpoints: Path | None,
+    public_keys: tuple[str, ...],
 ) -> None:
     """Write the bundle to OUT; exit 1 (after writing what it can) when a part is missing."""
+    try:
+        keys = tuple(PublicKey.parse(text) for text in public_keys)
+    except KeyError_ as error:
+        raise click.BadParameter(str(error), param_hint="--public-key") from error
     inputs = Inputs(
         root=root.resolve(),
         url=url,
@@ -112,6 +137,8 @@ def generate(  # noqa: PLR0913, PLR0917 - one parameter per documented option
         proof_controls=proof_controls,
         isolation=isolation,
         boundary=root.resolve() / boundary,
+        checkpoints=checkpoints,
+        public_keys=keys,
     )
     bundle = build(inputs)
     try:
@@ -167,3 +194,8 @@ def controls_command(reports: Path) -> None:
     click.echo(text)
     if blind or not reports.is_dir():
         raise SystemExit(1)
+
+
+main.add_command(checkpoint_key_command)
+main.add_command(checkpoint_command)
+main.add_command(verify_ledger_command)

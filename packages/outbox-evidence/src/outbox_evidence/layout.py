@@ -20,6 +20,9 @@ __all__ = [
     "GUARDRAILS",
     "HARDENING",
     "ISOLATION",
+    "LEDGER",
+    "LEDGER_CHECKPOINTS",
+    "LEDGER_ROWS",
     "MANIFEST_COPY",
     "MIGRATIONS",
     "MISSING_LINE",
@@ -51,6 +54,9 @@ OPERATOR_LOG: Final = "11_operator_log.txt"
 ISOLATION: Final = "12_isolation.txt"
 EXECUTOR_BOUNDARY: Final = "13_executor_boundary.txt"
 HARDENING: Final = "14_hardening.txt"
+LEDGER: Final = "15_ledger.txt"
+LEDGER_ROWS: Final = "16_ledger_rows.jsonl"
+LEDGER_CHECKPOINTS: Final = "17_ledger_checkpoints.jsonl"
 MANIFEST_COPY: Final = "proofs.toml"
 CHECKSUMS: Final = "SHA256SUMS"
 
@@ -85,6 +91,13 @@ FILES: Final = {
     "refusal, or 00000 for what it may do) and whether this run's test of it passed",
     HARDENING: "whether the optional superuser hardening (`outbox-db harden`) is in effect, read "
     "from the catalog ACLs of the large-object functions: who may execute each",
+    LEDGER: "the ledger's tamper evidence: every ledger, operator-log and ordering-history row "
+    "recomputed against the signed checkpoints (verdict), each row modified, deleted, inserted "
+    "or reordered named, the checkpoints and the keys that signed them",
+    LEDGER_ROWS: "every ledger, operator-log and ordering-history row as the database holds it "
+    "(its canonical fields) with the digest written with it, one JSON object per line",
+    LEDGER_CHECKPOINTS: "the public keys, then the signed checkpoints from the exporter's "
+    "directory, one JSON object per line: what `outbox-evidence verify-ledger` checks 16 against",
     MANIFEST_COPY: "the reviewed invariant-to-proof manifest this bundle was built from, verbatim",
 }
 

@@ -9,11 +9,15 @@ from typing import TYPE_CHECKING, Final
 from outbox_evidence.layout import (
     CHECKSUMS,
     FILES,
+    LEDGER,
+    LEDGER_CHECKPOINTS,
+    LEDGER_ROWS,
     MANIFEST_COPY,
     MISSING_LINE,
     PROOFS,
     VERDICT_FAIL_LINE,
 )
+from outbox_evidence.ledger_bundle import verify_bundle_ledger
 from outbox_evidence.manifest import ManifestError, load_manifest
 from outbox_evidence.proofs import PROOF_LINE, ProofStatus
 
@@ -44,6 +48,7 @@ def verify(directory: Path, manifest_path: Path | None = None) -> list[str]:
     ]
     problems += _checksum_problems(directory)
     problems += _content_problems(directory)
+    problems += _ledger_problems(directory)
     try:
         manifest = load_manifest(manifest_path or directory / MANIFEST_COPY)
     except ManifestError as error:
@@ -84,6 +89,20 @@ def _content_problems(directory: Path) -> list[str]:
         problems += [f"{name}: MISSING: {m['reason']}" for m in MISSING_LINE.finditer(text)]
         problems += [f"{name}: {m[0].lstrip('-# ')}" for m in VERDICT_FAIL_LINE.finditer(text)]
     return problems
+
+
+def _ledger_problems(directory: Path) -> list[str]:
+    """15's verdict recomputed from 16 and 17: a bundle whose rows were edited fails here."""
+    rows = directory / LEDGER_ROWS
+    if not (rows.is_file() and (directory / LEDGER_CHECKPOINTS).is_file()):
+        return []  # reported as a missing file
+    if MISSING_LINE.search(rows.read_text(encoding="utf-8", errors="replace")):
+        return []  # reported as MISSING
+    try:
+        problems, _ = verify_bundle_ledger(directory, None, None)
+    except (OSError, ValueError) as error:
+        return [f"{LEDGER}: cannot re-verify the ledger ({error})"]
+    return [f"{LEDGER}: recomputed: {problem}" for problem in problems]
 
 
 def _proof_problems(directory: Path, manifest: Manifest) -> Iterator[str]:

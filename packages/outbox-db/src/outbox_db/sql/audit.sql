@@ -148,5 +148,18 @@ SELECT entry_no, rail_type, ordered, requested_by, requested_at, reason
 FROM public.outbox_rail_ordering
 ORDER BY entry_no;
 
+-- name: ledger_rows
+-- Every ledger, operator-log and ordering-history row with the digest written with it (0018):
+-- a row with no digest, or a digest with no row, has the other side NULL. xid8 as text: the
+-- driver has no type for it.
+SELECT source, row_key, fields, row_no, digest, written_by_xact::text AS written_by_xact
+FROM public.outbox_ledger_rows();
+
+-- name: sealable_digests
+-- The digests a checkpoint after horizon %(after)s may seal, and the new horizon (0018).
+SELECT horizon::text AS horizon, source, row_key, fields, row_no, digest,
+    written_by_xact::text AS written_by_xact
+FROM public.outbox_sealable_digests(%(after)s::xid8);
+
 -- name: dispatching_count
 SELECT COUNT(*) FROM public.payment_outbox_attempts WHERE state = 'DISPATCHING';

@@ -21,7 +21,7 @@ from outbox_db.testonly._access import (
     query_no_role,
     run_sql_file,
 )
-from outbox_db.testonly._contention import queue_locked
+from outbox_db.testonly._contention import queue_locked, uncommitted
 
 __all__ = [
     "expire_lease",
@@ -30,4 +30,5 @@ __all__ = [
     "query_no_role",
     "queue_locked",
     "run_sql_file",
+    "uncommitted",
 ]

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, LiteralString
+from typing import TYPE_CHECKING, Any, LiteralString
 
 import psycopg
 
 from outbox_db.errors import translate
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
 
 # EXCLUSIVE blocks every write of the queue (claims, completions, renewals, repairs: each
@@ -28,6 +28,23 @@ def queue_locked(url: str) -> Iterator[None]:
     try:
         with psycopg.connect(url) as connection:  # one transaction, committed at the end
             connection.execute(_LOCK_QUEUE)
+            yield
+    except psycopg.Error as error:
+        raise translate(error) from error
+
+
+@contextlib.contextmanager
+def uncommitted(
+    url: str, statement: LiteralString, params: Sequence[Any] | None = None
+) -> Iterator[None]:
+    """Run `statement` as the login user in a transaction left open for the block, then commit.
+
+    What it wrote is in flight for the block's duration: written before, committed after
+    whatever the block does.
+    """
+    try:
+        with psycopg.connect(url) as connection:  # one transaction, committed at the end
+            connection.execute(statement, params)
             yield
     except psycopg.Error as error:
         raise translate(error) from error
