@@ -1,9 +1,12 @@
 """The optional superuser hardening, and the catalog facts that say whether it is in effect.
 
-Some of what a least-privilege deployment needs only a superuser may do: PUBLIC's EXECUTE on
+Some of what a least-privilege deployment needs only a superuser may do. PUBLIC's EXECUTE on
 the server-side large-object functions (any login can create large objects that outlive its
-session) can be revoked only by their owner. `harden` does that on purpose, per database; its
-effect is read back from the catalog ACLs (here and in the evidence bundle), never logged.
+session) can be revoked only by their owner; and only a superuser may create the event
+triggers that record every DDL statement on the outbox's objects (the owner's ALTER TABLE ...
+DISABLE TRIGGER or ... USING included) where the owner can neither write nor delete.
+`harden` does both on purpose, per database; its effect is read back from the catalog (here
+and in the evidence bundle), never from a log an ordinary login could write.
 """
 
 from __future__ import annotations
@@ -13,18 +16,21 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import attrs
 import psycopg
+from psycopg import sql
 from psycopg.rows import class_row
 
 from outbox_db._catalogue import load
 from outbox_db._roles import database_roles
 from outbox_db.errors import PermissionDenied, sendable_url, translate
-from outbox_db.records import RoleNames
+from outbox_db.records import Role, RoleNames
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
+    from datetime import datetime
 
 __all__ = [
     "HARDEN_QUERIES",
+    "DdlStatement",
     "HardeningState",
     "LargeObjectPrivilege",
     "SuperuserRequired",
@@ -61,17 +67,33 @@ class LargeObjectPrivilege:
         return not self.public_may_execute and not self.roles_may_execute
 
 
+@attrs.frozen(kw_only=True)
+class DdlStatement:
+    """One recorded DDL statement on an object of schema public (its text stays in the table)."""
+
+    entry_no: int
+    recorded_at: datetime
+    login: str  # session_user: the login, whatever role it had set
+    command_tag: str
+    object_type: str | None
+    object_identity: str | None
+
+
 @attrs.frozen
 class HardeningState:
-    """The large-object functions' privileges, and whether the hardening is in effect."""
+    """The large-object functions' privileges, the DDL record, and whether both are in effect."""
 
     functions: tuple[LargeObjectPrivilege, ...]
     lo_compat_privileges: bool  # on: the server skips large objects' own privilege checks
+    ddl_recorded: bool = False  # both event triggers fire, running a superuser's functions
+    ddl_log: tuple[DdlStatement, ...] = ()  # what they recorded, if the reader may read it
 
     @property
     def applied(self) -> bool:
-        """In effect: the catalog lists the functions and none is executable by the roles."""
-        return bool(self.functions) and all(f.hardened for f in self.functions)
+        """In effect: no role may execute a large-object function, and DDL is recorded."""
+        return (
+            bool(self.functions) and all(f.hardened for f in self.functions) and (self.ddl_recorded)
+        )
 
     @property
     def executable(self) -> list[LargeObjectPrivilege]:
@@ -88,6 +110,22 @@ class _Login:
 @attrs.frozen
 class _CompatPrivileges:
     lo_compat_privileges: bool
+
+
+@attrs.frozen
+class _SchemaOwner:
+    owner: str
+    superuser: bool
+
+
+@attrs.frozen
+class _Installed:
+    installed: bool
+
+
+@attrs.frozen
+class _Readable:
+    readable: bool
 
 
 def harden(url: str) -> HardeningState:
@@ -112,12 +150,28 @@ def harden(url: str) -> HardeningState:
                     "revoke PUBLIC's EXECUTE on them): nothing was changed [SQLSTATE 42501]"
                 )
                 raise SuperuserRequired(msg, sqlstate="42501", constraint=None)
-            roles = database_roles(connection) or RoleNames()  # seed names before migrate
+            roles = database_roles(connection)
             connection.execute(HARDEN_QUERIES["revoke_large_object_functions"])
+            _record_ddl(connection, roles)
             # Read back in the same transaction: what it commits is what the catalog says.
-            return read_hardening(connection, roles)
+            return read_hardening(connection, roles or RoleNames())  # seed names before migrate
     except psycopg.Error as error:
         raise translate(error) from error
+
+
+def _record_ddl(connection: psycopg.Connection[Any], roles: RoleNames | None) -> None:
+    """Install the DDL record (idempotent); the auditor may read it once the roles exist."""
+    for schema in _fetch(connection, "ddl_schema_owner", _SchemaOwner):
+        if not schema.superuser:
+            msg = (
+                f"schema outbox_ddl exists and {schema.owner}, not a superuser, owns it: it "
+                "could edit the DDL record; drop or reassign it first [SQLSTATE 42501]"
+            )
+            raise SuperuserRequired(msg, sqlstate="42501", constraint=None)
+    connection.execute(HARDEN_QUERIES["create_ddl_record"])
+    if roles is not None:  # before the first migration there is no auditor role to grant
+        auditor = sql.Identifier(roles.of(Role.AUDITOR))
+        connection.execute(sql.SQL(HARDEN_QUERIES["grant_ddl_log"]).format(auditor=auditor))
 
 
 def read_hardening(connection: psycopg.Connection[Any], roles: RoleNames) -> HardeningState:
@@ -135,8 +189,14 @@ def read_hardening(connection: psycopg.Connection[Any], roles: RoleNames) -> Har
         )
     )
     (compat,) = _fetch(connection, "lo_compat_privileges", _CompatPrivileges)
+    everyone = {"roles": [*roles.groups, roles.owner]}
+    (recording,) = _fetch(connection, "ddl_recording", _Installed, everyone)
+    (log,) = _fetch(connection, "ddl_log_readable", _Readable)
     return HardeningState(
-        functions=tuple(functions), lo_compat_privileges=compat.lo_compat_privileges
+        functions=tuple(functions),
+        lo_compat_privileges=compat.lo_compat_privileges,
+        ddl_recorded=recording.installed,
+        ddl_log=tuple(_fetch(connection, "ddl_log", DdlStatement)) if log.readable else (),
     )
 
 

@@ -1,5 +1,7 @@
 """Proofs: `outbox-db harden` takes the large-object functions from every outbox role.
 
+It also records every DDL statement on the outbox's objects where their owner cannot touch it.
+
 Without it, PUBLIC (so every outbox role) may create large objects that outlive the session:
 the finding executor_boundary.toml records as lo-create. The step needs a superuser, refuses
 anyone else (42501) without changing a thing, can run again, and its effect is read from the
@@ -13,11 +15,12 @@ from typing import TYPE_CHECKING, Final
 import pytest
 from click.testing import CliRunner
 
-from outbox_db import Role
+from outbox_db import PermissionDenied, Role
 from outbox_db.audit import CatalogAudit
 from outbox_db.cli import main
 from outbox_db.harden import SuperuserRequired, harden
-from outbox_db.testonly import query_no_role
+from outbox_db.records import OWNER_ROLE
+from outbox_db.testonly import query_as, query_no_role
 from outbox_db.testonly.pytest_plugin import application_login
 
 if TYPE_CHECKING:
@@ -26,6 +29,17 @@ if TYPE_CHECKING:
 CREATORS: Final = {"lo_create(oid)", "lo_creat(integer)", "lo_from_bytea(oid,bytea)"}
 PUBLIC_MAY_CREATE: Final = (
     "SELECT pg_catalog.has_function_privilege('public', 'pg_catalog.lo_create(oid)', 'EXECUTE')"
+)
+# What an owner hiding a ledger rewrite would run (docs/threat-model.md, the owner with DDL).
+OWNER_DDL: Final = (
+    "ALTER TABLE public.payment_outbox_attempts DISABLE TRIGGER USER",
+    "ALTER TABLE public.payment_outbox_attempts ENABLE TRIGGER USER",
+    "ALTER TABLE public.payment_outbox_attempts ALTER rail_reference TYPE text USING 'FORGED'",
+)
+OWNER_ATTACKS_ON_THE_RECORD: Final = (
+    "DELETE FROM outbox_ddl.ddl_log",
+    "ALTER EVENT TRIGGER outbox_record_ddl DISABLE",
+    "DROP EVENT TRIGGER outbox_record_drops",
 )
 
 
@@ -80,3 +94,62 @@ def test_harden_runs_again_and_the_auditor_reads_it_from_the_catalog(
     assert result.output.splitlines()[0] == "superuser hardening: applied"
     with CatalogAudit.open(outbox_database.url) as audit:
         assert audit.hardening() == first
+
+
+def test_the_owners_ddl_is_recorded_where_the_owner_cannot_touch_it(
+    outbox_database: Database,
+) -> None:
+    """After harden, the owner's DISABLE TRIGGER and ALTER ... USING are recorded, with its login.
+
+    The owner can neither delete the record nor disable or drop the event triggers (42501);
+    the auditor reads the record.
+    """
+    harden(outbox_database.url)
+    for statement in OWNER_DDL:
+        query_as(outbox_database.url, OWNER_ROLE, statement)
+
+    with CatalogAudit.open(outbox_database.url) as audit:
+        state = audit.hardening()
+    refusals = []
+    for attack in OWNER_ATTACKS_ON_THE_RECORD:
+        with pytest.raises(PermissionDenied) as refused:
+            query_as(outbox_database.url, OWNER_ROLE, attack)
+        refusals.append(refused.value.sqlstate)
+
+    assert state.ddl_recorded is True
+    assert state.applied is True
+    recorded = [(s.command_tag, s.object_identity) for s in state.ddl_log]
+    assert recorded == [("ALTER TABLE", "public.payment_outbox_attempts")] * len(OWNER_DDL)
+    assert {s.login for s in state.ddl_log} == {login_of(outbox_database)}
+    assert refusals == ["42501"] * len(OWNER_ATTACKS_ON_THE_RECORD)
+    assert len(query_no_role(outbox_database.url, "SELECT * FROM outbox_ddl.ddl_log")) == 3
+
+
+def test_an_unhardened_database_records_no_ddl(outbox_database: Database) -> None:
+    """Control: as migrated, no event trigger records the owner's DDL; not applied."""
+    query_as(outbox_database.url, OWNER_ROLE, OWNER_DDL[0])
+
+    with CatalogAudit.open(outbox_database.url) as audit:
+        state = audit.hardening()
+
+    assert (state.ddl_recorded, state.ddl_log) == (False, ())
+
+
+def test_harden_refuses_a_record_schema_the_owner_made_first(outbox_database: Database) -> None:
+    """An outbox_ddl schema the owner owns (to edit the record later): 42501, nothing changed."""
+    query_no_role(outbox_database.url, "CREATE SCHEMA outbox_ddl AUTHORIZATION outbox_owner")
+
+    with pytest.raises(SuperuserRequired) as refused:
+        harden(outbox_database.url)
+
+    assert refused.value.sqlstate == "42501"
+    assert "outbox_ddl" in str(refused.value)
+    assert query_no_role(outbox_database.url, PUBLIC_MAY_CREATE) == [(True,)]
+    with CatalogAudit.open(outbox_database.url) as audit:
+        assert audit.hardening().ddl_recorded is False
+
+
+def login_of(database: Database) -> str:
+    """The login the test's connections use."""
+    ((login,),) = query_no_role(database.url, "SELECT session_user::text")
+    return str(login)

@@ -303,6 +303,17 @@ def render_hardening(audit: CatalogAudit) -> str:
         for f in state.functions
     ]
     applied = "applied" if state.applied else "not applied"
+    recording = "installed" if state.ddl_recorded else "not installed"
+    ddl = [
+        [
+            str(d.entry_no),
+            d.recorded_at.isoformat(),
+            d.login,
+            d.command_tag,
+            d.object_identity or "-",
+        ]
+        for d in state.ddl_log
+    ]
     return "\n".join(
         [
             (
@@ -312,12 +323,23 @@ def render_hardening(audit: CatalogAudit) -> str:
             ),
             f"lo_compat_privileges: {'on' if state.lo_compat_privileges else 'off'}",
             (
+                f"DDL recording: {recording} (event triggers outbox_record_ddl and"
+                " outbox_record_drops, run by a superuser's functions, into outbox_ddl.ddl_log,"
+                " which no outbox role may write); statements on outbox objects recorded:"
+                f" {len(ddl)}"
+            ),
+            (
                 f"read as {audit.auditor} from pg_proc: PUBLIC from the ACL, each outbox role with"
                 " has_function_privilege (direct, through PUBLIC or a granted role)."
             ),
             "Optional step, per database: `outbox-db harden --url URL` as a superuser.",
             "",
             *aligned([["function", "PUBLIC", "outbox roles that may execute"], *rows]),
+            *(
+                ["", *aligned([["entry", "recorded at", "login", "command", "object"], *ddl])]
+                if ddl
+                else []
+            ),
         ]
     )
 

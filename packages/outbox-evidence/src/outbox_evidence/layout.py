@@ -90,7 +90,8 @@ FILES: Final = {
     "executor, readonly, auditor, operator): the exact SQLSTATE expected for that role (a "
     "refusal, or 00000 for what it may do) and whether this run's test of it passed",
     HARDENING: "whether the optional superuser hardening (`outbox-db harden`) is in effect, read "
-    "from the catalog ACLs of the large-object functions: who may execute each",
+    "from the catalog: who may execute each large-object function, whether the event triggers "
+    "record DDL on the outbox's objects, and each statement they recorded",
     LEDGER: "the ledger's tamper evidence: every ledger, operator-log and ordering-history row "
     "recomputed against the signed checkpoints (verdict), each row modified, deleted, inserted "
     "or reordered named, the checkpoints and the keys that signed them",

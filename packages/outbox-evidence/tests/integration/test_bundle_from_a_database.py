@@ -13,8 +13,10 @@ from click.testing import CliRunner, Result
 
 from outbox_db import AttemptState, OutboxStore, Outcome, Role, RoleNames
 from outbox_db.embedded import embedded_server
+from outbox_db.harden import harden
 from outbox_db.migrate import migrate
-from outbox_db.testonly import run_sql_file
+from outbox_db.records import OWNER_ROLE
+from outbox_db.testonly import query_as, run_sql_file
 from outbox_db.testonly.factories import leased_item
 from outbox_db.testonly.managed import grant_login, managed_database, unique_prefix
 from outbox_evidence.catalog import DATABASE_PARTS
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 ROOT: Final = Path(__file__).parents[4]
 LEGACY_SQL: Final = ROOT / "packages/outbox-db/tests/fixtures/legacy_dispatching_era.sql"
 ENQUEUE: Final = "public.enqueue_payment_outbox(text,text,text,text,jsonb)"
+DISABLE_TRIGGERS: Final = "ALTER TABLE public.payment_outbox_attempts DISABLE TRIGGER USER"
 LOGIN_DDL: Final = (
     "ALTER TABLE public.payment_outbox_attempts ADD COLUMN recorded_by text DEFAULT SESSION_USER;"
 )
@@ -223,6 +226,25 @@ def test_the_operator_log_lists_each_redrive_and_still_verifies(
         "ordered",
         "rail needs order",
     ]
+
+
+def test_the_hardening_part_lists_the_owners_ddl_once_harden_records_it(
+    outbox_database: Database, tmp_path: Path, inputs: list[str]
+) -> None:
+    """After `outbox-db harden`, the owner disabling the ledger's triggers shows in 14_hardening."""
+    harden(outbox_database.url)
+    query_as(outbox_database.url, OWNER_ROLE, DISABLE_TRIGGERS)
+
+    generated = generate(outbox_database.url, tmp_path / "bundle", inputs)
+
+    assert generated.exit_code == 0, generated.stderr
+    text = (tmp_path / "bundle" / "14_hardening.txt").read_text()
+    part = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert part[0].startswith("superuser hardening: applied")
+    assert part[2].startswith("DDL recording: installed")
+    assert part[2].endswith("statements on outbox objects recorded: 1")
+    login = query_as(outbox_database.url, OWNER_ROLE, "SELECT session_user::text")[0][0]
+    assert part[-1].split()[2:] == [login, "ALTER", "TABLE", "public.payment_outbox_attempts"]
 
 
 @pytest.fixture

@@ -77,3 +77,106 @@ GROUP BY p.oid, p.proacl, p.proowner;
 -- name: lo_compat_privileges
 -- On, the server skips the per-object privilege checks of large objects (off by default).
 SELECT current_setting('lo_compat_privileges') = 'on' AS lo_compat_privileges;
+
+-- DDL recording. The owner of the outbox's objects can disable the ledger's triggers or
+-- rewrite a column with ALTER TABLE ... USING, which no row trigger sees (the ledger's
+-- digests make the rows' change evident; this says who issued which statement, and when).
+-- Only a superuser may create an event trigger, and only a superuser may drop or disable one,
+-- so the record lives in a schema, a table and functions the superuser running `harden` owns:
+-- the owner's DDL is recorded where the owner can neither write nor delete. It keeps the
+-- command, the object and the login (session_user) of every DDL statement on an object in
+-- schema public, and the statement's text for forensics (the bundle shows no statement text).
+
+-- name: ddl_schema_owner
+-- The schema's owner, if it exists, and whether a superuser: a schema someone else made first
+-- would let its owner edit the record, so harden refuses it.
+SELECT r.rolname::text AS owner, r.rolsuper AS superuser
+FROM pg_namespace AS n
+JOIN pg_roles AS r ON r.oid = n.nspowner
+WHERE n.nspname = 'outbox_ddl';
+
+-- name: create_ddl_record
+CREATE SCHEMA IF NOT EXISTS outbox_ddl;
+REVOKE ALL ON SCHEMA outbox_ddl FROM PUBLIC;
+CREATE TABLE IF NOT EXISTS outbox_ddl.ddl_log (
+    entry_no bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    recorded_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    login text NOT NULL DEFAULT pg_catalog."session_user"(),
+    command_tag text NOT NULL,
+    object_type text,
+    object_identity text,
+    statement text
+);
+REVOKE ALL ON outbox_ddl.ddl_log FROM PUBLIC;
+CREATE OR REPLACE FUNCTION outbox_ddl.record_ddl()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $function$
+BEGIN
+    INSERT INTO outbox_ddl.ddl_log (command_tag, object_type, object_identity, statement)
+    SELECT c.command_tag, c.object_type, c.object_identity, pg_catalog.current_query()
+    FROM pg_catalog.pg_event_trigger_ddl_commands() AS c
+    WHERE c.schema_name = 'public';
+END
+$function$;
+CREATE OR REPLACE FUNCTION outbox_ddl.record_drop()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $function$
+BEGIN
+    INSERT INTO outbox_ddl.ddl_log (command_tag, object_type, object_identity, statement)
+    SELECT TG_TAG, o.object_type, o.object_identity, pg_catalog.current_query()
+    FROM pg_catalog.pg_event_trigger_dropped_objects() AS o
+    WHERE o.schema_name = 'public' AND o.original;
+END
+$function$;
+REVOKE ALL ON FUNCTION outbox_ddl.record_ddl(), outbox_ddl.record_drop() FROM PUBLIC;
+DROP EVENT TRIGGER IF EXISTS outbox_record_ddl;
+DROP EVENT TRIGGER IF EXISTS outbox_record_drops;
+CREATE EVENT TRIGGER outbox_record_ddl ON ddl_command_end
+    EXECUTE FUNCTION outbox_ddl.record_ddl();
+CREATE EVENT TRIGGER outbox_record_drops ON sql_drop
+    EXECUTE FUNCTION outbox_ddl.record_drop();
+
+-- name: ddl_recording
+-- Whether both event triggers exist, fire (not disabled) and run a function a superuser owns,
+-- and no outbox role (the owner included) may write to the record: a table harden found
+-- already made, with grants of its own, counts as not recording.
+SELECT count(*) = 2 AND NOT EXISTS (
+    SELECT FROM pg_roles AS o
+    WHERE o.rolname = ANY (%(roles)s)
+        AND to_regnamespace('outbox_ddl') IS NOT NULL
+        AND has_schema_privilege(o.oid, 'outbox_ddl', 'USAGE')
+        AND has_table_privilege(o.oid, 'outbox_ddl.ddl_log', 'INSERT, UPDATE, DELETE, TRUNCATE')
+) AS installed
+FROM pg_event_trigger AS e
+JOIN pg_proc AS p ON p.oid = e.evtfoid
+JOIN pg_roles AS r ON r.oid = p.proowner
+WHERE e.evtname IN ('outbox_record_ddl', 'outbox_record_drops')
+    AND e.evtenabled <> 'D'
+    AND r.rolsuper;
+
+-- name: ddl_log
+-- The recorded statements, oldest first, when the reader may read them (the auditor, once
+-- harden granted it); none otherwise.
+SELECT l.entry_no, l.recorded_at, l.login, l.command_tag, l.object_type, l.object_identity
+FROM outbox_ddl.ddl_log AS l
+ORDER BY l.entry_no;
+
+-- name: ddl_log_readable
+-- In this order: naming a table in a schema the reader may not use is an error.
+SELECT CASE
+    WHEN to_regnamespace('outbox_ddl') IS NULL THEN false
+    WHEN NOT has_schema_privilege('outbox_ddl', 'USAGE') THEN false
+    WHEN to_regclass('outbox_ddl.ddl_log') IS NULL THEN false
+    ELSE has_table_privilege('outbox_ddl.ddl_log', 'SELECT')
+END AS readable;
+
+-- name: grant_ddl_log
+-- The auditor reads the record (the bundle's 14_hardening.txt); nobody else.
+GRANT USAGE ON SCHEMA outbox_ddl TO {auditor};
+GRANT SELECT ON outbox_ddl.ddl_log TO {auditor};
