@@ -1,28 +1,24 @@
 """What each gateway operation sends and what it returns, once for the sync and async stores.
 
-An operation is a `Call`: the named statements of sql/queries.sql it runs, their parameters
-and row types, and how their rows become the result. Building one validates and serializes
-the input (a payload JSON cannot carry is refused here, before anything is sent) and does no
-I/O. `operation` turns a builder into a method of a gateway: `OutboxStore` runs the call and
-returns its result, `AsyncOutboxStore` returns a coroutine of it; each gateway says only how
-it runs a call (`_run`), so no rule of the outbox exists twice.
+Each builder here makes the `Call` of one operation (_gateway.py): the named statements of
+sql/queries.sql it runs, their parameters and row types, and how their rows become the
+result. Building one validates and serializes the input (a payload JSON cannot carry is
+refused here, before anything is sent) and does no I/O. `TransactionOperations` and
+`StoreOperations` list them as the gateways' methods, so no rule of the outbox exists twice.
 """
 
 from __future__ import annotations
 
-import abc
-import functools
 import uuid
-from typing import TYPE_CHECKING, Any, Final, Generic, ParamSpec, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
 
 import attrs
-import psycopg
-from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from outbox_db import payloads
+from outbox_db._gateway import Call, Statement, one_of, operation, rows_of
 from outbox_db._history import assemble
-from outbox_db.errors import UNREADABLE_JSON, InvalidInput, OutboxError
+from outbox_db.errors import UNREADABLE_JSON, InvalidInput
 from outbox_db.records import (
     ClaimedItem,
     CompletionResult,
@@ -40,17 +36,14 @@ from outbox_db.records import (
     Redrive,
     RedriveLink,
     RepairedLease,
-    Role,
-    RoleNames,
     UnservedRail,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
     from datetime import datetime
     from uuid import UUID
 
-    from outbox_db.pooling import Route
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -60,144 +53,8 @@ T = TypeVar("T")
 MAX_ENQUEUE_BATCH: Final = 10_000
 # Payloads up to this many bytes travel in the single round trip of a pipeline (see enqueue).
 PIPELINED_PAYLOAD_BYTES: Final = 65_536
-APPLICATION_NAME: Final = "outbox-db"
-LISTENER_NAME: Final = f"{APPLICATION_NAME}-listen"
 # How long a listener waits for its own probe before it says notifications do not arrive.
 WAKEUP_PROBE_SECONDS: Final = 2.0
-
-
-@attrs.frozen
-class Statement(Generic[T]):
-    """One named statement of sql/queries.sql, its parameters and the type of its rows."""
-
-    name: str
-    params: Mapping[str, object]
-    row: type[T]
-    trace: str | None = None  # the trace context the items it inserts take (schema 0015)
-
-
-@attrs.frozen
-class Call(Generic[R]):
-    """An operation: its statements, in order, and how their rows become its result."""
-
-    statements: tuple[Statement[Any], ...]
-    result: Callable[[Sequence[Sequence[Any]]], R]
-    # One round trip (BEGIN, role, statement, COMMIT in a pipeline) when the store runs it.
-    pipelined: bool = True
-
-    def then(self, shape: Callable[[R], S]) -> Call[S]:
-        """The same statements, the result passed through `shape`."""
-        result = self.result
-        return Call(self.statements, lambda rows: shape(result(rows)), pipelined=self.pipelined)
-
-
-def rows_of(statement: Statement[T]) -> Call[list[T]]:
-    """The statement's rows."""
-    return Call((statement,), lambda rows: list(rows[0]))
-
-
-def one_of(statement: Statement[T]) -> Call[T]:
-    """The statement's one row (its functions return exactly one)."""
-    return Call((statement,), lambda rows: rows[0][0])
-
-
-class SyncGateway(abc.ABC):
-    """Runs calls and returns their results (OutboxStore, OutboxTransaction)."""
-
-    @abc.abstractmethod
-    def _run(self, call: Call[R]) -> R: ...
-
-
-class AsyncGateway(abc.ABC):
-    """Runs calls in a coroutine (AsyncOutboxStore, AsyncOutboxTransaction)."""
-
-    @abc.abstractmethod
-    async def _run(self, call: Call[R]) -> R: ...
-
-
-class operation(Generic[P, R]):  # noqa: N801 -- used like a decorator, as property is
-    """A gateway method made of a call builder: sync on a SyncGateway, async on an AsyncGateway.
-
-    The method has the builder's parameters and docstring; the builder runs when the method
-    is called (an async one: when its coroutine runs).
-    """
-
-    def __init__(self, build: Callable[P, Call[R]]) -> None:
-        self._build = build
-        self.__doc__ = build.__doc__  # help(OutboxStore.claim) reads the builder's
-        self.__wrapped__ = build  # inspect.signature too
-
-    @overload
-    def __get__(self, gateway: None, owner: type[Any]) -> Self: ...
-    @overload
-    def __get__(self, gateway: SyncGateway, owner: type[Any]) -> Callable[P, R]: ...
-    @overload
-    def __get__(
-        self, gateway: AsyncGateway, owner: type[Any]
-    ) -> Callable[P, Coroutine[Any, Any, R]]: ...
-    def __get__(self, gateway: object, owner: type[Any]) -> object:
-        build = self._build
-        if isinstance(gateway, AsyncGateway):
-
-            @functools.wraps(build)
-            async def run_async(*args: P.args, **kwargs: P.kwargs) -> R:
-                return await gateway._run(build(*args, **kwargs))  # noqa: SLF001
-
-            return run_async
-        if isinstance(gateway, SyncGateway):
-
-            @functools.wraps(build)
-            def run(*args: P.args, **kwargs: P.kwargs) -> R:
-                return gateway._run(build(*args, **kwargs))  # noqa: SLF001
-
-            return run
-        return self
-
-
-# --- connections ----------------------------------------------------------------------------
-
-
-def pool_options(route: Route) -> dict[str, Any]:
-    """What every pooled connection of a store is opened with, on `route`."""
-    # Not autocommit: the first statement opens the transaction, so BEGIN can travel in the
-    # same pipeline as the role switch; the pool commits when a block ends.
-    return {"autocommit": False, "application_name": APPLICATION_NAME} | route.connection_options
-
-
-def role_switch(roles: RoleNames, role: Role | None) -> sql.Composed | None:
-    """SET LOCAL ROLE to `role`'s name in this database; None: act as the login role."""
-    if role is None:
-        return None
-    return sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(roles.of(role)))
-
-
-def check_joinable(
-    connection: psycopg.Connection[Any] | psycopg.AsyncConnection[Any], *, asynchronous: bool
-) -> None:
-    """Refuse, naming the fix, a connection an outbox transaction cannot share.
-
-    The item must commit or roll back with the service's own writes: a connection of the
-    other kind, a closed one, an aborted transaction or autocommit outside a transaction
-    (which would commit the item alone) cannot give that.
-    """
-    given_async = isinstance(connection, psycopg.AsyncConnection)
-    status = connection.info.transaction_status
-    if given_async and not asynchronous:
-        msg = (
-            "OutboxTransaction.join got a psycopg AsyncConnection: use "
-            "AsyncOutboxTransaction.join, and await its enqueue"
-        )
-    elif asynchronous and not given_async:
-        msg = "AsyncOutboxTransaction.join got a psycopg Connection: use OutboxTransaction.join"
-    elif connection.closed:
-        msg = "join got a closed connection: join the one the service's transaction is on"
-    elif status == psycopg.pq.TransactionStatus.INERROR:
-        msg = "join got an aborted transaction (a statement of it failed): roll it back first"
-    elif connection.autocommit and status != psycopg.pq.TransactionStatus.INTRANS:
-        msg = "join needs a connection inside a transaction (autocommit commits the item alone)"
-    else:
-        return
-    raise OutboxError(msg)
 
 
 # --- the service's operations ---------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The gateway for asyncio services and workers: OutboxStore's operations, awaited.
 
-Every operation is the one `_calls` defines for the sync store too (same statements, records,
-typed errors and SQLSTATEs); this module says only how a call runs on psycopg's async
+Every operation is the one `_calls` defines for the sync store too (same statements,
+records, typed errors and SQLSTATEs); this module says only how a call runs on psycopg's async
 connections: a pool whose calls are one round trip each, or a savepoint of a service's own
 transaction; and a LISTEN connection of its own for wake-ups.
 """
@@ -19,9 +19,10 @@ from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
 from outbox_db import _calls as calls
+from outbox_db import _gateway as gateway
 from outbox_db import payloads, pooling
-from outbox_db._calls import APPLICATION_NAME, AsyncGateway, Call, Statement
 from outbox_db._catalogue import QUERIES
+from outbox_db._gateway import APPLICATION_NAME, AsyncGateway, Call, Statement
 from outbox_db._roles import probe_database
 from outbox_db.errors import OutboxError, retry_serialization_failures_async, translate
 from outbox_db.records import ItemHistory, ItemSelector, Role, RoleNames
@@ -54,7 +55,7 @@ class AsyncOutboxTransaction(AsyncGateway, calls.TransactionOperations):
         Refused: a sync Connection (use OutboxTransaction), a closed connection, an aborted
         transaction, and autocommit outside a transaction (the item would commit alone).
         """
-        calls.check_joinable(connection, asynchronous=True)
+        gateway.check_joinable(connection, asynchronous=True)
         return cls(connection)
 
     async def _run(self, call: Call[R]) -> R:
@@ -106,7 +107,7 @@ class AsyncOutboxStore(AsyncGateway, calls.StoreOperations):
             url,
             min_size=min_size,
             max_size=max_size,
-            kwargs=calls.pool_options(route),
+            kwargs=gateway.pool_options(route),
             configure=_read_exact_numbers,
             open=False,
             name=APPLICATION_NAME,
@@ -184,7 +185,7 @@ class AsyncOutboxStore(AsyncGateway, calls.StoreOperations):
         await self._run(calls.announce_wakeup_probe(token))
 
     async def _switch_role(self, connection: psycopg.AsyncConnection[Any]) -> None:
-        if switch := calls.role_switch(self._roles, self._role):
+        if switch := gateway.role_switch(self._roles, self._role):
             await connection.execute(switch)
 
 
@@ -246,7 +247,7 @@ class AsyncEnqueueWakeups:
         try:
             if self._connection is None or self._connection.closed:
                 connection = await psycopg.AsyncConnection.connect(
-                    self._conninfo, autocommit=True, application_name=calls.LISTENER_NAME
+                    self._conninfo, autocommit=True, application_name=gateway.LISTENER_NAME
                 )
                 await connection.execute(QUERIES["listen_enqueued"])
                 self._connection = connection

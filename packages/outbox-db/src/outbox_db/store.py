@@ -1,8 +1,9 @@
 """The one narrow gateway to the outbox: typed methods that each name a database function.
 
 Synchronous; `outbox_db.async_store` is the same gateway for asyncio. What each method sends
-and returns is defined once, for both, in `_calls`; this module says how it runs (a pool,
-one round trip per call, savepoints in a shared transaction).
+and returns is defined once, for both, in `_calls` (and how a gateway runs a call in
+`_gateway`); this module says how it runs (a pool, one round trip per call, savepoints in a
+shared transaction).
 """
 
 from __future__ import annotations
@@ -17,16 +18,11 @@ from psycopg.types.json import set_json_loads
 from psycopg_pool import ConnectionPool
 
 from outbox_db import _calls as calls
+from outbox_db import _gateway as gateway
 from outbox_db import payloads, pooling
-from outbox_db._calls import (
-    APPLICATION_NAME,
-    MAX_ENQUEUE_BATCH,
-    WAKEUP_PROBE_SECONDS,
-    Call,
-    Statement,
-    SyncGateway,
-)
+from outbox_db._calls import MAX_ENQUEUE_BATCH, WAKEUP_PROBE_SECONDS
 from outbox_db._catalogue import QUERIES
+from outbox_db._gateway import APPLICATION_NAME, Call, Statement, SyncGateway
 from outbox_db._roles import probe_database
 from outbox_db.errors import OutboxError, retry_serialization_failures, translate
 from outbox_db.records import (
@@ -72,7 +68,7 @@ class OutboxTransaction(SyncGateway, calls.TransactionOperations):
         aborted transaction, and autocommit outside a transaction (the item would commit
         alone).
         """
-        calls.check_joinable(connection, asynchronous=False)
+        gateway.check_joinable(connection, asynchronous=False)
         return cls(connection)
 
     def _run(self, call: Call[R]) -> R:
@@ -129,7 +125,7 @@ class OutboxStore(SyncGateway, calls.StoreOperations):
             url,
             min_size=min_size,
             max_size=max_size,
-            kwargs=calls.pool_options(route),
+            kwargs=gateway.pool_options(route),
             configure=_read_exact_numbers,
             open=False,
             name=APPLICATION_NAME,
@@ -224,7 +220,7 @@ class OutboxStore(SyncGateway, calls.StoreOperations):
         self._run(calls.announce_wakeup_probe(token))
 
     def _switch_role(self, connection: psycopg.Connection[Any]) -> None:
-        if switch := calls.role_switch(self._roles, self._role):
+        if switch := gateway.role_switch(self._roles, self._role):
             connection.execute(switch)
 
 
@@ -365,7 +361,7 @@ class EnqueueWakeups:
         try:
             if self._connection is None or self._connection.closed:
                 connection = psycopg.connect(
-                    self._conninfo, autocommit=True, application_name=calls.LISTENER_NAME
+                    self._conninfo, autocommit=True, application_name=gateway.LISTENER_NAME
                 )
                 connection.execute(QUERIES["listen_enqueued"])
                 self._connection = connection
