@@ -45,6 +45,15 @@ if TYPE_CHECKING:
 RAIL = "rtp"
 # Long enough that only a real failure runs into it; polling returns as soon as state is there.
 DEADLINE_SECONDS = 15.0
+# A terminal attempt for a pending item, written as the owner behind the worker's back.
+PLANT_TERMINAL: LiteralString = """
+INSERT INTO public.payment_outbox_attempts (
+    outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
+    payload, attempt_no, state, rail_reference, worker_id)
+SELECT outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
+    payload, attempt_count + 1, 'DISPATCHED', 'planted', 'planter'
+FROM public.payment_outbox_pending WHERE outbox_id = %s
+"""
 
 
 class BlockingRail:

@@ -20,7 +20,7 @@ from outbox_relayer import Signals
 from outbox_relayer.dispatch import Send
 from outbox_relayer.recorder import RECORD_LINGER_SECONDS, Held, HeldLeases, Recorder
 from outbox_relayer.tracing import RelayTracing
-from relaying import TestClock, wait_for
+from relaying import PLANT_TERMINAL, TestClock, wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -31,14 +31,6 @@ if TYPE_CHECKING:
 WORKER = "relayer-a"
 LEDGER: LiteralString = """
 SELECT outbox_id, state::text, rail_reference, worker_id FROM public.payment_outbox_attempts
-"""
-PLANT_TERMINAL: LiteralString = """
-INSERT INTO public.payment_outbox_attempts (
-    outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
-    payload, attempt_no, state, rail_reference, worker_id)
-SELECT outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
-    payload, attempt_count + 1, 'DISPATCHED', 'planted', 'planter'
-FROM public.payment_outbox_pending WHERE outbox_id = %s
 """
 
 

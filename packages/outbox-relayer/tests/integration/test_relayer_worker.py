@@ -44,6 +44,7 @@ from outbox_relayer.rails import RECONCILED_PREFIX
 from outbox_relayer.signals import LEASE_LOST_EVENT, TERMINAL_GUARD_EVENT, TERMINAL_INDEX
 from relaying import (
     DEADLINE_SECONDS,
+    PLANT_TERMINAL,
     RAIL,
     Relayers,
     Simulators,
@@ -79,15 +80,6 @@ LEASED_COUNT: LiteralString = (
 )
 LEASE_OF: LiteralString = """
 SELECT lease_token, lease_expires_at FROM public.payment_outbox_pending WHERE outbox_id = %s
-"""
-# A terminal attempt for a pending item, written as the owner behind the worker's back.
-PLANT_TERMINAL: LiteralString = """
-INSERT INTO public.payment_outbox_attempts (
-    outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
-    payload, attempt_no, state, rail_reference, worker_id)
-SELECT outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
-    payload, attempt_count + 1, 'DISPATCHED', 'planted', 'planter'
-FROM public.payment_outbox_pending WHERE outbox_id = %s
 """
 # The relayer's connections (pool and LISTEN), cut as a failover or a restart would.
 TERMINATE_RELAYER: LiteralString = """
