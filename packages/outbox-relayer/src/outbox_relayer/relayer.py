@@ -25,7 +25,7 @@ import structlog
 from outbox_db import AttemptState, DatabaseUnavailable, LeaseLost, Outcome, RetryableConflict
 from outbox_db.payloads import MAX_PAYLOAD_BYTES
 from outbox_relayer.backoff import DatabaseRetry
-from outbox_relayer.config import DEFAULT_BYTES_IN_FLIGHT
+from outbox_relayer.config import DEFAULT_BYTES_IN_FLIGHT, DEFAULT_CONCURRENCY
 from outbox_relayer.dispatch import Dispatcher
 from outbox_relayer.rail_slots import RailLimit, RailSlots
 from outbox_relayer.recorder import RECORD_LINGER_SECONDS, Held, HeldLeases, Recorder
@@ -58,7 +58,7 @@ class RelayerSettings:
 
     worker_id: str
     batch_size: int = 100
-    concurrency: int = 16
+    concurrency: int = DEFAULT_CONCURRENCY
     lease_seconds: int = 30
     poll_interval_seconds: float = 1.0
     shutdown_grace_seconds: float = 10.0
