@@ -1,7 +1,9 @@
 """`outbox-db`: migrate, harden, show the queue's status, inspect and re-drive items, dev server.
 
-One module per kind of command: the schema's (_schema), on-call's (_queue), the development
-server's (_embedded); what they share is _common.
+Needs the `cli` extra (click and rich); the console script enters through
+outbox_db.__main__, which says so in one line when they are missing. One module per kind of
+command: the schema's (_schema), on-call's (_queue), the development server's (_embedded);
+what they share is _common.
 """
 
 from __future__ import annotations
