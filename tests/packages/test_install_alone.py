@@ -32,7 +32,7 @@ PACKAGES: Final = ("outbox-db", "outbox-evidence", "outbox-guardrails", "outbox-
 # Each package and the siblings it declares (besides what the index has).
 SIBLINGS: Final = {
     "outbox-db": (),
-    "outbox-evidence": ("outbox-db", "outbox-guardrails"),
+    "outbox-evidence": ("outbox-db",),  # it reads the guardrails' report, not their code
     "outbox-guardrails": (),
     "outbox-relayer": ("outbox-db",),
 }
@@ -218,18 +218,25 @@ def test_outbox_guardrails_alone_checks_a_tree_without_a_database(
 def test_outbox_evidence_alone_generates_a_bundle(
     dist: Path, tmp_path: Path, empty_database: str
 ) -> None:
-    """`pip install outbox-evidence`: generate a bundle of a migrated database; verify reads it."""
+    """`pip install outbox-evidence`: generate a bundle of a migrated database; verify reads it.
+
+    Without outbox-guardrails (nor pglast): without their report, its two parts say MISSING.
+    """
     bin_dir = install_alone("outbox-evidence", dist, tmp_path)
+    for module in ("outbox_guardrails", "pglast"):
+        run(bin_dir / "python", "-c", f"import {module}", expect=1)
     run(bin_dir / "python", "-c", MIGRATE, empty_database)  # auditors need no outbox-db[cli]
     bundle = tmp_path / "bundle"
 
     result = run(
         *(bin_dir / "outbox-evidence", "generate", "--url", empty_database, "--out", bundle),
-        expect=1,  # no JUnit XML given: the test results part says MISSING, the rest is there
+        *("--guardrails-json", tmp_path / "not-written.json"),
+        expect=1,  # no JUnit XML nor guardrails report: those parts say MISSING, the rest is there
         cwd=ROOT,
     )
 
     assert "05_test_results.txt: MISSING" in result.stderr
+    assert "07_guardrails.txt: MISSING" in result.stderr
     assert "symphony_executor" in (bundle / "01_grants.txt").read_text(encoding="utf-8")
     assert "verdict: PASS" in (bundle / "08_regression.txt").read_text(encoding="utf-8")
     assert (bundle / "SHA256SUMS").is_file()
