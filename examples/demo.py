@@ -34,7 +34,7 @@ from rich.progress import track
 from rich.table import Table
 
 from outbox_db import OutboxStore, QueueStatus, Role, migrate
-from outbox_relayer import DeliveryAudit, audit_delivery, read_request_log
+from outbox_relayer.testing import DeliveryAudit, audit_delivery, read_request_log
 from payments_service import PaymentInstruction, PaymentsService
 
 if TYPE_CHECKING:

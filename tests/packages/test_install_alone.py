@@ -32,12 +32,13 @@ PACKAGES: Final = ("outbox-db", "outbox-evidence", "outbox-guardrails", "outbox-
 # Each package and the siblings it declares (besides what the index has).
 SIBLINGS: Final = {
     "outbox-db": (),
-    "outbox-evidence": ("outbox-db", "outbox-guardrails"),
+    "outbox-evidence": ("outbox-db",),  # it reads the guardrails' report, not their code
     "outbox-guardrails": (),
     "outbox-relayer": ("outbox-db",),
 }
 VERSION: Final = (ROOT / "release" / "VERSION").read_text(encoding="utf-8").strip()
 DRAIN_SECONDS: Final = 60.0
+MIGRATE: Final = "import sys; from outbox_db import migrate; migrate(sys.argv[1])"
 ENQUEUE: Final = """
 import sys
 from outbox_db import EnqueueRequest, OutboxStore
@@ -90,13 +91,20 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def install_alone(package: str, dist: Path, folder: Path) -> Path:
-    """A new virtualenv with `package`'s wheel, its sibling wheels and its declared deps."""
+def install_alone(package: str, dist: Path, folder: Path, *, extra: str = "") -> Path:
+    """A new virtualenv with `package`'s wheel (with `extra`), its siblings' and declared deps."""
     venv = folder / f"venv-{package}"
     run(uv(), "venv", "--quiet", "--python", sys.executable, venv)
-    wheels = [_wheel(dist, name) for name in (package, *SIBLINGS[package])]
-    run(uv(), "pip", "install", "--quiet", "--python", venv / "bin" / "python", *wheels)
+    install(venv / "bin", dist, package, extra=extra)
     return venv / "bin"
+
+
+def install(bin_dir: Path, dist: Path, package: str, *, extra: str = "") -> None:
+    """`package`'s wheel (with `extra`, when given) and its siblings' into `bin_dir`'s venv."""
+    wheel = _wheel(dist, package)
+    wanted = f"{package}[{extra}] @ {wheel.as_uri()}" if extra else str(wheel)
+    siblings = [_wheel(dist, name) for name in SIBLINGS[package]]
+    run(uv(), "pip", "install", "--quiet", "--python", bin_dir / "python", wanted, *siblings)
 
 
 def _wheel(dist: Path, package: str) -> Path:
@@ -125,16 +133,34 @@ def test_every_package_builds_an_sdist_and_a_wheel_of_the_one_version(dist: Path
     assert expected == {path.name for path in dist.glob("outbox_*")}
 
 
-def test_outbox_db_alone_migrates_and_enqueues(
+def test_outbox_db_alone_migrates_and_enqueues_without_the_command_lines_packages(
     dist: Path, tmp_path: Path, empty_database: str
 ) -> None:
-    """`pip install outbox-db`: migrate an empty database, then enqueue through OutboxStore."""
+    """`pip install outbox-db`: no click or rich; migrate and enqueue from Python all the same."""
     bin_dir = install_alone("outbox-db", dist, tmp_path)
+    for module in ("click", "rich"):
+        run(bin_dir / "python", "-c", f"import {module}", expect=1)
 
-    run(bin_dir / "outbox-db", "migrate", "--url", empty_database)
+    run(bin_dir / "python", "-c", MIGRATE, empty_database)
     run(bin_dir / "python", "-c", ENQUEUE, empty_database, "3")
 
     assert query_no_role(empty_database, PENDING) == [(3,)]
+
+
+def test_outbox_db_without_its_cli_extra_names_it_and_with_it_migrates(
+    dist: Path, tmp_path: Path, empty_database: str
+) -> None:
+    """`outbox-db migrate` needs `outbox-db[cli]`: one line saying so, then it works once added."""
+    bin_dir = install_alone("outbox-db", dist, tmp_path)
+
+    refused = run(bin_dir / "outbox-db", "migrate", "--url", empty_database, expect=1)
+    install(bin_dir, dist, "outbox-db", extra="cli")
+    run(bin_dir / "outbox-db", "migrate", "--url", empty_database)
+
+    assert refused.stderr == (
+        "outbox-db: the command line needs click and rich: pip install 'outbox-db[cli]'\n"
+    )
+    assert query_no_role(empty_database, PENDING) == [(0,)]
 
 
 def test_outbox_relayer_alone_drains_against_rail_sim(
@@ -192,18 +218,25 @@ def test_outbox_guardrails_alone_checks_a_tree_without_a_database(
 def test_outbox_evidence_alone_generates_a_bundle(
     dist: Path, tmp_path: Path, empty_database: str
 ) -> None:
-    """`pip install outbox-evidence`: generate a bundle of a migrated database; verify reads it."""
+    """`pip install outbox-evidence`: generate a bundle of a migrated database; verify reads it.
+
+    Without outbox-guardrails (nor pglast): without their report, its two parts say MISSING.
+    """
     bin_dir = install_alone("outbox-evidence", dist, tmp_path)
-    run(bin_dir / "outbox-db", "migrate", "--url", empty_database)
+    for module in ("outbox_guardrails", "pglast"):
+        run(bin_dir / "python", "-c", f"import {module}", expect=1)
+    run(bin_dir / "python", "-c", MIGRATE, empty_database)  # auditors need no outbox-db[cli]
     bundle = tmp_path / "bundle"
 
     result = run(
         *(bin_dir / "outbox-evidence", "generate", "--url", empty_database, "--out", bundle),
-        expect=1,  # no JUnit XML given: the test results part says MISSING, the rest is there
+        *("--guardrails-json", tmp_path / "not-written.json"),
+        expect=1,  # no JUnit XML nor guardrails report: those parts say MISSING, the rest is there
         cwd=ROOT,
     )
 
     assert "05_test_results.txt: MISSING" in result.stderr
+    assert "07_guardrails.txt: MISSING" in result.stderr
     assert "symphony_executor" in (bundle / "01_grants.txt").read_text(encoding="utf-8")
     assert "verdict: PASS" in (bundle / "08_regression.txt").read_text(encoding="utf-8")
     assert (bundle / "SHA256SUMS").is_file()

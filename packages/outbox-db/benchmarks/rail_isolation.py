@@ -38,7 +38,7 @@ from bench_common import (
     report,
     server,
 )
-from outbox_relayer import Faults, RailSimulator
+from outbox_relayer.testing import Faults, RailSimulator
 from relayer_drain import relayers_running, wait_until_drained
 
 if TYPE_CHECKING:

@@ -28,7 +28,7 @@ from bench_common import (
     report,
     server,
 )
-from outbox_relayer.railsim import read_request_log
+from outbox_relayer.testing import read_request_log
 from relayer_drain import Drain, rail_sim, relayer_to
 
 if TYPE_CHECKING:

@@ -37,16 +37,8 @@ from bench_common import (
 )
 from outbox_db import EnqueueRequest, OutboxStore, Role
 from outbox_db.testonly.pgbouncer import pgbouncer  # guardrails: allow OBX004 -- a benchmark
-from outbox_relayer import (
-    Backoff,
-    HttpRail,
-    RailEndpoint,
-    RailSimulator,
-    Relayer,
-    RelayerSettings,
-    Signals,
-    read_request_log,
-)
+from outbox_relayer import Backoff, HttpRail, RailEndpoint, Relayer, RelayerSettings, Signals
+from outbox_relayer.testing import RailSimulator, read_request_log
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

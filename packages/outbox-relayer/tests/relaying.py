@@ -19,17 +19,9 @@ import pytest
 from aiohttp import web
 
 from outbox_db.testonly import query_no_role
-from outbox_relayer import (
-    Backoff,
-    Faults,
-    HttpRail,
-    RailEndpoint,
-    RailSimulator,
-    Relayer,
-    RelayerSettings,
-    Signals,
-)
+from outbox_relayer import Backoff, HttpRail, RailEndpoint, Relayer, RelayerSettings, Signals
 from outbox_relayer.config import DEFAULT_BYTES_IN_FLIGHT
+from outbox_relayer.testing import Faults, RailSimulator
 
 if TYPE_CHECKING:
     import ssl

@@ -49,10 +49,11 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A clean virtualenv holding only the wheel and its declared dependencies."""
+    """A clean virtualenv holding only the wheel, its command line's extra and their dependencies."""
     venv = tmp_path_factory.mktemp("venv")
     run(uv(), "venv", "--quiet", "--python", sys.executable, str(venv))
-    run(uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), str(wheel))
+    with_cli = f"outbox-db[cli] @ {wheel.as_uri()}"
+    run(uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), with_cli)
     return venv / "bin"
 
 
@@ -81,7 +82,7 @@ def test_wheel_ships_the_schema_and_not_the_escape_hatch(wheel: Path) -> None:
 def test_installed_wheel_alone_migrates_an_empty_database(
     installed: Path, empty_database: str
 ) -> None:
-    """`pip install outbox-db` then `outbox-db migrate` builds the whole schema."""
+    """`pip install 'outbox-db[cli]'` then `outbox-db migrate` builds the whole schema."""
     result = run(str(installed / "outbox-db"), "migrate", "--url", empty_database)
 
     assert "applied v1/0001_roles.sql" in result.stdout

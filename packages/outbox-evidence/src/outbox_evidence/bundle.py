@@ -39,11 +39,11 @@ class BundleError(Exception):
 class Inputs:
     """Everything a bundle is built from; the same inputs give the same bytes."""
 
-    root: Path  # the repository whose tree is scanned
+    root: Path  # the repository the proofs, their logs and the reports belong to
     url: str | None  # the database; None: the database parts are missing
     junit: tuple[Path, ...]  # JUnit XML reports of the test run
     manifest: Path  # proofs.toml
-    guardrails_json: Path  # the gate's guardrails report; absent: the check runs now
+    guardrails_json: Path  # the gate's guardrails report (06 and 07); absent: both MISSING
     proof_controls: Path  # JUnit XML of the proof controls, one per sabotage; absent: not run
     isolation: Path  # the isolation specs' JSON reports; absent: not run
     boundary: Path  # the executor boundary table (executor_boundary.toml)
@@ -77,8 +77,8 @@ def build(inputs: Inputs) -> Bundle:
         ledger_part(rows, checkpoints),
         _proofs(manifest, problem, reports, inputs.root),
         results_part(reports),
-        role_usage_part(inputs.root),
-        guardrails_part(inputs.guardrails_json, inputs.root),
+        role_usage_part(inputs.guardrails_json),
+        guardrails_part(inputs.guardrails_json),
         controls_part(inputs.proof_controls),
         isolation_part(inputs.isolation, inputs.root),
         boundary_part(inputs.boundary, reports),

@@ -67,7 +67,8 @@ def main() -> None:
     type=PathType,
     default=DEFAULT_GUARDRAILS_JSON,
     show_default=True,
-    help="The guardrails report to include; when absent the check runs now.",
+    help="The guardrails report (`outbox-guardrails check --json`): its findings and its "
+    "inventory of database access; absent: both parts MISSING.",
 )
 @click.option(
     "--proof-controls",
@@ -95,7 +96,7 @@ def main() -> None:
     "--root",
     type=PathType,
     default=Path(),
-    help="Repository to scan (default: the working directory).",
+    help="The repository the proofs and reports belong to (default: the working directory).",
 )
 @click.option(
     "--checkpoints",

@@ -1,4 +1,8 @@
-"""The parts the source tree answers for: role switches and connections, and the guardrails."""
+"""The parts the source tree answers for, read from the guardrails' JSON report: 06 and 07.
+
+The gate's guardrails step writes the report (`outbox-guardrails check --json`); this
+package reads it as a file and never runs the checks, so it needs no outbox-guardrails.
+"""
 
 from __future__ import annotations
 
@@ -7,61 +11,70 @@ from typing import TYPE_CHECKING, Any, Final
 
 from outbox_evidence.layout import GRANTS, GUARDRAILS, ROLE_USAGE, Part, verdict
 from outbox_evidence.text import aligned, display_path, reason
-from outbox_guardrails import check, render_json
-from outbox_guardrails.inventory import Area, database_usages
-from outbox_guardrails.tree import Tree
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
-
-    from outbox_guardrails.inventory import Usage
 
 __all__ = ["guardrails_part", "role_usage_part"]
 
 BOUNDARY: Final = "packages/outbox-db"
+PRODUCTION: Final = "production"
+WRITTEN_BY: Final = "outbox-guardrails check --json"
 
 
-def role_usage_part(root: Path) -> Part:
+def role_usage_part(report_json: Path) -> Part:
     """06_role_usage.txt: every role switch and connection, by kind of code and package."""
-    usages = database_usages(Tree.load(root))
-    outside = [f"{u.path}:{u.line} {u.kind}" for u in usages if u.outside_boundary_in_production]
+    return _from_report(ROLE_USAGE, report_json, _role_usage)
+
+
+def guardrails_part(report_json: Path) -> Part:
+    """07_guardrails.txt: the findings with their fate, the waivers and the scope file."""
+    return _from_report(GUARDRAILS, report_json, _guardrails)
+
+
+def _from_report(name: str, path: Path, render: Callable[[dict[str, Any], str], Part]) -> Part:
+    """`render(document, source)` of the report at `path`, or the part MISSING with why."""
+    if not path.exists():
+        return Part.unavailable(name, f"{display_path(path)}: not found (`{WRITTEN_BY}` writes it)")
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        source = f"{display_path(path)} (written by `{WRITTEN_BY}`)"
+        part = render(document, source)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        return Part.unavailable(name, f"{display_path(path)}: {reason(error)}")
+    except (KeyError, TypeError, AttributeError) as error:  # another tool version's layout
+        return Part.unavailable(name, f"{display_path(path)}: unexpected layout ({error!r})")
+    return part
+
+
+def _role_usage(document: dict[str, Any], source: str) -> Part:
+    inventory = document["database_usages"]
+    usages = inventory["usages"]
+    outside = [
+        f"{u['path']}:{u['line']} {u['kind']}"
+        for u in usages
+        if u["area"] == PRODUCTION and not u["in_boundary"]
+    ]
     lines = [
+        f"source: {source}",
         verdict(outside, f"production code switches roles and connects only inside {BOUNDARY}"),
         "found with the predicates of guardrail rules OBX002 (connections) and OBX003 (role",
         "switches), over Python, SQL files, SQL in Python strings and PL/pgSQL bodies.",
         f"grants as the catalog reports them: {GRANTS} (one line per object and grantee).",
     ]
-    for area in Area:
-        in_area = sorted((u for u in usages if u.area is area), key=_by_package)
+    for area in inventory["areas"]:
+        in_area = sorted((u for u in usages if u["area"] == area), key=_by_package)
         lines += ["", f"[{area}] {len(in_area)}"]
         lines += aligned(
-            [[u.package, u.kind, f"{u.path}:{u.line}", u.detail] for u in in_area], "  "
+            [[u["package"], u["kind"], f"{u['path']}:{u['line']}", u["detail"]] for u in in_area],
+            "  ",
         )
     return Part.of(ROLE_USAGE, "\n".join(lines))
 
 
-def _by_package(usage: Usage) -> tuple[str, str, int]:
-    return usage.package, usage.path, usage.line
-
-
-def guardrails_part(report_json: Path, root: Path) -> Part:
-    """07_guardrails.txt from the gate's guardrails JSON, or from a check run now."""
-    if report_json.exists():
-        return _from_report(report_json)
-    document = json.loads(render_json(check(root, enforce=True)))
-    return _guardrails(document, "outbox-guardrails check run by generate (ENFORCE_NO_DB_QUERY=1)")
-
-
-def _from_report(path: Path) -> Part:
-    try:
-        return _guardrails(
-            json.loads(path.read_text(encoding="utf-8")),
-            f"{display_path(path)} (written by `nox -s guardrails`)",
-        )
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        return Part.unavailable(GUARDRAILS, f"{display_path(path)}: {reason(error)}")
-    except (KeyError, TypeError, AttributeError) as error:  # another tool version's layout
-        return Part.unavailable(GUARDRAILS, f"{display_path(path)}: unexpected layout ({error!r})")
+def _by_package(usage: dict[str, Any]) -> tuple[str, str, int]:
+    return usage["package"], usage["path"], usage["line"]
 
 
 def _guardrails(document: dict[str, Any], source: str) -> Part:

@@ -60,6 +60,7 @@ GUARDRAILS: Final = {
     "findings": [],
     "waivers": [],
     "scope": [],
+    "database_usages": {"areas": ["production", "tests"], "usages": []},
 }
 
 

@@ -10,6 +10,7 @@ from click.testing import CliRunner, Result
 from outbox_evidence.catalog import DATABASE_PARTS, NO_URL
 from outbox_evidence.cli import main
 from outbox_evidence.layout import CHECKSUMS, FILES, PROOFS, ROLE_USAGE
+from outbox_guardrails import check, render_json
 
 NO_DATABASE = {"OUTBOX_EVIDENCE_DB_URL": None, "DATABASE_URL": None}
 PROOF = (
@@ -33,11 +34,17 @@ JUNIT = """<testsuites><testsuite name="pytest"><testcase
 
 @pytest.fixture
 def checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A small repository as the working directory: proofs.toml, one module, a JUnit report."""
+    """A small repository as the working directory: proofs.toml, one module, a JUnit report.
+
+    And the guardrails' report where the gate writes it, which generate reads by default.
+    """
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "app.py").write_text("ANSWER = 42\n")
     (tmp_path / "proofs.toml").write_text(MANIFEST)
     (tmp_path / "unit.xml").write_text(JUNIT)
+    report = tmp_path / "reports" / "guardrails" / "guardrails.json"
+    report.parent.mkdir(parents=True)
+    report.write_text(render_json(check(tmp_path, enforce=True)))
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

@@ -1,4 +1,4 @@
-"""The role-usage and guardrails parts: verdicts, listings, and unreadable inputs."""
+"""The role-usage and guardrails parts, from the guardrails' report: verdicts, listings, bad input."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 from typing import TYPE_CHECKING
 
 from outbox_evidence.source_tree import guardrails_part, role_usage_part
+from outbox_guardrails import check, render_json
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -53,8 +54,19 @@ def write_tree(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
+def guardrails_report(root: Path) -> Path:
+    """The JSON report `outbox-guardrails check --json` writes for the tree at `root`."""
+    report = root / "reports" / "guardrails.json"
+    report.parent.mkdir()
+    report.write_text(render_json(check(root, enforce=True)))
+    return report
+
+
 def test_a_service_connecting_by_itself_fails_the_role_usage_verdict(tmp_path: Path) -> None:
-    """Production code outside outbox-db that connects is named; a benchmark is only listed."""
+    """Production code outside outbox-db that connects is named; a benchmark is only listed.
+
+    The report is the guardrails' own, so this also holds the two packages to one format.
+    """
     root = write_tree(
         tmp_path,
         {
@@ -63,9 +75,9 @@ def test_a_service_connecting_by_itself_fails_the_role_usage_verdict(tmp_path: P
         },
     )
 
-    lines = role_usage_part(root).content.splitlines()
+    lines = role_usage_part(guardrails_report(root)).content.splitlines()
 
-    assert lines[2] == ("verdict: FAIL (packages/billing/src/billing/db.py:2 connection)")
+    assert lines[3] == ("verdict: FAIL (packages/billing/src/billing/db.py:2 connection)")
     assert "[scripts] 1" in lines
     assert "  benchmarks  connection  benchmarks/raw.py:2  psycopg.connect" in lines
 
@@ -75,10 +87,10 @@ def test_the_guardrails_report_is_rendered_with_findings_waivers_and_scope(tmp_p
     report = tmp_path / "guardrails.json"
     report.write_text(json.dumps(REPORT))
 
-    lines = guardrails_part(report, tmp_path).content.splitlines()
+    lines = guardrails_part(report).content.splitlines()
 
     assert lines[2:6] == [
-        f"source: {report.name} (written by `nox -s guardrails`)",
+        f"source: {report.name} (written by `outbox-guardrails check --json`)",
         "verdict: FAIL (src/app.py:3 OBX002)",
         "tool: outbox-guardrails 0.1.0 (ENFORCE_NO_DB_QUERY=1)",
         "summary: error=1 exempt=0 waived=1 waivers=1 warning=0",
@@ -97,19 +109,22 @@ def test_an_unreadable_or_foreign_guardrails_report_is_missing_with_the_reason(
     broken.write_text("{")
     foreign.write_text(json.dumps({"findings": [{"path": "x"}]}))
 
-    assert guardrails_part(broken, tmp_path).missing == (
+    assert guardrails_part(broken).missing == (
         "broken.json: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
     )
-    assert guardrails_part(foreign, tmp_path).missing == (
+    assert guardrails_part(foreign).missing == (
         "foreign.json: unexpected layout (KeyError('disposition'))",
+    )
+    assert role_usage_part(foreign).missing == (
+        "foreign.json: unexpected layout (KeyError('database_usages'))",
     )
 
 
-def test_without_a_report_the_check_runs_on_the_tree(tmp_path: Path) -> None:
-    """No JSON from the gate: the guardrails run in-process over the same root."""
-    root = write_tree(tmp_path, {"src/db.py": 'SWITCH = "SET ROLE admin"\n'})
+def test_without_a_report_both_parts_are_missing_naming_what_writes_it(tmp_path: Path) -> None:
+    """No JSON from the gate: evidence never runs the checks itself, it says what is missing."""
+    absent = tmp_path / "absent.json"
 
-    lines = guardrails_part(tmp_path / "absent.json", root).content.splitlines()
+    parts = [role_usage_part(absent), guardrails_part(absent)]
 
-    assert lines[2] == "source: outbox-guardrails check run by generate (ENFORCE_NO_DB_QUERY=1)"
-    assert lines[3] == "verdict: FAIL (src/db.py:1 OBX003)"
+    expected = "absent.json: not found (`outbox-guardrails check --json` writes it)"
+    assert [part.missing for part in parts] == [(expected,), (expected,)]

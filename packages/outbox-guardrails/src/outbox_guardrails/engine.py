@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from outbox_guardrails.inventory import Usage, database_usages
 from outbox_guardrails.model import Disposition, Exemption, Finding, Rule, Waiver
 from outbox_guardrails.rules import ALL_RULES, WAIVER_RULE
 from outbox_guardrails.suppression import (
@@ -35,13 +36,18 @@ class Outcome:
 
 @attrs.frozen
 class Report:
-    """Everything a run found, sorted, with the rules, waivers and scope it ran with."""
+    """Everything a run found, sorted, with the rules, waivers and scope it ran with.
+
+    `usages` is the tree's inventory of database access, allowed places included: what the
+    evidence bundle lists from the JSON report (06_role_usage.txt).
+    """
 
     enforce: bool
     rules: tuple[Rule, ...]
     outcomes: tuple[Outcome, ...]
     waivers: tuple[Waiver, ...]
     scope: tuple[Exemption, ...]
+    usages: tuple[Usage, ...] = ()
 
     @property
     def failed(self) -> bool:
@@ -78,6 +84,7 @@ def check(root: Path, *, enforce: bool, only: Sequence[str] = ()) -> Report:
         outcomes=tuple(outcomes),
         waivers=tuple(waivers),
         scope=tuple(scope),
+        usages=tuple(database_usages(tree)),
     )
 
 

@@ -14,6 +14,7 @@ import attrs
 from sarif_kit import Location, Result, SarifBuilder
 from sarif_kit import Rule as SarifRule
 
+from outbox_guardrails.inventory import Area
 from outbox_guardrails.model import Disposition
 
 if TYPE_CHECKING:
@@ -56,7 +57,11 @@ def render_text(report: Report) -> str:
 
 
 def render_json(report: Report) -> str:
-    """The whole report as stable JSON: rules, findings with their fate, waivers and scope."""
+    """The whole report as stable JSON: rules, findings with their fate, waivers, scope, usages.
+
+    `database_usages` lists every role switch and connection (allowed ones too) with its area;
+    `areas` gives the areas in the order a reader shows them.
+    """
     document = {
         "tool": TOOL,
         "version": version(TOOL),
@@ -70,6 +75,10 @@ def render_json(report: Report) -> str:
         ],
         "waivers": [attrs.asdict(waiver) for waiver in report.waivers],
         "scope": [attrs.asdict(entry) for entry in report.scope],
+        "database_usages": {
+            "areas": [area.value for area in Area],
+            "usages": [attrs.asdict(usage) for usage in report.usages],
+        },
     }
     return json.dumps(document, indent=2, sort_keys=True) + "\n"
 

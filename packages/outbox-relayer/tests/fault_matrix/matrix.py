@@ -32,7 +32,7 @@ from outbox_db import AttemptState, EnqueueRequest, OutboxStore, Role
 from outbox_db.embedded import start
 from outbox_db.testonly import query_no_role, queue_locked
 from outbox_db.testonly.pgbouncer import PgBouncer, pgbouncer
-from outbox_relayer import audit_delivery, read_request_log
+from outbox_relayer.testing import audit_delivery, read_request_log
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
     from outbox_db import LedgerAttempt
     from outbox_db.embedded import EmbeddedServer
-    from outbox_relayer import DeliveryAudit
+    from outbox_relayer.testing import DeliveryAudit
 
 BIN: Final = Path(sys.executable).parent
 STOP_SECONDS: Final = 30.0

@@ -23,10 +23,7 @@ import pytest
 from outbox_db import IdempotencyConflict, OutboxStore
 from outbox_db.testonly import query_no_role
 from outbox_db.testonly.factories import make_request
-from outbox_relayer import (
-    RailSimulator,
-    read_request_log,
-)
+from outbox_relayer.testing import RailSimulator, read_request_log
 from relaying import drain
 
 if TYPE_CHECKING:

@@ -15,11 +15,7 @@ from outbox_db import OutboxStore, Role
 from outbox_db.payloads import canonical_json
 from outbox_db.testonly import query_no_role
 from outbox_db.testonly.factories import make_request
-from outbox_relayer import (
-    Faults,
-    RailSimulator,
-    read_request_log,
-)
+from outbox_relayer.testing import Faults, RailSimulator, read_request_log
 from relaying import drain
 
 if TYPE_CHECKING:

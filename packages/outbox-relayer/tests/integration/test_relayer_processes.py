@@ -28,14 +28,14 @@ import pytest
 from outbox_db import AttemptState, OutboxStore, Role, retry_serialization_failures
 from outbox_db.testonly import expire_lease, query_no_role
 from outbox_db.testonly.factories import leased_item, make_request
-from outbox_relayer import (
+from outbox_relayer.rails import RECONCILED_PREFIX, UNKNOWN_OUTCOME_CODES
+from outbox_relayer.testing import (
     Faults,
     RailSimulator,
     audit_delivery,
     lane_order_problems,
     read_request_log,
 )
-from outbox_relayer.rails import RECONCILED_PREFIX, UNKNOWN_OUTCOME_CODES
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
     from outbox_db import LedgerAttempt
     from outbox_db.testonly.pytest_plugin import Database
-    from outbox_relayer.railsim import LoggedRequest
+    from outbox_relayer.testing import LoggedRequest
 
 RELAYER: Final = str(Path(sys.executable).parent / "outbox-relayer")
 # Settings a process would otherwise inherit from the developer's or CI's environment.

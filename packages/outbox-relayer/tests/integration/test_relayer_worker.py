@@ -30,18 +30,11 @@ from outbox_db import (
 from outbox_db.payloads import canonical_json
 from outbox_db.testonly import expire_lease, query_no_role
 from outbox_db.testonly.factories import leased_item, make_request
-from outbox_relayer import (
-    CycleSignals,
-    Faults,
-    LeaseRepairer,
-    RailSimulator,
-    RepairCycle,
-    Signals,
-    read_request_log,
-)
+from outbox_relayer import CycleSignals, LeaseRepairer, RepairCycle, Signals
 from outbox_relayer.rail_slots import RailLimit
 from outbox_relayer.rails import RECONCILED_PREFIX
 from outbox_relayer.signals import LEASE_LOST_EVENT, TERMINAL_GUARD_EVENT, TERMINAL_INDEX
+from outbox_relayer.testing import Faults, RailSimulator, read_request_log
 from relaying import (
     DEADLINE_SECONDS,
     PLANT_TERMINAL,

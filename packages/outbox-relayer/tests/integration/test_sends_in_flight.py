@@ -15,7 +15,8 @@ from structlog.testing import capture_logs
 
 from outbox_db.testonly import query_no_role
 from outbox_db.testonly.factories import make_request
-from outbox_relayer import Faults, HttpRail, RailEndpoint
+from outbox_relayer import HttpRail, RailEndpoint
+from outbox_relayer.testing import Faults
 from relaying import RAIL, count, events, running, wait_for
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from outbox_db.testonly.factories import make_request
-from outbox_relayer import RailSimulator, read_request_log
+from outbox_relayer.testing import RailSimulator, read_request_log
 from outbox_relayer.tracing import RelayTracing
 from relaying import drain
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from opentelemetry.trace import SpanContext
 
     from outbox_db import OutboxStore
-    from outbox_relayer.railsim import LoggedRequest
+    from outbox_relayer.testing import LoggedRequest
 
 RAIL: Final = "rtp"
 

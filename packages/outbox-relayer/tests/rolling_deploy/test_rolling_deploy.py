@@ -23,7 +23,7 @@ from demo import Fleet, Process
 from outbox_db import OutboxStore, Role, migrate
 from outbox_db.testonly import query_no_role
 from outbox_db.testonly.factories import make_request
-from outbox_relayer import RailSimulator, audit_delivery, read_request_log
+from outbox_relayer.testing import RailSimulator, audit_delivery, read_request_log
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping

@@ -13,7 +13,8 @@ import pytest
 from outbox_db import ClaimedItem
 from outbox_db.payloads import canonical_json
 from outbox_db.testonly.blocking import EventLoopThread
-from outbox_relayer import Faults, HttpRail, RailEndpoint, RailSimulator
+from outbox_relayer import HttpRail, RailEndpoint
+from outbox_relayer.testing import Faults, RailSimulator
 from relaying import BlockingRail
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ import attrs
 
 from outbox_db import AttemptState, LedgerAttempt
 from outbox_db.payloads import canonical_json
-from outbox_relayer import LoggedRequest, audit_delivery, lane_order_problems
+from outbox_relayer.testing import LoggedRequest, audit_delivery, lane_order_problems
 
 PAYLOAD = {"amount": "10.00", "currency": "USD"}
 DIGEST = hashlib.sha256(canonical_json(PAYLOAD).encode()).hexdigest()

@@ -13,9 +13,9 @@ import pytest
 
 from outbox_db import AttemptState, ClaimedItem
 from outbox_db.payloads import canonical_json
-from outbox_relayer import FAILED_STATUSES, Faults, RailEndpoint, RailSimulator, Secret
+from outbox_relayer import FAILED_STATUSES, RailEndpoint, Secret
 from outbox_relayer.rails import classify, retry_after
-from outbox_relayer.railsim import read_request_log
+from outbox_relayer.testing import Faults, RailSimulator, read_request_log
 from relaying import BlockingRail, HeaderRecorder
 
 if TYPE_CHECKING:

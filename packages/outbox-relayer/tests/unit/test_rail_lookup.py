@@ -13,16 +13,10 @@ from typing import TYPE_CHECKING
 import pytest
 
 from outbox_db import AttemptState, ClaimedItem
-from outbox_relayer import (
-    Faults,
-    RailConfigError,
-    RailEndpoint,
-    RailSimulator,
-    load_rails,
-)
+from outbox_relayer import RailConfigError, RailEndpoint, load_rails
 from outbox_relayer.config import RelayerConfig
 from outbox_relayer.rails import RECONCILED_PREFIX, UNKNOWN_OUTCOME_CODES, NoopRail, outcome_unknown
-from outbox_relayer.railsim import read_request_log
+from outbox_relayer.testing import Faults, RailSimulator, read_request_log
 
 if TYPE_CHECKING:
     from collections.abc import Callable

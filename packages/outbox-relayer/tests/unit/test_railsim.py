@@ -15,7 +15,7 @@ import attrs
 import httpx
 import pytest
 
-from outbox_relayer import Faults, RailSimulator, SimulatorStats, read_request_log
+from outbox_relayer.testing import Faults, RailSimulator, SimulatorStats, read_request_log
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -226,10 +226,11 @@ def test_a_burst_of_new_connections_all_reach_the_rail(
     assert simulator.stats().requests == 128
 
 
-def test_importing_the_relayer_does_not_load_the_simulators_http_server() -> None:
-    """Relayer processes send with aiohttp's client, never serve a rail: its server stays out."""
+def test_importing_the_relayer_loads_neither_the_simulator_nor_its_http_server() -> None:
+    """Relayer processes send with aiohttp's client, never serve a rail or audit one."""
     probe = (
-        "import sys, outbox_relayer; print(sorted(m for m in sys.modules if 'aiohttp.web' in m))"
+        "import sys, outbox_relayer, outbox_relayer.relayer, outbox_relayer.process; "
+        "print(sorted(m for m in sys.modules if 'aiohttp.web' in m or 'outbox_relayer.testing' in m))"
     )
 
     loaded = subprocess.run(

@@ -17,7 +17,7 @@ import structlog
 from click.testing import CliRunner
 
 from outbox_relayer.cli import main
-from outbox_relayer.railsim import read_request_log
+from outbox_relayer.testing import read_request_log
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping

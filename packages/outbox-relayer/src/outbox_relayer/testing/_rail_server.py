@@ -16,10 +16,10 @@ from urllib.parse import unquote
 import attrs
 from aiohttp import web
 
-from outbox_relayer._simulated_rail import PAYMENTS_PATH
+from outbox_relayer.testing._simulated_rail import PAYMENTS_PATH
 
 if TYPE_CHECKING:
-    from outbox_relayer._simulated_rail import SimulatedRail
+    from outbox_relayer.testing._simulated_rail import SimulatedRail
 
 __all__ = ["RailServer"]
 
