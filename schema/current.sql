@@ -749,11 +749,12 @@ $function$;
 -- public.outbox_attempt_fields(public.payment_outbox_attempts) (owner outbox_owner)
 CREATE OR REPLACE FUNCTION public.outbox_attempt_fields(a public.payment_outbox_attempts)
  RETURNS text[]
- LANGUAGE sql
+ LANGUAGE plpgsql
  STABLE
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
-    SELECT ARRAY[
+BEGIN
+    RETURN ARRAY[
         'payment_outbox_attempts/1', a.attempt_id::text, a.outbox_id::text, a.instruction_id,
         a.participant_id, a.sequence_id::text, a.idempotency_key, a.rail_type,
         -- The payload by its hash: the bundle and the checkpoints carry no account numbers,
@@ -763,6 +764,7 @@ AS $function$
         public.outbox_utc_text(a.completed_at), a.rail_reference, a.rail_code, a.error_code,
         a.error_message, a.latency_ms::text, a.worker_id, a.recorded_by
     ];
+END
 $function$;
 
 -- public.outbox_control_character_at(text[]) (owner outbox_owner)
@@ -996,15 +998,17 @@ $function$;
 -- public.outbox_operator_log_fields(public.outbox_operator_log) (owner outbox_owner)
 CREATE OR REPLACE FUNCTION public.outbox_operator_log_fields(o public.outbox_operator_log)
  RETURNS text[]
- LANGUAGE sql
+ LANGUAGE plpgsql
  STABLE
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
-    SELECT ARRAY[
+BEGIN
+    RETURN ARRAY[
         'outbox_operator_log/1', o.entry_no::text, o.outbox_id::text, o.redrive_outbox_id::text,
         o.instruction_id, o.redrive_idempotency_key, o.redrive_generation::text,
         o.requested_by, public.outbox_utc_text(o.requested_at), o.reason
     ];
+END
 $function$;
 
 -- public.outbox_queue_depth() (owner outbox_owner, SECURITY DEFINER)
@@ -1051,14 +1055,16 @@ $function$;
 -- public.outbox_rail_ordering_fields(public.outbox_rail_ordering) (owner outbox_owner)
 CREATE OR REPLACE FUNCTION public.outbox_rail_ordering_fields(r public.outbox_rail_ordering)
  RETURNS text[]
- LANGUAGE sql
+ LANGUAGE plpgsql
  STABLE
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
-    SELECT ARRAY[
+BEGIN
+    RETURN ARRAY[
         'outbox_rail_ordering/1', r.entry_no::text, r.rail_type, r.ordered::text,
         r.requested_by, public.outbox_utc_text(r.requested_at), r.reason
     ];
+END
 $function$;
 
 -- public.outbox_recheck_waiting_item() (owner outbox_owner, SECURITY DEFINER)
@@ -1328,16 +1334,23 @@ $function$;
 -- public.outbox_row_digest(text[]) (owner outbox_owner)
 CREATE OR REPLACE FUNCTION public.outbox_row_digest(p_fields text[])
  RETURNS bytea
- LANGUAGE sql
- STABLE
+ LANGUAGE plpgsql
+ STABLE STRICT
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
-    SELECT pg_catalog.sha256(pg_catalog.convert_to(pg_catalog.string_agg(
-        CASE WHEN u.field IS NULL THEN '-'
-             ELSE pg_catalog.octet_length(pg_catalog.convert_to(u.field, 'UTF8'))::text
-                  || ':' || u.field
-        END, '' ORDER BY u.n), 'UTF8'))
-    FROM pg_catalog.unnest(p_fields) WITH ORDINALITY AS u (field, n);
+DECLARE
+    v_field text;
+    v_encoded text := '';
+BEGIN
+    FOREACH v_field IN ARRAY p_fields LOOP  -- in order, as outbox_evidence.ledger encodes
+        v_encoded := v_encoded || CASE
+            WHEN v_field IS NULL THEN '-'
+            ELSE pg_catalog.octet_length(pg_catalog.convert_to(v_field, 'UTF8'))::text
+                || ':' || v_field
+        END;
+    END LOOP;
+    RETURN pg_catalog.sha256(pg_catalog.convert_to(v_encoded, 'UTF8'));
+END
 $function$;
 
 -- public.outbox_scope_unconfigured_rail() (owner outbox_owner)
@@ -1414,11 +1427,13 @@ $function$;
 -- public.outbox_utc_text(timestamp with time zone) (owner outbox_owner)
 CREATE OR REPLACE FUNCTION public.outbox_utc_text(p_at timestamp with time zone)
  RETURNS text
- LANGUAGE sql
+ LANGUAGE plpgsql
  STABLE
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
-    SELECT pg_catalog.to_char(p_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+BEGIN
+    RETURN pg_catalog.to_char(p_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+END
 $function$;
 
 -- public.outbox_valid_traceparent(text) (owner outbox_owner)

@@ -33,6 +33,7 @@ from psycopg.types.json import Jsonb
 
 from bench_common import (
     LOWER_BOUND,
+    TEMPLATE,
     Figure,
     bench_options,
     clone,
@@ -177,10 +178,15 @@ def batch_raw_sql(url: str, items: int) -> None:
 
 
 def measure_clients(
-    admin_url: str, client_main: Callable[..., None], items: int, *, hot: bool
+    admin_url: str,
+    client_main: Callable[..., None],
+    items: int,
+    *,
+    hot: bool,
+    template: str = TEMPLATE,
 ) -> float:
-    """Items per second of CLIENTS processes on a fresh clone, barrier to last commit."""
-    url = clone(admin_url)
+    """Items per second of CLIENTS processes on a fresh clone of `template`, barrier to end."""
+    url = clone(admin_url, template)
     per_client = items // CLIENTS
     barrier = multiprocessing.Barrier(CLIENTS + 1)
     workers = [

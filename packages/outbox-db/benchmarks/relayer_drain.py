@@ -53,6 +53,7 @@ from psycopg.types.json import Jsonb
 
 from bench_common import (
     LOWER_BOUND,
+    TEMPLATE,
     Figure,
     bench_options,
     clone,
@@ -242,6 +243,8 @@ class Drain:
     ordered: bool = False  # the backlog's rail is an ordered one
     concurrency: int = CONCURRENCY  # a relayer's sends at once
     payload_extra: dict[str, str] = attrs.field(factory=dict)  # added to each item's payload
+    template: str = TEMPLATE  # the database each run's clone is made from
+    url: str = ""  # the last run's clone, left as it drained (its ledger, for a reader)
     db_ms_per_item: list[float] = attrs.field(factory=list)
     peak_rss_mb: list[float] = attrs.field(factory=list)
     retried: list[int] = attrs.field(factory=list)  # attempts beyond one per item
@@ -249,7 +252,7 @@ class Drain:
 
     def measure(self) -> float:
         """Items per second of one drain of a fresh backlog."""
-        url = clone(self.admin_url)
+        url = self.url = clone(self.admin_url, self.template)
         with psycopg.connect(url, autocommit=True) as connection:
             if self.ordered:
                 connection.execute(ORDERED_RAIL)
