@@ -106,7 +106,7 @@ def _settings_options(command: Callable[..., Any]) -> Callable[..., Any]:
     help=f"Sends in flight at most (env OUTBOX_CONCURRENCY; default {DEFAULT_CONCURRENCY}, "
     f"recommended {RECOMMENDED_CONCURRENCY} for rails that take it, at most {MAX_IN_FLIGHT}). "
     "One process reaches about concurrency / the rail's latency sends a second, on at most "
-    "three database connections.",
+    "four database connections.",
 )
 @click.option(
     "--max-bytes-in-flight",

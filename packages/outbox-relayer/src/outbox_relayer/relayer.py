@@ -9,8 +9,8 @@ that have outlived half their lease, and claims more while there is room: a send
 payload bytes under the budget.
 
 A relayer holds at most three database connections, whatever its concurrency: the relay
-loop's, the recorder's and the LISTEN for wake-ups (lease repair, in the same process, shares
-the loop's pool).
+loop's, the recorder's and the LISTEN for wake-ups; `outbox-relayer run` adds one for lease
+repair, which shares the loop's pool (process.py: three pooled, and the LISTEN).
 """
 
 from __future__ import annotations
