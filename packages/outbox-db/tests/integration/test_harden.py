@@ -20,7 +20,7 @@ from outbox_db.audit import CatalogAudit
 from outbox_db.cli import main
 from outbox_db.harden import SuperuserRequired, harden
 from outbox_db.records import OWNER_ROLE
-from outbox_db.testonly import query_as, query_no_role
+from outbox_db.testonly import query_as, query_no_role, session_login
 from outbox_db.testonly.pytest_plugin import application_login
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ def test_the_owners_ddl_is_recorded_where_the_owner_cannot_touch_it(
     assert state.applied is True
     recorded = [(s.command_tag, s.object_identity) for s in state.ddl_log]
     assert recorded == [("ALTER TABLE", "public.payment_outbox_attempts")] * len(OWNER_DDL)
-    assert {s.login for s in state.ddl_log} == {login_of(outbox_database)}
+    assert {s.login for s in state.ddl_log} == {session_login(outbox_database.url)}
     assert refusals == ["42501"] * len(OWNER_ATTACKS_ON_THE_RECORD)
     assert len(query_no_role(outbox_database.url, "SELECT * FROM outbox_ddl.ddl_log")) == 3
 
@@ -147,9 +147,3 @@ def test_harden_refuses_a_record_schema_the_owner_made_first(outbox_database: Da
     assert query_no_role(outbox_database.url, PUBLIC_MAY_CREATE) == [(True,)]
     with CatalogAudit.open(outbox_database.url) as audit:
         assert audit.hardening().ddl_recorded is False
-
-
-def login_of(database: Database) -> str:
-    """The login the test's connections use."""
-    ((login,),) = query_no_role(database.url, "SELECT session_user::text")
-    return str(login)

@@ -26,7 +26,7 @@ from outbox_db import (
     RetryableConflict,
     Role,
 )
-from outbox_db.testonly import expire_lease, query_no_role
+from outbox_db.testonly import expire_lease, query_no_role, session_login
 from outbox_db.testonly.factories import make_request
 
 if TYPE_CHECKING:
@@ -236,7 +236,7 @@ def test_the_operator_switches_a_rail_and_the_history_says_who_and_why(
 
     with OutboxStore.connect(outbox_database.url, role=Role.READONLY, max_size=1) as reader:
         history = reader.rail_orderings()
-    ((login,),) = query_no_role(outbox_database.url, "SELECT session_user::text")
+    login = session_login(outbox_database.url)
     assert history == [on, off]
     assert [(e.rail_type, e.ordered, e.requested_by, e.reason) for e in history] == [
         (ORDERED, True, login, "rail requires order"),

@@ -30,7 +30,7 @@ from outbox_db import (
     Role,
     UnknownItem,
 )
-from outbox_db.testonly import outbox_rows, query_as, query_no_role
+from outbox_db.testonly import outbox_rows, query_as, query_no_role, session_login
 from outbox_db.testonly.factories import leased_item, make_request
 
 if TYPE_CHECKING:
@@ -83,12 +83,6 @@ def failed_item(store: OutboxStore, **overrides: object) -> ClaimedItem:
     return item
 
 
-def login(url: str) -> str:
-    """The login role of the test's connections: the one a re-drive must record."""
-    ((name,),) = query_no_role(url, "SELECT session_user::text")
-    return str(name)
-
-
 def db_now(url: str) -> datetime:
     """The database clock."""
     ((now,),) = query_no_role(url, "SELECT pg_catalog.clock_timestamp()")
@@ -114,7 +108,7 @@ def test_redrive_enqueues_a_new_item_for_the_instruction_under_the_derived_key(
     assert redrive.redrive_outbox_id != failed.outbox_id
     assert redrive.idempotency_key == f"outbox:redrive:{failed.outbox_id}"
     assert (redrive.requested_by, redrive.reason) == (
-        login(outbox_database.url),
+        session_login(outbox_database.url),
         "rail fixed the account mapping",
     )
     assert before <= redrive.requested_at <= after

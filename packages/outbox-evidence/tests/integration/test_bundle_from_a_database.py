@@ -16,7 +16,7 @@ from outbox_db.embedded import embedded_server
 from outbox_db.harden import harden
 from outbox_db.migrate import migrate
 from outbox_db.records import OWNER_ROLE
-from outbox_db.testonly import query_as, run_sql_file
+from outbox_db.testonly import query_as, run_sql_file, session_login
 from outbox_db.testonly.factories import leased_item
 from outbox_db.testonly.managed import grant_login, managed_database, unique_prefix
 from outbox_evidence.catalog import DATABASE_PARTS
@@ -244,7 +244,7 @@ def test_the_hardening_part_lists_the_owners_ddl_once_harden_records_it(
     assert part[0].startswith("superuser hardening: applied")
     assert part[2].startswith("DDL recording: installed")
     assert part[2].endswith("statements on outbox objects recorded: 1")
-    login = query_as(outbox_database.url, OWNER_ROLE, "SELECT session_user::text")[0][0]
+    login = session_login(outbox_database.url)
     assert part[-1].split()[2:] == [login, "ALTER", "TABLE", "public.payment_outbox_attempts"]
 
 

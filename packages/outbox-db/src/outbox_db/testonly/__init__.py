@@ -20,6 +20,7 @@ from outbox_db.testonly._access import (
     query_as,
     query_no_role,
     run_sql_file,
+    session_login,
 )
 from outbox_db.testonly._contention import queue_locked, uncommitted
 
@@ -30,5 +31,6 @@ __all__ = [
     "query_no_role",
     "queue_locked",
     "run_sql_file",
+    "session_login",
     "uncommitted",
 ]

@@ -66,6 +66,12 @@ def query_no_role(
     return _run(url, None, statement, params)
 
 
+def session_login(url: str) -> str:
+    """The login role of `url`'s connections: what the database records as who acted."""
+    ((name,),) = query_no_role(url, "SELECT session_user::text")
+    return str(name)
+
+
 def run_sql_file(url: str, path: Path) -> None:
     """Run a committed SQL file (a fixture, a sabotage) as the login user, in one transaction."""
     # Files committed to the repository and reviewed like code: literal by construction.
