@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FAILED_STATUSES",
+    "MAX_ANSWER_BYTES",
     "RECONCILED_PREFIX",
     "UNKNOWN_OUTCOME_CODES",
     "HttpRail",
@@ -37,6 +38,7 @@ __all__ = [
     "RailAnswer",
     "classify",
     "outcome_unknown",
+    "tls_context",
 ]
 
 # 4xx answers that refuse the instruction itself: re-sending the same request cannot succeed.
