@@ -19,6 +19,15 @@ CREATE TABLE public.outbox_idempotency_keys (
     instruction_id text NOT NULL,
     outbox_id uuid NOT NULL
 );
+CREATE TABLE public.outbox_ledger_archives (
+    entry_no bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
+    ledger_month date NOT NULL,
+    file_name text NOT NULL,
+    row_count bigint NOT NULL,
+    sha256 text NOT NULL,
+    archived_by text NOT NULL DEFAULT SESSION_USER,
+    archived_at timestamp with time zone NOT NULL DEFAULT clock_timestamp()
+);
 CREATE TABLE public.outbox_operator_log (
     entry_no bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
     outbox_id uuid NOT NULL,
@@ -44,17 +53,21 @@ CREATE TABLE public.outbox_rail_servers (
     seen_at timestamp with time zone NOT NULL
 );
 CREATE TABLE public.outbox_row_digests (
-    row_no bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
+    row_no bigint NOT NULL DEFAULT nextval('public.outbox_row_digests_row_no_seq'::regclass),
     source text NOT NULL,
     row_key text NOT NULL,
     digest bytea NOT NULL,
-    written_by_xact xid8 NOT NULL DEFAULT pg_current_xact_id()
+    written_by_xact xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    ledger_month date NOT NULL DEFAULT '-infinity'::date
 );
 CREATE TABLE public.outbox_scoped_rails (
     rail_type text NOT NULL,
     announced_by text NOT NULL,
     announced_at timestamp with time zone NOT NULL DEFAULT clock_timestamp(),
     reason text NOT NULL DEFAULT 'announced before its first item'::text
+);
+CREATE TABLE public.outbox_terminal_outcomes (
+    outbox_id uuid NOT NULL
 );
 CREATE TABLE public.participant_outbox_sequences (
     participant_id text NOT NULL,
@@ -79,7 +92,8 @@ CREATE TABLE public.payment_outbox_attempts (
     error_message text,
     latency_ms integer,
     worker_id text,
-    recorded_by text DEFAULT SESSION_USER
+    recorded_by text DEFAULT SESSION_USER,
+    ledger_month date NOT NULL DEFAULT '-infinity'::date
 );
 CREATE TABLE public.payment_outbox_pending (
     outbox_id uuid NOT NULL DEFAULT gen_random_uuid(),
@@ -98,7 +112,8 @@ CREATE TABLE public.payment_outbox_pending (
     lease_expires_at timestamp with time zone,
     ordered boolean NOT NULL DEFAULT false,
     awaiting_predecessor boolean NOT NULL DEFAULT false,
-    trace_context text DEFAULT public.outbox_valid_traceparent(current_setting('outbox.trace_context'::text, true))
+    trace_context text DEFAULT public.outbox_valid_traceparent(current_setting('outbox.trace_context'::text, true)),
+    ledger_month date NOT NULL DEFAULT public.outbox_current_ledger_month()
 );
 CREATE TABLE public.payment_outbox_settings (
     singleton boolean NOT NULL DEFAULT true,
@@ -109,6 +124,10 @@ CREATE TABLE public.payment_outbox_settings (
 ALTER TABLE public.outbox_established_rails ADD CONSTRAINT outbox_established_rails_pkey PRIMARY KEY (rail_type);
 ALTER TABLE public.outbox_idempotency_keys ADD CONSTRAINT outbox_idempotency_keys_one_item_per_instruction_key UNIQUE (instruction_id, idempotency_key);
 ALTER TABLE public.outbox_idempotency_keys ADD CONSTRAINT outbox_idempotency_keys_one_item_per_rail_key PRIMARY KEY (rail_type, idempotency_key);
+ALTER TABLE public.outbox_ledger_archives ADD CONSTRAINT outbox_ledger_archives_ledger_month_key UNIQUE (ledger_month);
+ALTER TABLE public.outbox_ledger_archives ADD CONSTRAINT outbox_ledger_archives_pkey PRIMARY KEY (entry_no);
+ALTER TABLE public.outbox_ledger_archives ADD CONSTRAINT outbox_ledger_archives_row_count_check CHECK ((row_count >= 0));
+ALTER TABLE public.outbox_ledger_archives ADD CONSTRAINT outbox_ledger_archives_sha256_check CHECK ((sha256 ~ '^[0-9a-f]{64}$'::text));
 ALTER TABLE public.outbox_operator_log ADD CONSTRAINT outbox_operator_log_generation_positive CHECK ((redrive_generation >= 1));
 ALTER TABLE public.outbox_operator_log ADD CONSTRAINT outbox_operator_log_one_redrive_per_item UNIQUE (outbox_id);
 ALTER TABLE public.outbox_operator_log ADD CONSTRAINT outbox_operator_log_pkey PRIMARY KEY (entry_no);
@@ -116,15 +135,15 @@ ALTER TABLE public.outbox_operator_log ADD CONSTRAINT outbox_operator_log_redriv
 ALTER TABLE public.outbox_operator_log ADD CONSTRAINT outbox_operator_log_redrive_item_unique UNIQUE (redrive_outbox_id);
 ALTER TABLE public.outbox_rail_ordering ADD CONSTRAINT outbox_rail_ordering_pkey PRIMARY KEY (entry_no);
 ALTER TABLE public.outbox_rail_servers ADD CONSTRAINT outbox_rail_servers_one_row_per_worker PRIMARY KEY (rail_type, worker_id);
-ALTER TABLE public.outbox_row_digests ADD CONSTRAINT outbox_row_digests_one_per_row UNIQUE (source, row_key);
-ALTER TABLE public.outbox_row_digests ADD CONSTRAINT outbox_row_digests_pkey PRIMARY KEY (row_no);
+ALTER TABLE public.outbox_row_digests ADD CONSTRAINT outbox_row_digests_one_per_row UNIQUE (source, row_key, ledger_month);
+ALTER TABLE public.outbox_row_digests ADD CONSTRAINT outbox_row_digests_pkey PRIMARY KEY (row_no, ledger_month);
 ALTER TABLE public.outbox_scoped_rails ADD CONSTRAINT outbox_scoped_rails_pkey PRIMARY KEY (rail_type);
 ALTER TABLE public.participant_outbox_sequences ADD CONSTRAINT participant_outbox_sequences_next_positive CHECK ((next_sequence_id >= 1));
 ALTER TABLE public.participant_outbox_sequences ADD CONSTRAINT participant_outbox_sequences_pkey PRIMARY KEY (participant_id);
 ALTER TABLE public.payment_outbox_attempts ADD CONSTRAINT payment_outbox_attempts_attempt_no_positive CHECK ((attempt_no >= 1));
 ALTER TABLE public.payment_outbox_attempts ADD CONSTRAINT payment_outbox_attempts_no_dispatching_insert CHECK ((state <> 'DISPATCHING'::public.outbox_attempt_state)) NOT VALID;
-ALTER TABLE public.payment_outbox_attempts ADD CONSTRAINT payment_outbox_attempts_outbox_id_attempt_no_key UNIQUE (outbox_id, attempt_no);
-ALTER TABLE public.payment_outbox_attempts ADD CONSTRAINT payment_outbox_attempts_pkey PRIMARY KEY (attempt_id);
+ALTER TABLE public.payment_outbox_attempts ADD CONSTRAINT payment_outbox_attempts_outbox_id_attempt_no_key UNIQUE (outbox_id, attempt_no, ledger_month);
+ALTER TABLE public.payment_outbox_attempts ADD CONSTRAINT payment_outbox_attempts_pkey PRIMARY KEY (attempt_id, ledger_month);
 ALTER TABLE public.payment_outbox_pending ADD CONSTRAINT payment_outbox_pending_attempt_count_nonnegative CHECK ((attempt_count >= 0));
 ALTER TABLE public.payment_outbox_pending ADD CONSTRAINT payment_outbox_pending_instruction_id_idempotency_key_key UNIQUE (instruction_id, idempotency_key);
 ALTER TABLE public.payment_outbox_pending ADD CONSTRAINT payment_outbox_pending_lease_consistent CHECK ((((claimed_by IS NULL) AND (lease_token IS NULL) AND (claimed_at IS NULL) AND (lease_expires_at IS NULL)) OR ((claimed_by IS NOT NULL) AND (lease_token IS NOT NULL) AND (claimed_at IS NOT NULL) AND (lease_expires_at IS NOT NULL))));
@@ -141,21 +160,22 @@ ALTER TABLE public.payment_outbox_settings ADD CONSTRAINT payment_outbox_setting
 CREATE UNIQUE INDEX outbox_established_rails_pkey ON public.outbox_established_rails USING btree (rail_type);
 CREATE UNIQUE INDEX outbox_idempotency_keys_one_item_per_instruction_key ON public.outbox_idempotency_keys USING btree (instruction_id, idempotency_key);
 CREATE UNIQUE INDEX outbox_idempotency_keys_one_item_per_rail_key ON public.outbox_idempotency_keys USING btree (rail_type, idempotency_key);
+CREATE UNIQUE INDEX outbox_ledger_archives_ledger_month_key ON public.outbox_ledger_archives USING btree (ledger_month);
+CREATE UNIQUE INDEX outbox_ledger_archives_pkey ON public.outbox_ledger_archives USING btree (entry_no);
 CREATE UNIQUE INDEX outbox_operator_log_one_redrive_per_item ON public.outbox_operator_log USING btree (outbox_id);
 CREATE UNIQUE INDEX outbox_operator_log_pkey ON public.outbox_operator_log USING btree (entry_no);
 CREATE UNIQUE INDEX outbox_operator_log_redrive_item_unique ON public.outbox_operator_log USING btree (redrive_outbox_id);
 CREATE INDEX outbox_rail_ordering_latest ON public.outbox_rail_ordering USING btree (rail_type, entry_no DESC);
 CREATE UNIQUE INDEX outbox_rail_ordering_pkey ON public.outbox_rail_ordering USING btree (entry_no);
 CREATE UNIQUE INDEX outbox_rail_servers_one_row_per_worker ON public.outbox_rail_servers USING btree (rail_type, worker_id);
-CREATE INDEX outbox_row_digests_by_xact ON public.outbox_row_digests USING btree (written_by_xact);
-CREATE UNIQUE INDEX outbox_row_digests_one_per_row ON public.outbox_row_digests USING btree (source, row_key);
-CREATE UNIQUE INDEX outbox_row_digests_pkey ON public.outbox_row_digests USING btree (row_no);
+CREATE INDEX outbox_row_digests_by_xact ON ONLY public.outbox_row_digests USING btree (written_by_xact);
+CREATE UNIQUE INDEX outbox_row_digests_one_per_row ON ONLY public.outbox_row_digests USING btree (source, row_key, ledger_month);
+CREATE UNIQUE INDEX outbox_row_digests_pkey ON ONLY public.outbox_row_digests USING btree (row_no, ledger_month);
 CREATE UNIQUE INDEX outbox_scoped_rails_pkey ON public.outbox_scoped_rails USING btree (rail_type);
+CREATE UNIQUE INDEX payment_outbox_attempts_one_terminal_per_outbox ON public.outbox_terminal_outcomes USING btree (outbox_id);
 CREATE UNIQUE INDEX participant_outbox_sequences_pkey ON public.participant_outbox_sequences USING btree (participant_id);
-CREATE UNIQUE INDEX payment_outbox_attempts_one_terminal_per_outbox ON public.payment_outbox_attempts USING btree (outbox_id) WHERE (state = ANY (ARRAY['DISPATCHED'::public.outbox_attempt_state, 'FAILED'::public.outbox_attempt_state]));
-CREATE UNIQUE INDEX payment_outbox_attempts_outbox_id_attempt_no_key ON public.payment_outbox_attempts USING btree (outbox_id, attempt_no);
-CREATE UNIQUE INDEX payment_outbox_attempts_pkey ON public.payment_outbox_attempts USING btree (attempt_id);
-CREATE INDEX payment_outbox_attempts_terminal_by_key ON public.payment_outbox_attempts USING btree (instruction_id, idempotency_key) WHERE (state = ANY (ARRAY['DISPATCHED'::public.outbox_attempt_state, 'FAILED'::public.outbox_attempt_state]));
+CREATE UNIQUE INDEX payment_outbox_attempts_outbox_id_attempt_no_key ON ONLY public.payment_outbox_attempts USING btree (outbox_id, attempt_no, ledger_month);
+CREATE UNIQUE INDEX payment_outbox_attempts_pkey ON ONLY public.payment_outbox_attempts USING btree (attempt_id, ledger_month);
 CREATE INDEX payment_outbox_pending_due ON public.payment_outbox_pending USING btree (next_attempt_at) WHERE ((claimed_by IS NULL) AND (NOT awaiting_predecessor));
 CREATE UNIQUE INDEX payment_outbox_pending_instruction_id_idempotency_key_key ON public.payment_outbox_pending USING btree (instruction_id, idempotency_key);
 CREATE INDEX payment_outbox_pending_lease_expiry ON public.payment_outbox_pending USING btree (lease_expires_at) WHERE (lease_expires_at IS NOT NULL);
@@ -167,14 +187,18 @@ CREATE UNIQUE INDEX payment_outbox_settings_pkey ON public.payment_outbox_settin
 
 -- Triggers --------------------------------------------------------------------------------------
 CREATE TRIGGER outbox_idempotency_keys_append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON public.outbox_idempotency_keys FOR EACH STATEMENT EXECUTE FUNCTION public.deny_append_only_mutation();
+CREATE TRIGGER outbox_ledger_archives_append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON public.outbox_ledger_archives FOR EACH STATEMENT EXECUTE FUNCTION public.deny_append_only_mutation();
+CREATE TRIGGER outbox_ledger_archives_digest AFTER INSERT ON public.outbox_ledger_archives REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.outbox_digest_inserted_rows('entry_no', 'outbox_ledger_archive_fields');
 CREATE TRIGGER outbox_operator_log_append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON public.outbox_operator_log FOR EACH STATEMENT EXECUTE FUNCTION public.deny_append_only_mutation();
-CREATE TRIGGER outbox_operator_log_digest AFTER INSERT ON public.outbox_operator_log REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.outbox_digest_operator_log();
+CREATE TRIGGER outbox_operator_log_digest AFTER INSERT ON public.outbox_operator_log REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.outbox_digest_inserted_rows('entry_no', 'outbox_operator_log_fields');
 CREATE TRIGGER outbox_rail_ordering_append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON public.outbox_rail_ordering FOR EACH STATEMENT EXECUTE FUNCTION public.deny_append_only_mutation();
-CREATE TRIGGER outbox_rail_ordering_digest AFTER INSERT ON public.outbox_rail_ordering REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.outbox_digest_rail_ordering();
+CREATE TRIGGER outbox_rail_ordering_digest AFTER INSERT ON public.outbox_rail_ordering REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.outbox_digest_inserted_rows('entry_no', 'outbox_rail_ordering_fields');
 CREATE TRIGGER outbox_row_digests_append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON public.outbox_row_digests FOR EACH STATEMENT EXECUTE FUNCTION public.deny_append_only_mutation();
+CREATE TRIGGER outbox_terminal_outcomes_append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON public.outbox_terminal_outcomes FOR EACH STATEMENT EXECUTE FUNCTION public.deny_append_only_mutation();
 CREATE TRIGGER payment_outbox_attempts_append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON public.payment_outbox_attempts FOR EACH STATEMENT EXECUTE FUNCTION public.deny_outbox_attempts_mutation();
 CREATE TRIGGER payment_outbox_attempts_digest AFTER INSERT ON public.payment_outbox_attempts REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.outbox_digest_attempts();
 CREATE TRIGGER payment_outbox_attempts_scope_unconfigured_rail AFTER INSERT ON public.payment_outbox_attempts FOR EACH ROW WHEN ((new.error_code = 'RAIL_NOT_CONFIGURED'::text)) EXECUTE FUNCTION public.outbox_scope_unconfigured_rail();
+CREATE TRIGGER payment_outbox_attempts_terminal AFTER INSERT ON public.payment_outbox_attempts REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.outbox_register_terminal_outcomes();
 CREATE TRIGGER payment_outbox_pending_notify_enqueued AFTER INSERT ON public.payment_outbox_pending FOR EACH STATEMENT EXECUTE FUNCTION public.notify_outbox_items_enqueued();
 CREATE CONSTRAINT TRIGGER payment_outbox_pending_recheck_waiting AFTER INSERT ON public.payment_outbox_pending DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (new.awaiting_predecessor) EXECUTE FUNCTION public.outbox_recheck_waiting_item();
 CREATE TRIGGER payment_outbox_pending_release_lane_successor AFTER DELETE ON public.payment_outbox_pending FOR EACH ROW WHEN (old.ordered) EXECUTE FUNCTION public.outbox_release_lane_successor();
@@ -430,7 +454,7 @@ BEGIN
     held AS (
         SELECT p.outbox_id, p.instruction_id, p.participant_id, p.sequence_id,
             p.idempotency_key, p.rail_type, p.payload, p.claimed_at,
-            p.lease_expires_at - p.claimed_at AS lease
+            p.lease_expires_at - p.claimed_at AS lease, p.ledger_month
         FROM outcome AS o
         JOIN public.payment_outbox_pending AS p ON p.outbox_id = o.outbox_id
         -- The expiry test is no index condition on purpose (0006): each row is found by
@@ -454,19 +478,20 @@ BEGIN
         CROSS JOIN LATERAL (
             SELECT coalesce(max(a.attempt_no), 0) + 1 AS attempt_no
             FROM public.payment_outbox_attempts AS a
-            WHERE a.outbox_id = h.outbox_id
+            WHERE a.outbox_id = h.outbox_id AND a.ledger_month = h.ledger_month
         ) AS n
     ),
     recorded AS (
         INSERT INTO public.payment_outbox_attempts (
             outbox_id, instruction_id, participant_id, sequence_id, idempotency_key,
             rail_type, payload, attempt_no, state, claimed_at, completed_at,
-            rail_reference, rail_code, error_code, error_message, latency_ms, worker_id
+            rail_reference, rail_code, error_code, error_message, latency_ms, worker_id,
+            ledger_month
         )
         SELECT d.outbox_id, d.instruction_id, d.participant_id, d.sequence_id,
             d.idempotency_key, d.rail_type, d.payload, d.attempt_no, d.state,
             d.claimed_at, v_now, d.rail_reference, d.rail_code, d.error_code,
-            d.error_message, d.latency_ms, p_worker_id
+            d.error_message, d.latency_ms, p_worker_id, d.ledger_month
         FROM decided AS d
         RETURNING payment_outbox_attempts.outbox_id, payment_outbox_attempts.attempt_no,
             payment_outbox_attempts.state
@@ -746,6 +771,28 @@ BEGIN
 END
 $function$;
 
+-- public.outbox_archived_ledger_rows(date) (owner outbox_owner, SECURITY DEFINER)
+CREATE OR REPLACE FUNCTION public.outbox_archived_ledger_rows(p_month date)
+ RETURNS TABLE(source text, row_key text, fields text[], row_no bigint, digest bytea, written_by_xact xid8)
+ LANGUAGE plpgsql
+ STABLE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+ SET lock_timeout TO '5s'
+AS $function$
+BEGIN
+    RETURN QUERY EXECUTE format(
+        'SELECT ''payment_outbox_attempts''::text, a.attempt_id::text, '
+            'public.outbox_attempt_fields(ROW(a.*)::public.payment_outbox_attempts), '
+            'd.row_no, d.digest, d.written_by_xact '
+        'FROM %s AS a '
+        'LEFT JOIN public.%I AS d '
+            'ON d.source = ''payment_outbox_attempts'' AND d.row_key = a.attempt_id::text '
+        'ORDER BY d.row_no NULLS LAST, a.attempt_id',
+        public.outbox_require_detached_month(p_month),
+        coalesce(public.outbox_ledger_digests_partition(p_month), 'outbox_row_digests'));
+END
+$function$;
+
 -- public.outbox_attempt_fields(public.payment_outbox_attempts) (owner outbox_owner)
 CREATE OR REPLACE FUNCTION public.outbox_attempt_fields(a public.payment_outbox_attempts)
  RETURNS text[]
@@ -783,6 +830,71 @@ BEGIN
 END
 $function$;
 
+-- public.outbox_current_ledger_month() (owner outbox_owner)
+CREATE OR REPLACE FUNCTION public.outbox_current_ledger_month()
+ RETURNS date
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_month date := date_trunc('month', clock_timestamp() AT TIME ZONE 'UTC')::date;
+BEGIN
+    IF to_regclass('public.' || public.outbox_ledger_partition(v_month)) IS NULL THEN
+        RAISE EXCEPTION 'the ledger has no partition for %', to_char(v_month, 'YYYY-MM')
+            USING ERRCODE = 'P7008',
+                  HINT = 'Run outbox-db migrate, or a relayer (its lease repair prepares '
+                      'months ahead); nothing was written.';
+    END IF;
+    RETURN v_month;
+END
+$function$;
+
+-- public.outbox_detach_ledger_month(date,integer) (owner outbox_owner, SECURITY DEFINER)
+CREATE OR REPLACE FUNCTION public.outbox_detach_ledger_month(p_month date, p_keep_months integer)
+ RETURNS bigint
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+ SET lock_timeout TO '1s'
+AS $function$
+DECLARE
+    v_part record;
+    v_kept_from date;
+    v_open bigint;
+    v_rows bigint;
+BEGIN
+    PERFORM public.outbox_require_range('keep_months', p_keep_months, 3, 1200);
+    SELECT * INTO v_part FROM public.outbox_ledger_month_partition(p_month);
+    IF NOT v_part.attached THEN
+        RAISE EXCEPTION 'ledger month % is already detached', p_month
+            USING ERRCODE = 'P7007', COLUMN = 'ledger_month',
+                  HINT = 'outbox-db archive finishes its archive.';
+    END IF;
+    v_kept_from := (date_trunc('month', clock_timestamp() AT TIME ZONE 'UTC')
+        - make_interval(months => p_keep_months))::date;
+    IF v_part.range_end > v_kept_from THEN
+        RAISE EXCEPTION 'ledger month % is within the % months kept (from %)',
+                p_month, p_keep_months, v_kept_from
+            USING ERRCODE = 'P7007', COLUMN = 'ledger_month';
+    END IF;
+    SELECT count(*) INTO v_open FROM public.payment_outbox_pending AS p
+    WHERE p.ledger_month = p_month;
+    IF v_open > 0 THEN
+        RAISE EXCEPTION '% items of ledger month % are still pending', v_open, p_month
+            USING ERRCODE = 'P7007', COLUMN = 'ledger_month',
+                  HINT = 'A month leaves the ledger once every item of it is finished.';
+    END IF;
+    EXECUTE format('ALTER TABLE public.payment_outbox_attempts DETACH PARTITION %s',
+        v_part.partition);
+    IF p_month <> '-infinity' THEN
+        EXECUTE format('ALTER TABLE public.outbox_row_digests DETACH PARTITION public.%I',
+            public.outbox_ledger_digests_partition(p_month));
+    END IF;
+    EXECUTE format('SELECT count(*) FROM %s', v_part.partition) INTO v_rows;
+    RETURN v_rows;
+END
+$function$;
+
 -- public.outbox_digest_attempts() (owner outbox_owner)
 CREATE OR REPLACE FUNCTION public.outbox_digest_attempts()
  RETURNS trigger
@@ -790,41 +902,57 @@ CREATE OR REPLACE FUNCTION public.outbox_digest_attempts()
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
 BEGIN
-    INSERT INTO public.outbox_row_digests (source, row_key, digest)
+    INSERT INTO public.outbox_row_digests (source, row_key, digest, ledger_month)
     SELECT 'payment_outbox_attempts', n.attempt_id::text,
-        public.outbox_row_digest(public.outbox_attempt_fields(n))
+        public.outbox_row_digest(public.outbox_attempt_fields(n)), n.ledger_month
     FROM new_rows AS n;
     RETURN NULL;
 END
 $function$;
 
--- public.outbox_digest_operator_log() (owner outbox_owner)
-CREATE OR REPLACE FUNCTION public.outbox_digest_operator_log()
+-- public.outbox_digest_inserted_rows() (owner outbox_owner)
+CREATE OR REPLACE FUNCTION public.outbox_digest_inserted_rows()
  RETURNS trigger
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
 BEGIN
-    INSERT INTO public.outbox_row_digests (source, row_key, digest)
-    SELECT 'outbox_operator_log', n.entry_no::text,
-        public.outbox_row_digest(public.outbox_operator_log_fields(n))
-    FROM new_rows AS n;
+    EXECUTE format(
+        'INSERT INTO public.outbox_row_digests (source, row_key, digest) '
+            'SELECT %L, n.%I::text, public.outbox_row_digest(public.%I(n)) FROM new_rows AS n',
+        TG_TABLE_NAME, TG_ARGV[0], TG_ARGV[1]);
     RETURN NULL;
 END
 $function$;
 
--- public.outbox_digest_rail_ordering() (owner outbox_owner)
-CREATE OR REPLACE FUNCTION public.outbox_digest_rail_ordering()
- RETURNS trigger
+-- public.outbox_drop_archived_ledger_month(date) (owner outbox_owner, SECURITY DEFINER)
+CREATE OR REPLACE FUNCTION public.outbox_drop_archived_ledger_month(p_month date)
+ RETURNS bigint
  LANGUAGE plpgsql
+ SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET lock_timeout TO '5s'
 AS $function$
+DECLARE
+    v_partition regclass := public.outbox_require_detached_month(p_month);
+    v_recorded bigint;
+    v_rows bigint;
 BEGIN
-    INSERT INTO public.outbox_row_digests (source, row_key, digest)
-    SELECT 'outbox_rail_ordering', n.entry_no::text,
-        public.outbox_row_digest(public.outbox_rail_ordering_fields(n))
-    FROM new_rows AS n;
-    RETURN NULL;
+    SELECT l.row_count INTO v_recorded
+    FROM public.outbox_ledger_archives AS l
+    WHERE l.ledger_month = p_month;
+    EXECUTE format('SELECT count(*) FROM %s', v_partition) INTO v_rows;
+    IF v_recorded IS DISTINCT FROM v_rows THEN
+        RAISE EXCEPTION 'ledger month % has % rows and % recorded in an archive',
+                p_month, v_rows, coalesce(v_recorded::text, 'none')
+            USING ERRCODE = 'P7007', COLUMN = 'ledger_month',
+                  HINT = 'outbox-db archive records its file first.';
+    END IF;
+    EXECUTE format('DROP TABLE %s', v_partition);
+    IF p_month <> '-infinity' THEN
+        EXECUTE format('DROP TABLE public.%I', public.outbox_ledger_digests_partition(p_month));
+    END IF;
+    RETURN v_rows;
 END
 $function$;
 
@@ -957,9 +1085,117 @@ BEGIN
         CASE WHEN p.attempt_count > 0 THEN (
             SELECT a.error_code
             FROM public.payment_outbox_attempts AS a
-            WHERE a.outbox_id = p.outbox_id AND a.attempt_no = p.attempt_count
+            WHERE a.outbox_id = p.outbox_id AND a.ledger_month = p.ledger_month
+                AND a.attempt_no = p.attempt_count
         ) END;
 END
+$function$;
+
+-- public.outbox_ledger_archive_fields(public.outbox_ledger_archives) (owner outbox_owner)
+CREATE OR REPLACE FUNCTION public.outbox_ledger_archive_fields(r public.outbox_ledger_archives)
+ RETURNS text[]
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    RETURN ARRAY[
+        'outbox_ledger_archives/1', r.entry_no::text, r.ledger_month::text, r.file_name,
+        r.row_count::text, r.sha256, r.archived_by, public.outbox_utc_text(r.archived_at)
+    ];
+END
+$function$;
+
+-- public.outbox_ledger_digests_partition(date) (owner outbox_owner)
+CREATE OR REPLACE FUNCTION public.outbox_ledger_digests_partition(p_month date)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE STRICT
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT CASE WHEN p_month <> '-infinity'
+        THEN 'outbox_row_digests_' || pg_catalog.to_char(p_month, 'YYYY_MM') END;
+$function$;
+
+-- public.outbox_ledger_month_partition(date) (owner outbox_owner)
+CREATE OR REPLACE FUNCTION public.outbox_ledger_month_partition(p_month date)
+ RETURNS TABLE(partition regclass, attached boolean, range_end date)
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_partition regclass;
+BEGIN
+    IF p_month IS NULL OR (p_month <> '-infinity' AND p_month <> date_trunc('month', p_month)) THEN
+        RAISE EXCEPTION 'a ledger month is the first day of a month, or -infinity (the legacy ledger)'
+            USING ERRCODE = '22023', COLUMN = 'ledger_month';
+    END IF;
+    v_partition := to_regclass('public.' || public.outbox_ledger_partition(p_month));
+    IF v_partition IS NULL THEN
+        RAISE EXCEPTION 'the ledger has no partition for %', p_month
+            USING ERRCODE = 'P7007', COLUMN = 'ledger_month',
+                  HINT = 'It was never made, or it was archived and dropped.';
+    END IF;
+    RETURN QUERY
+    SELECT v_partition, i.inhrelid IS NOT NULL,
+        CASE WHEN p_month <> '-infinity' THEN (p_month + interval '1 month')::date
+            ELSE substring(pg_get_expr(c.relpartbound, c.oid) FROM 'TO \(''([0-9-]+)''\)')::date
+        END
+    FROM pg_class AS c
+    LEFT JOIN pg_inherits AS i
+        ON i.inhrelid = c.oid AND i.inhparent = 'public.payment_outbox_attempts'::regclass
+    WHERE c.oid = v_partition;
+END
+$function$;
+
+-- public.outbox_ledger_months() (owner outbox_owner, SECURITY DEFINER)
+CREATE OR REPLACE FUNCTION public.outbox_ledger_months()
+ RETURNS TABLE(ledger_month text, partition_name text, attached boolean, range_end date, archive_file text, archive_rows bigint, archive_sha256 text)
+ LANGUAGE sql
+ STABLE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+ SET lock_timeout TO '5s'
+AS $function$
+    WITH partitions AS (
+        SELECT c.oid, c.relname,
+            CASE WHEN c.relname = 'payment_outbox_attempts_legacy' THEN '-infinity'::date
+                ELSE to_date(substring(c.relname FROM '(\d{4}_\d{2})$'), 'YYYY_MM') END AS month
+        FROM pg_class AS c
+        JOIN pg_namespace AS n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'public' AND c.relkind = 'r'
+          AND c.relname ~ '^payment_outbox_attempts_(legacy|\d{4}_\d{2})$'
+    )
+    SELECT CASE WHEN m.month = '-infinity' THEN 'legacy' ELSE to_char(m.month, 'YYYY-MM') END,
+        p.relname, i.inhrelid IS NOT NULL,
+        CASE WHEN m.month <> '-infinity' THEN (m.month + interval '1 month')::date
+            WHEN i.inhrelid IS NOT NULL THEN substring(
+                pg_get_expr(p_class.relpartbound, p_class.oid) FROM 'TO \(''([0-9-]+)''\)'
+            )::date
+        END,
+        l.file_name, l.row_count, l.sha256
+    FROM (
+        SELECT p.month FROM partitions AS p
+        UNION
+        SELECT l.ledger_month FROM public.outbox_ledger_archives AS l
+    ) AS m
+    LEFT JOIN partitions AS p ON p.month = m.month
+    LEFT JOIN pg_class AS p_class ON p_class.oid = p.oid
+    LEFT JOIN pg_inherits AS i
+        ON i.inhrelid = p.oid AND i.inhparent = 'public.payment_outbox_attempts'::regclass
+    LEFT JOIN public.outbox_ledger_archives AS l ON l.ledger_month = m.month
+    ORDER BY m.month;
+$function$;
+
+-- public.outbox_ledger_partition(date) (owner outbox_owner)
+CREATE OR REPLACE FUNCTION public.outbox_ledger_partition(p_month date)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE STRICT
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT CASE WHEN p_month = '-infinity' THEN 'payment_outbox_attempts_legacy'
+        ELSE 'payment_outbox_attempts_' || pg_catalog.to_char(p_month, 'YYYY_MM') END;
 $function$;
 
 -- public.outbox_ledger_rows() (owner outbox_owner, SECURITY DEFINER)
@@ -995,6 +1231,39 @@ BEGIN
 END
 $function$;
 
+-- public.outbox_make_ledger_partition(date) (owner outbox_owner)
+CREATE OR REPLACE FUNCTION public.outbox_make_ledger_partition(p_month date)
+ RETURNS text
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_parent text;
+    v_name text;
+    v_guard text;
+BEGIN
+    FOR v_parent, v_name, v_guard IN VALUES
+        ('payment_outbox_attempts', public.outbox_ledger_partition(p_month),
+            'deny_outbox_attempts_mutation'),
+        ('outbox_row_digests', public.outbox_ledger_digests_partition(p_month),
+            'deny_append_only_mutation')
+    LOOP
+        EXECUTE format(
+            'CREATE TABLE public.%I (LIKE public.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
+            v_name, v_parent);
+        EXECUTE format('REVOKE ALL ON public.%I FROM PUBLIC', v_name);
+        EXECUTE format(
+            'CREATE TRIGGER %I BEFORE UPDATE OR DELETE OR TRUNCATE ON public.%I '
+                'FOR EACH STATEMENT EXECUTE FUNCTION public.%I()',
+            v_parent || '_append_only', v_name, v_guard);
+        EXECUTE format(
+            'ALTER TABLE public.%I ATTACH PARTITION public.%I FOR VALUES FROM (%L) TO (%L)',
+            v_parent, v_name, p_month, (p_month + interval '1 month')::date);
+    END LOOP;
+    RETURN public.outbox_ledger_partition(p_month);
+END
+$function$;
+
 -- public.outbox_operator_log_fields(public.outbox_operator_log) (owner outbox_owner)
 CREATE OR REPLACE FUNCTION public.outbox_operator_log_fields(o public.outbox_operator_log)
  RETURNS text[]
@@ -1008,6 +1277,33 @@ BEGIN
         o.instruction_id, o.redrive_idempotency_key, o.redrive_generation::text,
         o.requested_by, public.outbox_utc_text(o.requested_at), o.reason
     ];
+END
+$function$;
+
+-- public.outbox_prepare_ledger_months(integer) (owner outbox_owner, SECURITY DEFINER)
+CREATE OR REPLACE FUNCTION public.outbox_prepare_ledger_months(p_months_ahead integer)
+ RETURNS SETOF text
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+ SET lock_timeout TO '1s'
+AS $function$
+DECLARE
+    v_first date := date_trunc('month', clock_timestamp() AT TIME ZONE 'UTC')::date;
+    v_month date;
+    v_name text;
+BEGIN
+    PERFORM public.outbox_require_range('months_ahead', p_months_ahead, 0, 24);
+    FOR v_month IN
+        SELECT m::date
+        FROM generate_series(v_first, v_first + make_interval(months => p_months_ahead),
+            interval '1 month') AS m
+    LOOP
+        v_name := public.outbox_ledger_partition(v_month);
+        CONTINUE WHEN to_regclass('public.' || v_name) IS NOT NULL;
+        PERFORM public.outbox_make_ledger_partition(v_month);
+        RETURN NEXT v_name;
+    END LOOP;
 END
 $function$;
 
@@ -1097,6 +1393,44 @@ BEGIN
         SET awaiting_predecessor = false
         WHERE p.outbox_id = NEW.outbox_id AND p.awaiting_predecessor;
     END IF;
+    RETURN NULL;
+END
+$function$;
+
+-- public.outbox_record_ledger_archive(date,text,text) (owner outbox_owner, SECURITY DEFINER)
+CREATE OR REPLACE FUNCTION public.outbox_record_ledger_archive(p_month date, p_file_name text, p_sha256 text)
+ RETURNS SETOF public.outbox_ledger_archives
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+ SET lock_timeout TO '5s'
+AS $function$
+DECLARE
+    v_rows bigint;
+BEGIN
+    PERFORM public.outbox_require_text('file_name', p_file_name);
+    IF p_sha256 IS NULL OR p_sha256 !~ '^[0-9a-f]{64}$' THEN
+        RAISE EXCEPTION 'sha256 must be 64 lowercase hex digits'
+            USING ERRCODE = '22023', COLUMN = 'sha256';
+    END IF;
+    EXECUTE format('SELECT count(*) FROM %s', public.outbox_require_detached_month(p_month))
+    INTO v_rows;
+    RETURN QUERY
+    INSERT INTO public.outbox_ledger_archives AS l (ledger_month, file_name, row_count, sha256)
+    VALUES (p_month, p_file_name, v_rows, p_sha256)
+    RETURNING l.*;
+END
+$function$;
+
+-- public.outbox_register_terminal_outcomes() (owner outbox_owner)
+CREATE OR REPLACE FUNCTION public.outbox_register_terminal_outcomes()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    INSERT INTO public.outbox_terminal_outcomes (outbox_id)
+    SELECT n.outbox_id FROM new_rows AS n WHERE n.state IN ('DISPATCHED', 'FAILED');
     RETURN NULL;
 END
 $function$;
@@ -1207,6 +1541,26 @@ BEGIN
             USING ERRCODE = 'P7001',
                   HINT = 'Use a new idempotency key for a different instruction.';
     END IF;
+END
+$function$;
+
+-- public.outbox_require_detached_month(date) (owner outbox_owner)
+CREATE OR REPLACE FUNCTION public.outbox_require_detached_month(p_month date)
+ RETURNS regclass
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_part record;
+BEGIN
+    SELECT * INTO v_part FROM public.outbox_ledger_month_partition(p_month);
+    IF v_part.attached THEN
+        RAISE EXCEPTION 'ledger month % is still in the ledger', p_month
+            USING ERRCODE = 'P7007', COLUMN = 'ledger_month',
+                  HINT = 'outbox-db archive detaches it first.';
+    END IF;
+    RETURN v_part.partition;
 END
 $function$;
 
@@ -1406,7 +1760,10 @@ AS $function$
     FROM public.outbox_operator_log AS o
     UNION ALL
     SELECT 'outbox_rail_ordering', r.entry_no::text, public.outbox_rail_ordering_fields(r)
-    FROM public.outbox_rail_ordering AS r;
+    FROM public.outbox_rail_ordering AS r
+    UNION ALL
+    SELECT 'outbox_ledger_archives', l.entry_no::text, public.outbox_ledger_archive_fields(l)
+    FROM public.outbox_ledger_archives AS l;
 $function$;
 
 -- public.outbox_trace_contexts(text,uuid[]) (owner outbox_owner, SECURITY DEFINER)
@@ -1622,7 +1979,7 @@ BEGIN
     WITH expired AS (
         SELECT e.outbox_id, e.instruction_id, e.participant_id, e.sequence_id,
             e.idempotency_key, e.rail_type, e.payload, e.claimed_by, e.claimed_at,
-            e.lease_expires_at
+            e.lease_expires_at, e.ledger_month
         FROM public.payment_outbox_pending AS e
         WHERE e.lease_expires_at <= v_now
         ORDER BY e.lease_expires_at
@@ -1637,14 +1994,14 @@ BEGIN
         CROSS JOIN LATERAL (
             SELECT coalesce(max(a.attempt_no), 0) + 1 AS attempt_no
             FROM public.payment_outbox_attempts AS a
-            WHERE a.outbox_id = x.outbox_id
+            WHERE a.outbox_id = x.outbox_id AND a.ledger_month = x.ledger_month
         ) AS n
     ),
     recorded AS (
         INSERT INTO public.payment_outbox_attempts (
             outbox_id, instruction_id, participant_id, sequence_id, idempotency_key,
             rail_type, payload, attempt_no, state, claimed_at, completed_at,
-            error_code, error_message, worker_id
+            error_code, error_message, worker_id, ledger_month
         )
         SELECT d.outbox_id, d.instruction_id, d.participant_id, d.sequence_id,
             d.idempotency_key, d.rail_type, d.payload, d.attempt_no, d.state,
@@ -1652,7 +2009,7 @@ BEGIN
             CASE WHEN d.state = 'FAILED' THEN 'RETRY_CEILING_REACHED'
                 ELSE 'LEASE_EXPIRED' END,
             'lease expired; recorded by lease repair worker ' || p_worker_id,
-            d.claimed_by
+            d.claimed_by, d.ledger_month
         FROM decided AS d
     ),
     finished AS (
@@ -1718,21 +2075,38 @@ GRANT EXECUTE ON FUNCTION public.enqueue_payment_outbox_batch(text[],text[],text
 GRANT EXECUTE ON FUNCTION public.enqueue_payment_outbox_batch(text[],text[],text[],text[],jsonb[]) TO symphony_producer;
 GRANT EXECUTE ON FUNCTION public.notify_outbox_items_enqueued() TO outbox_owner;
 GRANT EXECUTE ON FUNCTION public.outbox_announce_rails(text,text[],timestamp with time zone) TO outbox_owner;
+GRANT EXECUTE ON FUNCTION public.outbox_archived_ledger_rows(date) TO outbox_owner;
+GRANT EXECUTE ON FUNCTION public.outbox_archived_ledger_rows(date) TO symphony_operator;
 GRANT EXECUTE ON FUNCTION public.outbox_attempt_fields(public.payment_outbox_attempts) TO outbox_owner;
 GRANT EXECUTE ON FUNCTION public.outbox_control_character_at(text[]) TO outbox_owner;
+GRANT EXECUTE ON FUNCTION public.outbox_current_ledger_month() TO outbox_owner;
+GRANT EXECUTE ON FUNCTION public.outbox_detach_ledger_month(date,integer) TO outbox_owner;
+GRANT EXECUTE ON FUNCTION public.outbox_detach_ledger_month(date,integer) TO symphony_operator;
 GRANT EXECUTE ON FUNCTION public.outbox_digest_attempts() TO outbox_owner;
-GRANT EXECUTE ON FUNCTION public.outbox_digest_operator_log() TO outbox_owner;
-GRANT EXECUTE ON FUNCTION public.outbox_digest_rail_ordering() TO outbox_owner;
+GRANT EXECUTE ON FUNCTION public.outbox_digest_inserted_rows() TO outbox_owner;
+GRANT EXECUTE ON FUNCTION public.outbox_drop_archived_ledger_month(date) TO outbox_owner;
+GRANT EXECUTE ON FUNCTION public.outbox_drop_archived_ledger_month(date) TO symphony_operator;
 GRANT EXECUTE ON FUNCTION public.outbox_enqueue_item(text,text,text,text,jsonb) TO outbox_owner;
 GRANT EXECUTE ON FUNCTION public.outbox_expired_lease_count() TO outbox_owner;
 GRANT EXECUTE ON FUNCTION public.outbox_expired_lease_count() TO symphony_executor;
 GRANT EXECUTE ON FUNCTION public.outbox_invalid_identifier_at(text[]) TO outbox_owner;
 GRANT EXECUTE ON FUNCTION public.outbox_item_of_key(uuid) TO outbox_owner;
 GRANT EXECUTE ON FUNCTION public.outbox_lease_items(uuid[],text,integer,timestamp with time zone) TO outbox_owner;
+GRANT EXECUTE ON FUNCTION public.outbox_ledger_archive_fields(public.outbox_ledger_archives) TO outbox_owner;
+GRANT EXECUTE ON FUNCTION public.outbox_ledger_digests_partition(date) TO outbox_owner;
+GRANT EXECUTE ON FUNCTION public.outbox_ledger_month_partition(date) TO outbox_owner;
+GRANT EXECUTE ON FUNCTION public.outbox_ledger_months() TO outbox_owner;
+GRANT EXECUTE ON FUNCTION public.outbox_ledger_months() TO symphony_auditor;
+GRANT EXECUTE ON FUNCTION public.outbox_ledger_months() TO symphony_operator;
+GRANT EXECUTE ON FUNCTION public.outbox_ledger_months() TO symphony_readonly;
+GRANT EXECUTE ON FUNCTION public.outbox_ledger_partition(date) TO outbox_owner;
 GRANT EXECUTE ON FUNCTION public.outbox_ledger_rows() TO outbox_owner;
 GRANT EXECUTE ON FUNCTION public.outbox_ledger_rows() TO symphony_auditor;
 GRANT EXECUTE ON FUNCTION public.outbox_lock_items_for_snapshot(uuid[]) TO outbox_owner;
+GRANT EXECUTE ON FUNCTION public.outbox_make_ledger_partition(date) TO outbox_owner;
 GRANT EXECUTE ON FUNCTION public.outbox_operator_log_fields(public.outbox_operator_log) TO outbox_owner;
+GRANT EXECUTE ON FUNCTION public.outbox_prepare_ledger_months(integer) TO outbox_owner;
+GRANT EXECUTE ON FUNCTION public.outbox_prepare_ledger_months(integer) TO symphony_executor;
 GRANT EXECUTE ON FUNCTION public.outbox_queue_depth() TO outbox_owner;
 GRANT EXECUTE ON FUNCTION public.outbox_queue_depth() TO symphony_auditor;
 GRANT EXECUTE ON FUNCTION public.outbox_queue_depth() TO symphony_executor;
@@ -1740,9 +2114,13 @@ GRANT EXECUTE ON FUNCTION public.outbox_queue_depth() TO symphony_readonly;
 GRANT EXECUTE ON FUNCTION public.outbox_rail_is_ordered(text) TO outbox_owner;
 GRANT EXECUTE ON FUNCTION public.outbox_rail_ordering_fields(public.outbox_rail_ordering) TO outbox_owner;
 GRANT EXECUTE ON FUNCTION public.outbox_recheck_waiting_item() TO outbox_owner;
+GRANT EXECUTE ON FUNCTION public.outbox_record_ledger_archive(date,text,text) TO outbox_owner;
+GRANT EXECUTE ON FUNCTION public.outbox_record_ledger_archive(date,text,text) TO symphony_operator;
+GRANT EXECUTE ON FUNCTION public.outbox_register_terminal_outcomes() TO outbox_owner;
 GRANT EXECUTE ON FUNCTION public.outbox_release_lane_successor() TO outbox_owner;
 GRANT EXECUTE ON FUNCTION public.outbox_release_stalled_lanes() TO outbox_owner;
 GRANT EXECUTE ON FUNCTION public.outbox_replay(text,text,text,text,jsonb) TO outbox_owner;
+GRANT EXECUTE ON FUNCTION public.outbox_require_detached_month(date) TO outbox_owner;
 GRANT EXECUTE ON FUNCTION public.outbox_require_latency(integer,interval) TO outbox_owner;
 GRANT EXECUTE ON FUNCTION public.outbox_require_outcome_text(text[],text[],text[],text[]) TO outbox_owner;
 GRANT EXECUTE ON FUNCTION public.outbox_require_payload(jsonb) TO outbox_owner;
@@ -1776,6 +2154,7 @@ GRANT USAGE ON SCHEMA public TO symphony_executor;
 GRANT USAGE ON SCHEMA public TO symphony_operator;
 GRANT USAGE ON SCHEMA public TO symphony_producer;
 GRANT USAGE ON SCHEMA public TO symphony_readonly;
+GRANT SELECT, UPDATE, USAGE ON SEQUENCE public.outbox_ledger_archives_entry_no_seq TO outbox_owner;
 GRANT SELECT, UPDATE, USAGE ON SEQUENCE public.outbox_operator_log_entry_no_seq TO outbox_owner;
 GRANT SELECT, UPDATE, USAGE ON SEQUENCE public.outbox_rail_ordering_entry_no_seq TO outbox_owner;
 GRANT SELECT, UPDATE, USAGE ON SEQUENCE public.outbox_row_digests_row_no_seq TO outbox_owner;
@@ -1785,6 +2164,9 @@ GRANT SELECT ON TABLE public.outbox_established_rails TO symphony_readonly;
 GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE ON TABLE public.outbox_idempotency_keys TO outbox_owner;
 GRANT SELECT ON TABLE public.outbox_idempotency_keys TO symphony_auditor;
 GRANT SELECT ON TABLE public.outbox_idempotency_keys TO symphony_readonly;
+GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE ON TABLE public.outbox_ledger_archives TO outbox_owner;
+GRANT SELECT ON TABLE public.outbox_ledger_archives TO symphony_auditor;
+GRANT SELECT ON TABLE public.outbox_ledger_archives TO symphony_readonly;
 GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE ON TABLE public.outbox_operator_log TO outbox_owner;
 GRANT SELECT ON TABLE public.outbox_operator_log TO symphony_auditor;
 GRANT SELECT ON TABLE public.outbox_operator_log TO symphony_readonly;
@@ -1799,6 +2181,9 @@ GRANT SELECT ON TABLE public.outbox_row_digests TO symphony_auditor;
 GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE ON TABLE public.outbox_scoped_rails TO outbox_owner;
 GRANT SELECT ON TABLE public.outbox_scoped_rails TO symphony_auditor;
 GRANT SELECT ON TABLE public.outbox_scoped_rails TO symphony_readonly;
+GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE ON TABLE public.outbox_terminal_outcomes TO outbox_owner;
+GRANT SELECT ON TABLE public.outbox_terminal_outcomes TO symphony_auditor;
+GRANT SELECT ON TABLE public.outbox_terminal_outcomes TO symphony_readonly;
 GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE ON TABLE public.participant_outbox_sequences TO outbox_owner;
 GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE ON TABLE public.payment_outbox_attempts TO outbox_owner;
 GRANT SELECT ON TABLE public.payment_outbox_attempts TO symphony_auditor;

@@ -2,7 +2,8 @@
 -- is NULL (present even when both tables are empty). Queue figures come from
 -- payment_outbox_pending (due, scheduled, waiting behind an earlier item of an ordered lane,
 -- leased, expired leases, oldest due age); attempt
--- figures from the ledger, aggregated in the same pass. Nothing here derives from the
+-- figures from the ledger, aggregated in the same pass: the months still in it, not those
+-- archived (0019, which made the ledger a partitioned table this view follows). Nothing here derives from the
 -- deprecated DISPATCHING state: in-flight is lease state.
 -- Re-applied by the migrator whenever this file changes (a repeatable migration). Dropped
 -- first: CREATE OR REPLACE cannot drop or rename the columns of an older definition (the

@@ -42,9 +42,10 @@ from bench_common import (
     server,
 )
 from outbox_db.audit import CatalogAudit
-from outbox_evidence.exporter import CheckpointStore, row_from_json, run_once
+from outbox_db.digests import encode_fields, row_digest, row_from_json
+from outbox_evidence.exporter import CheckpointStore, run_once
 from outbox_evidence.layout import LEDGER_CHECKPOINTS, LEDGER_ROWS, Part
-from outbox_evidence.ledger import encode_fields, findings, row_digest
+from outbox_evidence.ledger import findings
 from outbox_evidence.ledger_bundle import (
     checkpoints_part,
     render_ledger_rows,

@@ -18,6 +18,14 @@ from psycopg.types.json import Jsonb
 from outbox_db import payloads
 from outbox_db._gateway import Call, Statement, one_of, operation, rows_of
 from outbox_db._history import assemble
+from outbox_db._month_calls import (
+    archived_ledger_rows,
+    detach_ledger_month,
+    drop_archived_ledger_month,
+    ledger_months,
+    prepare_ledger_months,
+    record_ledger_archive,
+)
 from outbox_db.errors import UNREADABLE_JSON, InvalidInput
 from outbox_db.records import (
     ClaimedItem,
@@ -273,6 +281,12 @@ class StoreOperations(TransactionOperations):
     redrive = operation(redrive)
     set_rail_ordering = operation(set_rail_ordering)
     rail_orderings = operation(rail_orderings)
+    prepare_ledger_months = operation(prepare_ledger_months)
+    ledger_months = operation(ledger_months)
+    detach_ledger_month = operation(detach_ledger_month)
+    archived_ledger_rows = operation(archived_ledger_rows)
+    record_ledger_archive = operation(record_ledger_archive)
+    drop_archived_ledger_month = operation(drop_archived_ledger_month)
 
 
 # --- rows and parameters --------------------------------------------------------------------

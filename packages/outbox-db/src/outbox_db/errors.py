@@ -27,6 +27,8 @@ __all__ = [
     "InvalidCompletionState",
     "InvalidInput",
     "LeaseLost",
+    "LedgerMonthMissing",
+    "LedgerMonthRefused",
     "MigrationError",
     "OutboxDatabaseError",
     "OutboxError",
@@ -103,6 +105,18 @@ class UnknownItem(OutboxDatabaseError):
     """P7005: no outbox item has this outbox_id, pending or in the ledger."""
 
     summary = "unknown outbox item"
+
+
+class LedgerMonthRefused(OutboxDatabaseError):
+    """P7007: a ledger month cannot be archived so (kept, pending items, not detached...)."""
+
+    summary = "the ledger month cannot be archived now"
+
+
+class LedgerMonthMissing(OutboxDatabaseError):
+    """P7008: the ledger has no partition for this month; nothing was written."""
+
+    summary = "the ledger has no partition for this month"
 
 
 class TerminalAlreadyRecorded(OutboxDatabaseError):
@@ -221,6 +235,8 @@ _BY_SQLSTATE: Final[dict[str, type[OutboxDatabaseError]]] = {
     "P7003": InvalidCompletionState,
     "P7004": RedriveRefused,
     "P7005": UnknownItem,
+    "P7007": LedgerMonthRefused,
+    "P7008": LedgerMonthMissing,
     "42501": PermissionDenied,
     "40001": RetryableConflict,
     "40P01": RetryableConflict,
@@ -228,8 +244,11 @@ _BY_SQLSTATE: Final[dict[str, type[OutboxDatabaseError]]] = {
     "55P03": DatabaseTimeout,
     "25P03": DatabaseTimeout,
 }
-# Our own functions raise these with value-free messages; anything else gets the summary.
-_OWN_MESSAGES: Final = frozenset({"22023", "P7001", "P7002", "P7003", "P7004", "P7005"})
+# Our own functions raise these with messages that carry no caller data (a ledger month's name
+# and counts at most); anything else gets the summary.
+_OWN_MESSAGES: Final = frozenset(
+    {"22023", "P7001", "P7002", "P7003", "P7004", "P7005", "P7007", "P7008"}
+)
 _UNAVAILABLE_PREFIXES: Final = ("08", "57P")
 # libpq's own refusals of a configuration: a bad URL, or a certificate that fails verification
 # (sslmode=verify-ca/verify-full: a wrong CA, an expired certificate, another host name).

@@ -95,13 +95,18 @@ def migrate(
     *,
     on_apply: Callable[[str], None] | None = None,
     role_prefix: str | None = None,
+    through: str | None = None,
 ) -> MigrationReport:
     """Bring the database at `url` to the shipped schema; `on_apply` hears each file applied.
 
     `role_prefix` names this database's roles (`RoleNames`); None: the prefix the database
     was migrated with, or none for a new one. A prefix other than the database's is refused.
+    `through` (a versioned file, "v1/0018_ledger_tamper_evidence.sql") stops after it and
+    applies no view: the database an older release left, to prove a later file on it.
     """
     migrations = load_migrations()
+    if through is not None:
+        migrations = _through(migrations, through)
     _require_direct(url)
     try:
         with psycopg.connect(sendable_url(url), autocommit=True) as connection:
@@ -112,6 +117,14 @@ def migrate(
             return attrs.evolve(report, shared_with=tuple(name for (name,) in shared))
     except psycopg.Error as error:
         raise translate(error) from error
+
+
+def _through(migrations: Sequence[Migration], last: str) -> list[Migration]:
+    names = [m.name for m in migrations if not m.repeatable]
+    if last not in names:
+        msg = f"{last} is not a shipped versioned file"
+        raise MigrationError(msg)
+    return [m for m in migrations if not m.repeatable and m.name <= last]
 
 
 def _require_direct(url: str) -> None:

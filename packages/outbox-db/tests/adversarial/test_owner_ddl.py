@@ -41,7 +41,10 @@ Script = tuple[LiteralString, ...]
 COMPLETE_SIGNATURE: Final = "public.complete_outbox_attempt(uuid, uuid, text, text, text, text, text, text, integer, integer)"
 APPEND_ONLY: Final = "payment_outbox_attempts_append_only"
 LEDGER_TRIGGER_ENABLED: Final[LiteralString] = (
-    "SELECT tgenabled = 'O' FROM pg_catalog.pg_trigger WHERE tgname = %s"
+    # On the table itself, not its partitions (schema 0019), whose triggers keep the name.
+    "SELECT t.tgenabled = 'O' FROM pg_catalog.pg_trigger AS t"
+    " JOIN pg_catalog.pg_class AS c ON c.oid = t.tgrelid"
+    " WHERE t.tgname = %s AND NOT c.relispartition"
 )
 FORGE_DISPATCHING: Final[LiteralString] = (
     # guardrails: allow OBX006 -- the owner's attack the regression verdict must catch

@@ -37,6 +37,7 @@ WORKER_FUNCTIONS: Final = frozenset(
         "enqueue_payment_outbox",
         "enqueue_payment_outbox_batch",
         "outbox_expired_lease_count",
+        "outbox_prepare_ledger_months",
         "outbox_queue_depth",
         "outbox_trace_contexts",
         "release_outbox_leases",
@@ -45,9 +46,21 @@ WORKER_FUNCTIONS: Final = frozenset(
     }
 )
 PRODUCER_FUNCTIONS: Final = frozenset({"enqueue_payment_outbox", "enqueue_payment_outbox_batch"})
-OPERATOR_FUNCTIONS: Final = frozenset({"redrive_payment_outbox", "set_outbox_rail_ordering"})
-# Aggregates a metrics exporter reads with a reader's login (schema 0014).
-READER_FUNCTIONS: Final = frozenset({"outbox_queue_depth"})
+# Re-drive and rail ordering; archiving ledger months past retention (0019).
+OPERATOR_FUNCTIONS: Final = frozenset(
+    {
+        "outbox_archived_ledger_rows",
+        "outbox_detach_ledger_month",
+        "outbox_drop_archived_ledger_month",
+        "outbox_ledger_months",
+        "outbox_record_ledger_archive",
+        "redrive_payment_outbox",
+        "set_outbox_rail_ordering",
+    }
+)
+# Aggregates a metrics exporter reads with a reader's login (schema 0014), the ledger's months
+# (0019).
+READER_FUNCTIONS: Final = frozenset({"outbox_ledger_months", "outbox_queue_depth"})
 # The ledger's rows and digests (0018), for the checkpoint exporter and the bundle: read only.
 AUDITOR_FUNCTIONS: Final = frozenset({"outbox_ledger_rows", "outbox_sealable_digests"})
 INTERNAL_FUNCTIONS: Final = frozenset(
@@ -78,13 +91,21 @@ INTERNAL_FUNCTIONS: Final = frozenset(
         # 0018: the digest triggers and the canonical encoding they share
         "outbox_attempt_fields",
         "outbox_digest_attempts",
-        "outbox_digest_operator_log",
-        "outbox_digest_rail_ordering",
         "outbox_operator_log_fields",
         "outbox_rail_ordering_fields",
         "outbox_row_digest",
         "outbox_tamper_evident_rows",
         "outbox_utc_text",
+        # 0019: the ledger's months, the terminal registry, one digest trigger for the logs
+        "outbox_current_ledger_month",
+        "outbox_digest_inserted_rows",
+        "outbox_ledger_archive_fields",
+        "outbox_ledger_digests_partition",
+        "outbox_ledger_month_partition",
+        "outbox_ledger_partition",
+        "outbox_make_ledger_partition",
+        "outbox_register_terminal_outcomes",
+        "outbox_require_detached_month",
     }
 )
 
@@ -151,6 +172,8 @@ def test_readers_may_only_select_and_nobody_else_touches_the_tables(audit: Catal
             "outbox_scoped_rails",
             "outbox_established_rails",
             "outbox_unserved_rails",
+            "outbox_terminal_outcomes",
+            "outbox_ledger_archives",
         )
         for reader in readers
     }
@@ -215,7 +238,7 @@ def test_guards_are_reported_as_the_catalog_defines_them(audit: CatalogAudit) ->
     )
     assert indexes["payment_outbox_attempts_one_terminal_per_outbox"].startswith(
         "CREATE UNIQUE INDEX payment_outbox_attempts_one_terminal_per_outbox"
-        " ON public.payment_outbox_attempts USING btree (outbox_id) WHERE"
+        " ON public.outbox_terminal_outcomes USING btree (outbox_id)"
     )
     assert list(views) == ["public.outbox_status_view", "public.outbox_unserved_rails"]
     assert "DISPATCHING" not in views["public.outbox_status_view"]

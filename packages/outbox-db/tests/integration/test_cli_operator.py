@@ -344,11 +344,13 @@ def test_readonly_reads_exactly_the_queue_the_ledger_the_view_and_the_operator_l
     assert sorted(row[0] for row in rows) == [
         "outbox_established_rails",
         "outbox_idempotency_keys",
+        "outbox_ledger_archives",
         "outbox_operator_log",
         "outbox_rail_ordering",
         "outbox_rail_servers",
         "outbox_scoped_rails",
         "outbox_status_view",
+        "outbox_terminal_outcomes",
         "outbox_unserved_rails",
         "payment_outbox_attempts",
         "payment_outbox_pending",
@@ -357,7 +359,7 @@ def test_readonly_reads_exactly_the_queue_the_ledger_the_view_and_the_operator_l
 
 READABLE_BY_READONLY: LiteralString = """
 SELECT c.relname::text FROM pg_catalog.pg_class AS c
-WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'v')
+WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v')
     AND pg_catalog.has_table_privilege('symphony_readonly', c.oid, 'SELECT')
 """
 

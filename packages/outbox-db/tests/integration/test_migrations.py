@@ -362,7 +362,10 @@ def test_dispatching_insert_is_refused_by_a_not_valid_check_after_legacy_migrati
 
     assert refused.value.sqlstate == "23514"
     assert refused.value.constraint == NO_DISPATCHING
-    validated = "SELECT convalidated FROM pg_constraint WHERE conname = %s"
+    validated = (
+        "SELECT convalidated FROM pg_constraint"
+        " WHERE conname = %s AND conrelid = 'public.payment_outbox_attempts'::regclass"
+    )
     assert query_no_role(legacy_database, validated, (NO_DISPATCHING,)) == [(False,)]
     assert len(dispatching(legacy_database)) == LEGACY_DISPATCHING
 

@@ -88,8 +88,9 @@ def test_installed_wheel_alone_migrates_an_empty_database(
     assert "applied v1/0001_roles.sql" in result.stdout
     tables = query_no_role(
         empty_database,
-        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename LIKE 'payment_outbox_%'"
-        " ORDER BY tablename",
+        "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace"
+        " AND relkind IN ('r', 'p') AND relname LIKE 'payment_outbox_%' AND NOT relispartition"
+        " ORDER BY relname",
     )
     assert tables == [
         ("payment_outbox_attempts",),

@@ -54,6 +54,13 @@ WRITES: Final[dict[str, dict[str, LiteralString]]] = {
         "delete": "DELETE FROM public.payment_outbox_pending",
         "truncate": "TRUNCATE public.payment_outbox_pending",
     },
+    "outbox_terminal_outcomes": {
+        "insert": "INSERT INTO public.outbox_terminal_outcomes (outbox_id)"
+        " VALUES (pg_catalog.gen_random_uuid())",
+        "update": "UPDATE public.outbox_terminal_outcomes SET outbox_id = pg_catalog.gen_random_uuid()",
+        "delete": "DELETE FROM public.outbox_terminal_outcomes",
+        "truncate": "TRUNCATE public.outbox_terminal_outcomes",
+    },
     "payment_outbox_attempts": {
         "insert": "INSERT INTO public.payment_outbox_attempts"
         " (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,"
@@ -526,11 +533,16 @@ def test_catalog_grants_execute_to_the_executor_only(outbox_database: Database) 
     )
     assert set(CALLS) <= executor
     assert not executor & set(HELPER_CALLS)
-    # Readers may read the queue depth (aggregates, for a metrics exporter); the auditor also
-    # reads the ledger's rows and digests (the checkpoint exporter, the bundle: 0018). Nothing
-    # else, and nothing that writes.
-    assert readonly == {"outbox_queue_depth"}
-    assert auditor == {"outbox_queue_depth", "outbox_ledger_rows", "outbox_sealable_digests"}
+    # Readers may read the queue depth (aggregates, for a metrics exporter) and the ledger's
+    # months (0019); the auditor also reads the ledger's rows and digests (the checkpoint
+    # exporter, the bundle: 0018). Nothing else, and nothing that writes.
+    assert readonly == {"outbox_queue_depth", "outbox_ledger_months"}
+    assert auditor == {
+        "outbox_queue_depth",
+        "outbox_ledger_months",
+        "outbox_ledger_rows",
+        "outbox_sealable_digests",
+    }
     # The producer enqueues and nothing else; the executor still enqueues (deprecated, 0011).
     assert producer == ENQUEUE_FUNCTIONS
     assert producer <= executor

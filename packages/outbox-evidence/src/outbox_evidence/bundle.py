@@ -49,6 +49,7 @@ class Inputs:
     boundary: Path  # the executor boundary table (executor_boundary.toml)
     checkpoints: Path | None = None  # the checkpoint exporter's directory; None: not given
     public_keys: tuple[PublicKey, ...] = ()  # keys trusted besides those the directory holds
+    archive: Path | None = None  # the archived ledger months (outbox-db archive --dir)
 
 
 @attrs.frozen
@@ -74,7 +75,7 @@ def build(inputs: Inputs) -> Bundle:
     parts = [
         *db_parts,
         checkpoints,
-        ledger_part(rows, checkpoints),
+        ledger_part(rows, checkpoints, inputs.archive),
         _proofs(manifest, problem, reports, inputs.root),
         results_part(reports),
         role_usage_part(inputs.guardrails_json),

@@ -11,6 +11,7 @@ from outbox_evidence.archive import pack
 from outbox_evidence.bundle import BundleError, Inputs, build, write
 from outbox_evidence.controls import DEFAULT_CONTROLS, render_controls
 from outbox_evidence.ledger_cli import (
+    ARCHIVE_OPTION,
     checkpoint_command,
     checkpoint_key_command,
     verify_ledger_command,
@@ -111,6 +112,7 @@ def main() -> None:
     multiple=True,
     help="A key trusted to sign checkpoints, 'ed25519:<hex>' (repeatable).",
 )
+@ARCHIVE_OPTION
 def generate(  # noqa: PLR0913, PLR0917 - one parameter per documented option
     url: str | None,
     out: Path,
@@ -123,6 +125,7 @@ def generate(  # noqa: PLR0913, PLR0917 - one parameter per documented option
     root: Path,
     checkpoints: Path | None,
     public_keys: tuple[str, ...],
+    archive: Path | None,
 ) -> None:
     """Write the bundle to OUT; exit 1 (after writing what it can) when a part is missing."""
     try:
@@ -140,6 +143,7 @@ def generate(  # noqa: PLR0913, PLR0917 - one parameter per documented option
         boundary=root.resolve() / boundary,
         checkpoints=checkpoints,
         public_keys=keys,
+        archive=archive,
     )
     bundle = build(inputs)
     try:
@@ -162,9 +166,10 @@ def generate(  # noqa: PLR0913, PLR0917 - one parameter per documented option
     default=None,
     help="Check the proofs against this manifest instead of the bundle's own copy.",
 )
-def verify_command(directory: Path, manifest: Path | None) -> None:
+@ARCHIVE_OPTION
+def verify_command(directory: Path, manifest: Path | None, archive: Path | None) -> None:
     """Check DIRECTORY's checksums, files, verdicts and proofs; exit 1 naming what is wrong."""
-    problems = verify(directory, manifest)
+    problems = verify(directory, manifest, archive)
     for problem in problems:
         click.echo(f"outbox-evidence verify: {problem}", err=True)
     if problems:

@@ -10,7 +10,6 @@ triggers, are findings; the metrics file says how many, for the alert.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import re
 from typing import TYPE_CHECKING, Final
@@ -18,8 +17,8 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from outbox_db.audit import CatalogAudit
-from outbox_db.digests import DigestedRow
 from outbox_evidence.ledger import chain, findings
+from outbox_evidence.ledger_archives import with_archives
 from outbox_evidence.signing import (
     PublicKey,
     checkpoint_from_json,
@@ -39,8 +38,6 @@ __all__ = [
     "ExportReport",
     "StoreError",
     "metrics_text",
-    "row_from_json",
-    "row_to_json",
     "run_once",
 ]
 
@@ -110,15 +107,22 @@ class ExportReport:
 
 
 def run_once(
-    url: str, key: SigningKey, store: CheckpointStore, *, now: dt.datetime | None = None
+    url: str,
+    key: SigningKey,
+    store: CheckpointStore,
+    *,
+    archive: Path | None = None,
+    now: dt.datetime | None = None,
 ) -> ExportReport:
-    """Seal and sign what is new, then verify every row against every checkpoint."""
+    """Seal and sign what is new, then verify every row, live or in `archive`, against them."""
     checkpoints, keys = store.load()
     problems = unverified(checkpoints, [*keys, key.public])
     with CatalogAudit.open(url) as audit:
         after = checkpoints[-1].horizon if checkpoints else 0
         sealable = audit.sealable_digests(after)
-        rows = audit.ledger_rows()
+        archived = with_archives(audit.ledger_rows(), archive)
+    rows = archived.rows
+    problems += archived.problems
     written = None
     if sealable.rows:
         sealed_at = (now or dt.datetime.now(tz=dt.UTC)).isoformat(timespec="seconds")
@@ -126,7 +130,7 @@ def run_once(
         written = key.sign(chain(previous, sealable.rows, sealable.horizon, sealed_at))
         store.add(written, key.public)
         checkpoints.append(written)
-    found: Sequence[Finding] = findings(rows, checkpoints)
+    found: Sequence[Finding] = findings(rows, checkpoints, archived.vouched)
     horizon = checkpoints[-1].horizon if checkpoints else 0
     return ExportReport(
         written=written,
@@ -172,33 +176,3 @@ def metrics_text(report: ExportReport, now: dt.datetime) -> str:
         for line in (f"# HELP {name} {text}", f"# TYPE {name} gauge", f"{name} {value}")
     ]
     return "\n".join(lines) + "\n"
-
-
-def row_to_json(row: DigestedRow) -> str:
-    """One row of the bundle's rows file."""
-    return json.dumps(
-        {
-            "source": row.source,
-            "row_key": row.row_key,
-            "fields": None if row.fields is None else list(row.fields),
-            "row_no": row.row_no,
-            "digest": None if row.digest is None else row.digest.hex(),
-            "written_by_xact": row.written_by_xact,
-        },
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-
-
-def row_from_json(text: str) -> DigestedRow:
-    """A row of the bundle's rows file read back."""
-    document = json.loads(text)
-    digest = document["digest"]
-    return DigestedRow(
-        source=document["source"],
-        row_key=document["row_key"],
-        fields=document["fields"],
-        row_no=document["row_no"],
-        digest=None if digest is None else bytes.fromhex(digest),
-        written_by_xact=document["written_by_xact"],
-    )

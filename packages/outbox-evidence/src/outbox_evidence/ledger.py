@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
+from outbox_db.digests import encode_fields, row_digest
+
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Sequence
+    from collections.abc import Collection, Iterator, Sequence
 
     from outbox_db.digests import DigestedRow
 
@@ -28,23 +30,11 @@ __all__ = [
     "Leaf",
     "Problem",
     "chain",
-    "encode_fields",
     "findings",
-    "row_digest",
 ]
 
 FORMAT: Final = "outbox-ledger-checkpoint/1"
 GENESIS: Final = bytes(32)  # the head before the first checkpoint
-
-
-def encode_fields(fields: Iterable[str | None]) -> bytes:
-    """The canonical encoding 0018's outbox_row_digest hashes: NULL "-", else "len:text"."""
-    return "".join("-" if f is None else f"{len(f.encode())}:{f}" for f in fields).encode()
-
-
-def row_digest(fields: Iterable[str | None]) -> bytes:
-    """SHA-256 of a row's canonical fields: what the database wrote when it was inserted."""
-    return hashlib.sha256(encode_fields(fields)).digest()
 
 
 @attrs.frozen(order=True)
@@ -133,12 +123,18 @@ class Finding:
         return f"{self.problem}: {self.source} {self.row_key}: {self.detail}"
 
 
-def findings(rows: Sequence[DigestedRow], checkpoints: Sequence[Checkpoint]) -> list[Finding]:
+def findings(
+    rows: Sequence[DigestedRow],
+    checkpoints: Sequence[Checkpoint],
+    vouched: Collection[tuple[str, str]] = frozenset(),
+) -> list[Finding]:
     """Every row modified, deleted, inserted or reordered, and every break in the chain.
 
-    `rows` are every row and digest as the database holds them now (`CatalogAudit.ledger_rows`);
-    `checkpoints` in number order, their signatures already checked (`signing.verified`);
-    here their links are.
+    `rows` are every row and digest as the database holds them now (`CatalogAudit.ledger_rows`),
+    with the archived ones put back (`ledger_archives`); `checkpoints` in number order, their
+    signatures already checked (`signing.verified`); here their links are. `vouched` rows (from
+    archive files as recorded) are committed to by the archive log: left unsealed, they are
+    checked against their digest, not called inserted.
     """
     found = list(_chain_findings(checkpoints))
     sealed = {(leaf.source, leaf.row_key): leaf for c in checkpoints for leaf in c.leaves}
@@ -148,7 +144,7 @@ def findings(rows: Sequence[DigestedRow], checkpoints: Sequence[Checkpoint]) -> 
         found += _sealed_findings(leaf, live.get(key))
     for key, row in sorted(live.items()):
         if key not in sealed:
-            found += _unsealed_findings(row, horizon)
+            found += _unsealed_findings(row, 0 if key in vouched else horizon)
     return sorted(found)
 
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Final
 
-from outbox_evidence.exporter import CheckpointStore, StoreError, row_from_json, row_to_json
+from outbox_db.digests import row_from_json, row_to_json
+from outbox_evidence.exporter import CheckpointStore, StoreError
 from outbox_evidence.layout import LEDGER, LEDGER_CHECKPOINTS, LEDGER_ROWS, Part, verdict
 from outbox_evidence.ledger import findings
+from outbox_evidence.ledger_archives import with_archives
 from outbox_evidence.signing import (
     PublicKey,
     checkpoint_from_json,
@@ -76,19 +78,27 @@ def _parse_checkpoints(text: str) -> tuple[list[Checkpoint], list[PublicKey]]:
 
 
 def _verdict(
-    rows: Sequence[DigestedRow], checkpoints: Sequence[Checkpoint], keys: Sequence[PublicKey]
+    live: Sequence[DigestedRow],
+    checkpoints: Sequence[Checkpoint],
+    keys: Sequence[PublicKey],
+    archive: Path | None,
 ) -> tuple[list[str], str]:
-    problems = unverified(checkpoints, keys) + [str(f) for f in findings(rows, checkpoints)]
+    archived = with_archives(live, archive)
+    rows = archived.rows
+    problems = unverified(checkpoints, keys) + archived.problems
+    problems += [str(f) for f in findings(rows, checkpoints, archived.vouched)]
     signers = ", ".join(sorted({c.key_id for c in checkpoints})) or "none"
     sealed = sum(len(c.leaves) for c in checkpoints)
     summary = (
         f"{len(rows)} rows, {len(checkpoints)} signed checkpoints sealing {sealed} of them "
         f"(signed by {signers})"
     )
+    if archive is not None:
+        summary += f", archived months read from {archive}"
     return problems, summary
 
 
-def ledger_part(rows_part: Part, checkpoints: Part) -> Part:
+def ledger_part(rows_part: Part, checkpoints: Part, archive: Path | None = None) -> Part:
     """15_ledger.txt: the verdict of every row against every checkpoint, naming each row."""
     if rows_part.missing:
         return Part.unavailable(LEDGER, f"{LEDGER_ROWS}: {rows_part.missing[0]}")
@@ -96,7 +106,7 @@ def ledger_part(rows_part: Part, checkpoints: Part) -> Part:
         return Part.unavailable(LEDGER, f"{LEDGER_CHECKPOINTS}: {checkpoints.missing[0]}")
     rows = [row_from_json(line) for line in _records(rows_part.content)]
     sealed, keys = _parse_checkpoints(checkpoints.content)
-    problems, summary = _verdict(rows, sealed, keys)
+    problems, summary = _verdict(rows, sealed, keys, archive)
     body = [
         verdict(problems, summary),
         *([NO_CHECKPOINTS] if not sealed and NO_CHECKPOINTS in checkpoints.content else []),
@@ -113,9 +123,12 @@ def ledger_part(rows_part: Part, checkpoints: Part) -> Part:
 
 
 def verify_bundle_ledger(
-    bundle: Path, directory: Path | None, keys: Sequence[PublicKey] | None
+    bundle: Path,
+    directory: Path | None,
+    keys: Sequence[PublicKey] | None,
+    archive: Path | None = None,
 ) -> tuple[list[str], str]:
-    """The bundle's rows against its checkpoints (or `directory`'s), trusting `keys` (or its)."""
+    """The bundle's rows, and `archive`'s, against its checkpoints (or `directory`'s)."""
     rows = [
         row_from_json(line) for line in _records((bundle / LEDGER_ROWS).read_text(encoding="utf-8"))
     ]
@@ -124,4 +137,4 @@ def verify_bundle_ledger(
         checkpoints, carried = _parse_checkpoints(text)
     else:
         checkpoints, carried = CheckpointStore(directory).load()
-    return _verdict(rows, checkpoints, carried if keys is None else keys)
+    return _verdict(rows, checkpoints, carried if keys is None else keys, archive)

@@ -20,10 +20,24 @@ from outbox_evidence.exporter import (
 from outbox_evidence.ledger_bundle import verify_bundle_ledger
 from outbox_evidence.signing import KeyError_, PublicKey, SigningKey
 
-__all__ = ["checkpoint_command", "checkpoint_key_command", "verify_ledger_command"]
+__all__ = [
+    "ARCHIVE_OPTION",
+    "checkpoint_command",
+    "checkpoint_key_command",
+    "verify_ledger_command",
+]
 
 PathType: Final = click.Path(path_type=Path)
 KEY_FILE_ENV: Final = "OUTBOX_CHECKPOINT_KEY_FILE"
+ARCHIVE_OPTION: Final = click.option(
+    "--archive",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="OUTBOX_LEDGER_ARCHIVE_DIR",
+    show_envvar=True,
+    default=None,
+    help="The archived ledger months (outbox-db archive --dir): their rows are verified with "
+    "the live ones; without it an archived row reads as deleted.",
+)
 
 
 @click.command(name="checkpoint-key")
@@ -83,8 +97,15 @@ def checkpoint_key_command(path: Path) -> None:
     default=None,
     help="Run every SECONDS until stopped; default: once.",
 )
-def checkpoint_command(
-    url: str, key_file: Path, directory: Path, metrics_file: Path | None, every: float | None
+@ARCHIVE_OPTION
+def checkpoint_command(  # noqa: PLR0913 - one parameter per option
+    url: str,
+    key_file: Path,
+    *,
+    directory: Path,
+    metrics_file: Path | None,
+    every: float | None,
+    archive: Path | None,
 ) -> None:
     """Seal and sign the rows written since the last checkpoint, then verify every row.
 
@@ -97,15 +118,17 @@ def checkpoint_command(
         raise click.ClickException(str(error)) from error
     store = CheckpointStore(directory)
     while True:
-        report = _run(url, key, store, metrics_file)
+        report = _run(url, key, store, metrics_file, archive)
         if every is None:
             raise SystemExit(1 if report.problems else 0)
         time.sleep(every)
 
 
-def _run(url: str, key: SigningKey, store: CheckpointStore, metrics: Path | None) -> ExportReport:
+def _run(
+    url: str, key: SigningKey, store: CheckpointStore, metrics: Path | None, archive: Path | None
+) -> ExportReport:
     try:
-        report = run_once(url, key, store)
+        report = run_once(url, key, store, archive=archive)
     except (OutboxError, StoreError) as error:
         raise click.ClickException(str(error)) from error
     if metrics is not None:
@@ -140,8 +163,9 @@ def _run(url: str, key: SigningKey, store: CheckpointStore, metrics: Path | None
     help="A trusted key, 'ed25519:<hex>' (repeatable: old and new keys after a rotation); "
     "default: the keys the bundle carries.",
 )
+@ARCHIVE_OPTION
 def verify_ledger_command(
-    bundle: Path, checkpoints: Path | None, public_keys: tuple[str, ...]
+    bundle: Path, checkpoints: Path | None, public_keys: tuple[str, ...], archive: Path | None
 ) -> None:
     """Recompute every row of BUNDLE's ledger against the signed checkpoints; no database.
 
@@ -150,7 +174,7 @@ def verify_ledger_command(
     """
     try:
         keys = [PublicKey.parse(text) for text in public_keys]
-        problems, summary = verify_bundle_ledger(bundle, checkpoints, keys or None)
+        problems, summary = verify_bundle_ledger(bundle, checkpoints, keys or None, archive)
     except (KeyError_, StoreError, OSError, ValueError) as error:
         raise click.ClickException(str(error)) from error
     for problem in problems:

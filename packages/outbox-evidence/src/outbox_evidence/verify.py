@@ -32,10 +32,13 @@ __all__ = ["verify"]
 _SUM_LINE: Final = re.compile(r"^(?P<digest>[0-9a-f]{64})  (?P<name>[^/\s]+)$")
 
 
-def verify(directory: Path, manifest_path: Path | None = None) -> list[str]:
+def verify(
+    directory: Path, manifest_path: Path | None = None, archive: Path | None = None
+) -> list[str]:
     """What is wrong with the bundle in `directory`, one sentence each; empty when nothing is.
 
-    The proofs are checked against `manifest_path`, else against the bundle's own copy.
+    The proofs are checked against `manifest_path`, else against the bundle's own copy; the
+    ledger's archived months are read from `archive` (`outbox-db archive --dir`).
     """
     try:
         is_directory = directory.is_dir()
@@ -48,7 +51,7 @@ def verify(directory: Path, manifest_path: Path | None = None) -> list[str]:
     ]
     problems += _checksum_problems(directory)
     problems += _content_problems(directory)
-    problems += _ledger_problems(directory)
+    problems += _ledger_problems(directory, archive)
     try:
         manifest = load_manifest(manifest_path or directory / MANIFEST_COPY)
     except ManifestError as error:
@@ -91,7 +94,7 @@ def _content_problems(directory: Path) -> list[str]:
     return problems
 
 
-def _ledger_problems(directory: Path) -> list[str]:
+def _ledger_problems(directory: Path, archive: Path | None) -> list[str]:
     """15's verdict recomputed from 16 and 17: a bundle whose rows were edited fails here."""
     rows = directory / LEDGER_ROWS
     if not (rows.is_file() and (directory / LEDGER_CHECKPOINTS).is_file()):
@@ -99,7 +102,7 @@ def _ledger_problems(directory: Path) -> list[str]:
     if MISSING_LINE.search(rows.read_text(encoding="utf-8", errors="replace")):
         return []  # reported as MISSING
     try:
-        problems, _ = verify_bundle_ledger(directory, None, None)
+        problems, _ = verify_bundle_ledger(directory, None, None, archive)
     except (OSError, ValueError) as error:
         return [f"{LEDGER}: cannot re-verify the ledger ({error})"]
     return [f"{LEDGER}: recomputed: {problem}" for problem in problems]

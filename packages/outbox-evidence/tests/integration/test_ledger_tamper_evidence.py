@@ -17,12 +17,13 @@ from click.testing import CliRunner
 
 from outbox_db import AttemptState, OutboxStore, Outcome, Role
 from outbox_db.audit import CatalogAudit
+from outbox_db.digests import row_digest
 from outbox_db.records import OWNER_ROLE
 from outbox_db.testonly import query_as, query_no_role, uncommitted
 from outbox_db.testonly.factories import leased_item, make_request
 from outbox_evidence.cli import main
 from outbox_evidence.exporter import CheckpointStore, run_once
-from outbox_evidence.ledger import Problem, findings, row_digest
+from outbox_evidence.ledger import Problem, findings
 from outbox_evidence.signing import SigningKey
 
 if TYPE_CHECKING:

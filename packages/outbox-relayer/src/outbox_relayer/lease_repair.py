@@ -5,18 +5,24 @@
 adds only timing (a jittered pause so several repairers do not move in step) and shutdown.
 Several repairers may run at once: the database hands each expired lease to one of them
 (SKIP LOCKED), and a repaired lease is gone, so nothing is repaired twice.
+
+Each repairer also keeps the ledger's months made ahead (schema 0019), once an hour: an item is
+refused at enqueue when its month has no partition, so a deployment whose relayers run never
+meets that refusal, and no extra job is needed.
 """
 
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, Final
 
 import attrs
 import structlog
 
 from outbox_db import (
     AttemptState,
+    DatabaseTimeout,
     DatabaseUnavailable,
     RetryableConflict,
     TerminalAlreadyRecorded,
@@ -32,6 +38,9 @@ if TYPE_CHECKING:
 __all__ = ["LeaseRepairer", "RepairCycle"]
 
 _log = structlog.get_logger("outbox_relayer.lease_repair")
+# Ledger months kept made ahead of this one, as the migration makes them (0019), and how often.
+LEDGER_MONTHS_AHEAD: Final = 3
+LEDGER_MONTHS_EVERY_SECONDS: Final = 3600.0
 
 
 @attrs.frozen
@@ -53,9 +62,11 @@ class LeaseRepairer:
     batch_size: int
     lease_seconds: int  # the configured lease length, carried into the repair logs
     rng: random.Random = attrs.field(factory=random.Random)
+    _months_due_at: float = attrs.field(default=0.0, init=False)
 
     def run_once(self) -> RepairCycle:
         """Read the expired-lease and unserved-rail gauges, then repair every expired lease."""
+        self._prepare_ledger_months()
         self.signals.expired_leases(self.store.expired_lease_count())
         self.signals.unserved_rails(self.store.unserved_rails())
         requeued = failed = batches = 0
@@ -67,6 +78,19 @@ class LeaseRepairer:
             requeued += sum(r.new_state is AttemptState.ZOMBIE_REQUEUE for r in repaired)
             if len(repaired) < self.batch_size:
                 return RepairCycle(requeued=requeued, failed=failed, batches=batches)
+
+    def _prepare_ledger_months(self) -> None:
+        now = time.monotonic()
+        if now < self._months_due_at:
+            return
+        try:
+            made = self.store.prepare_ledger_months(LEDGER_MONTHS_AHEAD)
+        except DatabaseTimeout as error:  # the ledger stayed locked past 1 s: the next cycle
+            _log.info("ledger_months_not_prepared", error=str(error))
+            return
+        for partition in made:
+            _log.info("ledger_month_prepared", partition=partition)
+        self._months_due_at = now + LEDGER_MONTHS_EVERY_SECONDS
 
     def run(self, stop: threading.Event, interval_seconds: float) -> None:
         """Repair every `interval_seconds` (jittered by up to a fifth) until `stop` is set.

@@ -2,8 +2,8 @@
 
 Needs the `cli` extra (click and rich); the console script enters through
 outbox_db.__main__, which says so in one line when they are missing. One module per kind of
-command: the schema's (_schema), on-call's (_queue), the development server's (_embedded);
-what they share is _common.
+command: the schema's (_schema), on-call's (_queue), the ledger's months (_ledger), the
+development server's (_embedded); what they share is _common.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import click
 
 from outbox_db.cli._embedded import embedded_group
+from outbox_db.cli._ledger import archive, months, restore_archive_command
 from outbox_db.cli._queue import inspect_command, ordering_group, redrive, status
 from outbox_db.cli._schema import harden, migrate_command, regression, schema_snapshot_command
 
@@ -36,6 +37,9 @@ for command in (
     inspect_command,
     redrive,
     ordering_group,
+    months,
+    archive,
+    restore_archive_command,
     embedded_group,
 ):
     main.add_command(command)

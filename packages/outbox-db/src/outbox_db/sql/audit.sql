@@ -6,7 +6,10 @@
 -- same way on every server.
 -- "The outbox" is what its owner role owns in schema public (%(owner)s), plus the migration
 -- history, which the migrating role owns. Python sorts the rows (the server's collation
--- must not decide the order of the evidence). Blocks start with "-- name: <name>".
+-- must not decide the order of the evidence). The ledger's monthly partitions (0019) take
+-- their columns, constraints, indexes and row triggers from the ledger, which is listed, and
+-- are read through it only (their grants are their owner's): they are left out, so the
+-- evidence does not change with the calendar. Blocks start with "-- name: <name>".
 
 -- name: audit_search_path
 SET LOCAL search_path = pg_catalog, pg_temp;
@@ -27,7 +30,7 @@ WITH objects AS (
         ) AS acl
     FROM pg_class AS c
     WHERE c.relnamespace = 'public'::regnamespace
-        AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
+        AND c.relkind IN ('r', 'p', 'v', 'm', 'S') AND NOT c.relispartition
         AND (pg_get_userbyid(c.relowner) = %(owner)s OR c.relname = 'outbox_schema_migrations')
     UNION ALL
     SELECT 'function', p.oid::regprocedure::text, coalesce(p.proacl, acldefault('f', p.proowner))
@@ -90,6 +93,7 @@ FROM pg_attribute AS a
 JOIN pg_class AS t ON t.oid = a.attrelid
 LEFT JOIN pg_attrdef AS d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 WHERE t.relnamespace = 'public'::regnamespace AND t.relkind IN ('r', 'p')
+    AND NOT t.relispartition
     AND pg_get_userbyid(t.relowner) = %(owner)s AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attrelid, a.attnum;
 
@@ -108,7 +112,8 @@ SELECT c.conrelid::regclass::text AS table_name, c.conname::text AS name,
     pg_get_constraintdef(c.oid) AS definition
 FROM pg_constraint AS c
 JOIN pg_class AS t ON t.oid = c.conrelid
-WHERE t.relnamespace = 'public'::regnamespace AND pg_get_userbyid(t.relowner) = %(owner)s;
+WHERE t.relnamespace = 'public'::regnamespace AND NOT t.relispartition
+    AND pg_get_userbyid(t.relowner) = %(owner)s;
 
 -- name: triggers
 SELECT t.tgrelid::regclass::text AS table_name, t.tgname::text AS name,
@@ -116,7 +121,7 @@ SELECT t.tgrelid::regclass::text AS table_name, t.tgname::text AS name,
 FROM pg_trigger AS t
 JOIN pg_class AS c ON c.oid = t.tgrelid
 WHERE NOT t.tgisinternal AND c.relnamespace = 'public'::regnamespace
-    AND pg_get_userbyid(c.relowner) = %(owner)s;
+    AND NOT c.relispartition AND pg_get_userbyid(c.relowner) = %(owner)s;
 
 -- name: indexes
 SELECT i.indrelid::regclass::text AS table_name, x.relname::text AS name,
@@ -124,7 +129,8 @@ SELECT i.indrelid::regclass::text AS table_name, x.relname::text AS name,
 FROM pg_index AS i
 JOIN pg_class AS x ON x.oid = i.indexrelid
 JOIN pg_class AS t ON t.oid = i.indrelid
-WHERE t.relnamespace = 'public'::regnamespace AND pg_get_userbyid(t.relowner) = %(owner)s;
+WHERE t.relnamespace = 'public'::regnamespace AND NOT t.relispartition
+    AND pg_get_userbyid(t.relowner) = %(owner)s;
 
 -- name: views
 SELECT c.oid::regclass::text AS name, pg_get_viewdef(c.oid, TRUE) AS definition

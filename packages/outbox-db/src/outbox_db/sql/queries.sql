@@ -238,3 +238,33 @@ JOIN pg_catalog.pg_database AS d ON d.oid = s.dbid
 JOIN pg_catalog.pg_roles AS r ON r.oid = s.refobjid
 WHERE r.rolname = %(role)s AND s.deptype = 'o' AND d.datname <> pg_catalog.current_database()
 ORDER BY 1;
+
+-- name: prepare_ledger_months
+-- This month's ledger partition and the next %(months_ahead)s months' (0019): those created.
+SELECT partition_name FROM public.outbox_prepare_ledger_months(%(months_ahead)s) AS partition_name;
+
+-- name: ledger_months
+-- Every ledger month: its partition, whether still in the ledger, and its archive (0019).
+SELECT ledger_month, partition_name, attached, range_end, archive_file, archive_rows,
+    archive_sha256
+FROM public.outbox_ledger_months();
+
+-- name: detach_ledger_month
+-- Take month %(month)s out of the ledger, past %(keep_months)s months kept and with no item
+-- pending: the rows it holds.
+SELECT public.outbox_detach_ledger_month(%(month)s::date, %(keep_months)s) AS row_count;
+
+-- name: archived_ledger_rows
+-- A detached month's rows with their digests, as its archive file holds them. xid8 as text.
+SELECT source, row_key, fields, row_no, digest, written_by_xact::text AS written_by_xact
+FROM public.outbox_archived_ledger_rows(%(month)s::date);
+
+-- name: record_ledger_archive
+SELECT entry_no,
+    CASE WHEN ledger_month = '-infinity' THEN 'legacy'
+        ELSE to_char(ledger_month, 'YYYY-MM') END AS ledger_month,
+    file_name, row_count, sha256, archived_by, archived_at
+FROM public.outbox_record_ledger_archive(%(month)s::date, %(file_name)s, %(sha256)s);
+
+-- name: drop_archived_ledger_month
+SELECT public.outbox_drop_archived_ledger_month(%(month)s::date) AS row_count;

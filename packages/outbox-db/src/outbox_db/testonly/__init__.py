@@ -15,6 +15,7 @@ if os.environ.get("OUTBOX_DB_TESTONLY") != "1":
     raise ImportError(msg)
 
 from outbox_db.testonly._access import (
+    age_ledger,
     expire_lease,
     outbox_rows,
     query_as,
@@ -25,6 +26,7 @@ from outbox_db.testonly._access import (
 from outbox_db.testonly._contention import queue_locked, uncommitted
 
 __all__ = [
+    "age_ledger",
     "expire_lease",
     "outbox_rows",
     "query_as",

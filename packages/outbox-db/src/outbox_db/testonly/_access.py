@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, LiteralString, cast
+from typing import TYPE_CHECKING, Any, Final, LiteralString, cast
 
 import psycopg
 from psycopg import sql
@@ -36,6 +36,12 @@ FROM (
     UNION ALL
     SELECT 'outbox_operator_log', l.xmin, to_jsonb(l)::text
     FROM public.outbox_operator_log AS l
+    UNION ALL
+    SELECT 'outbox_terminal_outcomes', t.xmin, to_jsonb(t)::text
+    FROM public.outbox_terminal_outcomes AS t
+    UNION ALL
+    SELECT 'outbox_ledger_archives', h.xmin, to_jsonb(h)::text
+    FROM public.outbox_ledger_archives AS h
 ) AS r
 ORDER BY 1, 3, 2
 """
@@ -54,6 +60,53 @@ def expire_lease(url: str, outbox_id: UUID) -> None:
 _EXPIRE_LEASE: LiteralString = """
 UPDATE public.payment_outbox_pending SET lease_expires_at = now() - interval '1 second'
 WHERE outbox_id = %s
+"""
+
+
+def age_ledger(url: str, months: int) -> None:
+    """Make the ledger look as if schema 0019 ran `months` months ago, as the owner.
+
+    The legacy partition then ends `months` months back and each month since has its own, so
+    a test can put items in a month past retention (`ledger_month` of a pending row) and
+    archive it, without waiting for the calendar.
+    """
+    start = sql.SQL(_AGE_START).format(sql.Literal(months))
+    try:
+        with psycopg.connect(url, autocommit=True) as connection, connection.transaction():
+            (since, owner) = cast("tuple[object, str]", connection.execute(start).fetchone())
+            connection.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(owner)))
+            for parent, first in _FIRST_PARTITIONS:
+                names = {"parent": sql.Identifier(parent), "first": sql.Identifier(first)}
+                connection.execute(sql.SQL(_DETACH_FIRST).format(**names))
+                attach = sql.SQL(_ATTACH_FIRST).format(**names, since=sql.Literal(since))
+                connection.execute(attach)
+            connection.execute(_MAKE_MONTHS_SINCE, {"since": since})
+    except psycopg.Error as error:
+        raise translate(error) from error
+
+
+_AGE_START: LiteralString = """
+SELECT (date_trunc('month', clock_timestamp() AT TIME ZONE 'UTC')
+    - make_interval(months => {}))::date,
+    (SELECT tableowner FROM pg_catalog.pg_tables
+     WHERE schemaname = 'public' AND tablename = 'payment_outbox_attempts')
+"""
+# The partitions of every month before 0019, of the ledger and of its row digests.
+_FIRST_PARTITIONS: Final = (
+    ("payment_outbox_attempts", "payment_outbox_attempts_legacy"),
+    ("outbox_row_digests", "outbox_row_digests_lifelong"),
+)
+_DETACH_FIRST: LiteralString = "ALTER TABLE public.{parent} DETACH PARTITION public.{first}"
+_ATTACH_FIRST: LiteralString = """
+ALTER TABLE public.{parent} ATTACH PARTITION public.{first} FOR VALUES FROM (MINVALUE) TO ({since})
+"""
+_MAKE_MONTHS_SINCE: LiteralString = """
+SELECT public.outbox_make_ledger_partition(m::date)
+FROM pg_catalog.generate_series(
+    %(since)s::date,
+    (date_trunc('month', clock_timestamp() AT TIME ZONE 'UTC') - interval '1 month')::date,
+    interval '1 month'
+) AS m
 """
 
 
