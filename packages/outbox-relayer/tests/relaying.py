@@ -270,16 +270,6 @@ def running(relayer: Relayer) -> Iterator[threading.Event]:
     assert failures == [], "run() raised"
 
 
-def wait_for(condition: Callable[[], bool], deadline_seconds: float = DEADLINE_SECONDS) -> bool:
-    """Whether `condition` became true before the deadline (polling state, not sleeping it out)."""
-    ends = time.monotonic() + deadline_seconds
-    while time.monotonic() < ends:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def count(url: str, statement: LiteralString, params: list[object] | None = None) -> int:
     """The single number a count query returns."""
     ((value,),) = query_no_role(url, statement, params)

@@ -28,7 +28,7 @@ from outbox_db import (
     TerminalAlreadyRecorded,
 )
 from outbox_db.payloads import canonical_json
-from outbox_db.testonly import expire_lease, query_no_role
+from outbox_db.testonly import expire_lease, query_no_role, wait_for
 from outbox_db.testonly.factories import leased_item, make_request
 from outbox_relayer import CycleSignals, LeaseRepairer, RepairCycle, Signals
 from outbox_relayer.rail_slots import RailLimit
@@ -46,7 +46,6 @@ from relaying import (
     events,
     running,
     seeded_backoff,
-    wait_for,
 )
 
 if TYPE_CHECKING:
@@ -203,7 +202,9 @@ def test_an_answer_arriving_after_the_lease_was_lost_is_refused_counted_once_and
     outbox_id = outbox_store.enqueue(make_request()).outbox_id
 
     assert worker_a.step() == 1
-    assert wait_for(lambda: simulator.stats().requests == 1), "A's send reached the rail"
+    assert wait_for(lambda: simulator.stats().requests == 1, DEADLINE_SECONDS), (
+        "A's send reached the rail"
+    )
     expire_lease(outbox_database.url, outbox_id)
     assert repairer.run_once() == RepairCycle(requeued=1, failed=0, batches=1)
     assert worker_b.step() == 1, "B holds the item under a new lease, its send in flight"
@@ -251,7 +252,7 @@ def test_a_lease_lost_at_renewal_is_counted_once_and_the_late_answer_is_dropped(
     worker_b = relayers.build("relayer-b", rails)
     outbox_id = outbox_store.enqueue(make_request()).outbox_id
     assert worker_a.step() == 1
-    assert wait_for(lambda: simulator.stats().requests == 1)
+    assert wait_for(lambda: simulator.stats().requests == 1, DEADLINE_SECONDS)
     repair_lapsed_lease(outbox_database, outbox_store, outbox_id)
     assert worker_b.step() == 1, "B holds the item now"
 
@@ -290,12 +291,16 @@ def test_the_late_answer_of_a_lost_lease_is_not_recorded_against_the_items_next_
     )
     outbox_id = outbox_store.enqueue(make_request()).outbox_id
     assert worker.step() == 1
-    assert wait_for(lambda: simulator.stats().requests == 1), "the first send is in flight"
+    assert wait_for(lambda: simulator.stats().requests == 1, DEADLINE_SECONDS), (
+        "the first send is in flight"
+    )
     repair_lapsed_lease(outbox_database, outbox_store, outbox_id)
 
     clock.advance(15)  # half the lease: the renewal is refused, and the item is due again
     assert worker.step() == 1, "re-claimed under a new lease"
-    assert wait_for(lambda: simulator.stats().requests == 2), "the second send is in flight"
+    assert wait_for(lambda: simulator.stats().requests == 2, DEADLINE_SECONDS), (
+        "the second send is in flight"
+    )
     worker.drain()
 
     statuses = [line.status for line in read_request_log(simulator.log_path)]
@@ -372,7 +377,7 @@ def test_a_worker_whose_lease_was_completed_elsewhere_first_records_nothing_for_
     worker = relayers.build("relayer-a", {RAIL: simulators.rail(simulator)}, clock=lambda: 0.0)
     ids = [outbox_store.enqueue(make_request()).outbox_id for _ in range(3)]
     assert worker.step() == 3
-    assert wait_for(lambda: simulator.stats().requests == 3)
+    assert wait_for(lambda: simulator.stats().requests == 3, DEADLINE_SECONDS)
     ((token, _),) = query_no_role(outbox_database.url, LEASE_OF, [ids[0]])
     elsewhere = Outcome(
         lease=Lease(outbox_id=ids[0], lease_token=token),
@@ -653,7 +658,9 @@ def test_stopping_mid_batch_records_running_sends_and_leaves_the_rest_unleased(
     ids = {outbox_store.enqueue(make_request()).outbox_id for _ in range(10)}
 
     with capture_logs() as logs, running(worker) as stop:
-        assert wait_for(lambda: simulator.stats().requests >= 1), "sending has begun"
+        assert wait_for(lambda: simulator.stats().requests >= 1, DEADLINE_SECONDS), (
+            "sending has begun"
+        )
         stop.set()
 
     assert count(outbox_database.url, LEASED_COUNT) == 0
@@ -692,11 +699,11 @@ def test_an_idle_worker_is_woken_by_an_enqueue_long_before_its_poll(
     )
 
     with running(worker):
-        assert wait_for(lambda: count(outbox_database.url, LISTENING) == 1), "idle, listening"
-        outbox_id = outbox_store.enqueue(make_request()).outbox_id
-        dispatched = wait_for(
-            lambda: count(outbox_database.url, TERMINAL_COUNT) == 1, deadline_seconds=10
+        assert wait_for(lambda: count(outbox_database.url, LISTENING) == 1, DEADLINE_SECONDS), (
+            "idle, listening"
         )
+        outbox_id = outbox_store.enqueue(make_request()).outbox_id
+        dispatched = wait_for(lambda: count(outbox_database.url, TERMINAL_COUNT) == 1, 10)
 
     assert dispatched, "dispatched well before the 30 s poll"
     (reference,) = references_by_key(simulator).values()
@@ -747,7 +754,7 @@ def test_the_worker_survives_its_connections_being_cut_and_records_every_item_on
     try:
         with capture_logs() as logs, running(worker):
             for progress in (50, 130, 210):
-                assert wait_for(attempts_at_least(outbox_database.url, progress))
+                assert wait_for(attempts_at_least(outbox_database.url, progress), DEADLINE_SECONDS)
                 terminated.append(count(outbox_database.url, TERMINATE_RELAYER))
             finished = wait_for(lambda: count(outbox_database.url, TERMINAL_COUNT) == 300, 60)
     finally:
@@ -798,7 +805,9 @@ def test_an_item_the_rail_executed_before_its_worker_died_is_reconciled_not_sent
     request = make_request()
     outbox_id = outbox_store.enqueue(request).outbox_id
     assert worker_a.step() == 1
-    assert wait_for(lambda: simulator.stats().recorded_keys == 1), "the rail executed A's send"
+    assert wait_for(lambda: simulator.stats().recorded_keys == 1, DEADLINE_SECONDS), (
+        "the rail executed A's send"
+    )
     repair_lapsed_lease(outbox_database, outbox_store, outbox_id)  # A dies holding the answer
 
     worker_b.drain()
@@ -849,7 +858,9 @@ def test_a_failed_lookup_is_an_unknown_outcome_and_the_item_is_sent_again_under_
     request = make_request()
     outbox_id = outbox_store.enqueue(request).outbox_id
     assert worker_a.step() == 1
-    assert wait_for(lambda: simulator.stats().recorded_keys == 1), "the rail executed A's send"
+    assert wait_for(lambda: simulator.stats().recorded_keys == 1, DEADLINE_SECONDS), (
+        "the rail executed A's send"
+    )
     repair_lapsed_lease(outbox_database, outbox_store, outbox_id)
 
     worker_b.drain()

@@ -15,7 +15,9 @@ if os.environ.get("OUTBOX_DB_TESTONLY") != "1":
     raise ImportError(msg)
 
 from outbox_db.testonly._access import (
+    db_now,
     expire_lease,
+    ledger,
     outbox_rows,
     query_as,
     query_no_role,
@@ -23,9 +25,13 @@ from outbox_db.testonly._access import (
     session_login,
 )
 from outbox_db.testonly._contention import queue_locked, uncommitted
+from outbox_db.testonly._waiting import lock_waiters, wait_for, wait_for_lock_waiters
 
 __all__ = [
+    "db_now",
     "expire_lease",
+    "ledger",
+    "lock_waiters",
     "outbox_rows",
     "query_as",
     "query_no_role",
@@ -33,4 +39,6 @@ __all__ = [
     "run_sql_file",
     "session_login",
     "uncommitted",
+    "wait_for",
+    "wait_for_lock_waiters",
 ]
