@@ -758,7 +758,7 @@ COMPAT_SMOKE = [
     ),
     MANAGED_PROOF,
     (
-        f"{RELAYER_PROOFS}/test_relayer_worker.py"
+        f"{RELAYER_PROOFS}/test_worker_dispatches_and_retries.py"
         "::test_drain_dispatches_every_item_once_with_its_key_and_records_the_rails_reference"
     ),
 ]

@@ -1,5 +1,5 @@
 """The relayer's integration proofs share relaying.py's fixtures: simulators, then relayers."""
 
-from relaying import relayers_fixture, simulators_fixture
+from relaying import relayers_fixture, second_store_fixture, simulators_fixture
 
-__all__ = ["relayers_fixture", "simulators_fixture"]
+__all__ = ["relayers_fixture", "second_store_fixture", "simulators_fixture"]
