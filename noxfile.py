@@ -566,7 +566,7 @@ def ordered(session: nox.Session) -> None:
     size = session.posargs[0] if session.posargs else "200x50"
     session.run(
         "pytest",
-        "packages/outbox-relayer/tests/integration/test_relayer_processes.py",
+        "packages/outbox-relayer/tests/integration/test_relayer_process_ordered_lanes.py",
         *("-k", "ordered_lanes", "-s", "-p", "no:randomly", "-p", "no:cacheprovider"),
         env=TEST_ENV | {"OUTBOX_ORDERED_PROOF_SIZE": size},
     )
