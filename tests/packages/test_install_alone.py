@@ -14,13 +14,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, LiteralString
 
 import pytest
 
-from outbox_db.testonly import query_no_role
+from outbox_db.testonly import query_no_role, wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -252,7 +251,5 @@ def started(*args: str | Path, env: dict[str, str]) -> Iterator[str]:
 
 def _wait_until_drained(url: str) -> None:
     """Poll until nothing is pending and 20 terminal attempts are in; fail on the deadline."""
-    ends = time.monotonic() + DRAIN_SECONDS
-    while query_no_role(url, PENDING) != [(0,)]:
-        assert time.monotonic() < ends, f"not drained within {DRAIN_SECONDS:g} s"
-        time.sleep(0.2)
+    drained = wait_for(lambda: query_no_role(url, PENDING) == [(0,)], DRAIN_SECONDS, interval=0.2)
+    assert drained, f"not drained within {DRAIN_SECONDS:g} s"
