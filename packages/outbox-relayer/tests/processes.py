@@ -4,6 +4,12 @@ Each process gets a cleaned environment and its own stdout and stderr files; eve
 test starts is killed at teardown, whatever the outcome. A run's items carry ids and a
 rail_type unique to the run, so proofs on the shared database tell their rows apart. Waits
 poll state with generous deadlines and fail at once if a watched process died.
+
+The proofs (test_relayer_process_*.py) start the console script as an operator would (JSON
+logs on stdout, settings from the environment and flags) against a real PostgreSQL and a rail
+simulator in the test's process (a real HTTP server on loopback). Claims are proved from the
+ledger and the pending table, read as the owner, and from the simulator's request log: never
+from what a process says about itself. No assertion is about wall-clock time.
 """
 
 from __future__ import annotations

@@ -3,6 +3,12 @@
 Relayers as `outbox-relayer run` builds them, rails driven from a test's own thread.
 For in-process proofs against rail-sim, and for sends to servers a test starts itself. No
 wait here is about wall-clock duration: each polls state, with a generous deadline.
+
+The worker proofs (test_worker_*.py) read every outcome back from the database as the owner
+(the ledger and the pending table), and every dispatch goes through `HttpRail` to a
+`RailSimulator` on loopback, whose request log says what the rail really received. Leases
+lapse by backdating (`expire_lease`), never by sleeping; the retry schedule is pulled forward
+as the owner; a relayer that must see time pass gets a clock the test advances.
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
 """Proofs: `outbox-relayer` processes stopped by signals and cut off from the database.
 
-Each test starts the console script as an operator would (JSON logs on stdout, settings from
-the environment and flags) against a real PostgreSQL and a rail simulator in this process (a
-real HTTP server on loopback). Claims are proved from the ledger and the pending table, read
-as the owner, and from the simulator's request log: never from what a process says about
-itself. Processes are always killed at teardown, and waits poll state against generous
-deadlines; no assertion is about wall-clock time.
+Real `outbox-relayer` processes against a real PostgreSQL and a rail simulator, started and
+read back as processes.py describes: from the ledger, the queue and the rail's request log.
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
 """Proofs: the relayer worker dispatches each item once, retries, renews, keeps to rail slots.
 
-Every outcome is read back from the database as the owner (the ledger and the pending table),
-and every dispatch goes through `HttpRail` to a `RailSimulator` on loopback, whose request log
-says what the rail really received. Leases lapse by backdating (`expire_lease`), never by
-sleeping; the retry schedule is pulled forward as the owner; a relayer that must see time pass
-gets a clock the test advances. No assertion is about wall-clock duration: waits poll state
-with generous deadlines.
+The worker against a real database and the rail simulator over real HTTP, read back as
+relaying.py describes: from the ledger, the queue and the rail's request log, never by time.
 """
 
 from __future__ import annotations
