@@ -14,18 +14,16 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, LiteralString
 
 import pytest
 
-from outbox_db.testonly import query_no_role
+from outbox_db.testonly import query_no_role, wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from outbox_db.testonly.pytest_plugin import Server
 
 ROOT: Final = Path(__file__).parents[2]
 PACKAGES: Final = ("outbox-db", "outbox-evidence", "outbox-guardrails", "outbox-relayer")
@@ -112,14 +110,6 @@ def _wheel(dist: Path, package: str) -> Path:
     return wheel
 
 
-@pytest.fixture
-def empty_database(outbox_server: Server) -> Iterator[str]:
-    """A database with nothing in it, dropped afterwards."""
-    name = f"outbox_alone_{os.getpid()}"
-    with outbox_server.janitor(name):
-        yield outbox_server.database_url(name)
-
-
 def test_every_package_builds_an_sdist_and_a_wheel_of_the_one_version(dist: Path) -> None:
     """Eight files: an sdist and a wheel per package, all of release/VERSION."""
     expected = {
@@ -134,51 +124,51 @@ def test_every_package_builds_an_sdist_and_a_wheel_of_the_one_version(dist: Path
 
 
 def test_outbox_db_alone_migrates_and_enqueues_without_the_command_lines_packages(
-    dist: Path, tmp_path: Path, empty_database: str
+    dist: Path, tmp_path: Path, outbox_empty_database: str
 ) -> None:
     """`pip install outbox-db`: no click or rich; migrate and enqueue from Python all the same."""
     bin_dir = install_alone("outbox-db", dist, tmp_path)
     for module in ("click", "rich"):
         run(bin_dir / "python", "-c", f"import {module}", expect=1)
 
-    run(bin_dir / "python", "-c", MIGRATE, empty_database)
-    run(bin_dir / "python", "-c", ENQUEUE, empty_database, "3")
+    run(bin_dir / "python", "-c", MIGRATE, outbox_empty_database)
+    run(bin_dir / "python", "-c", ENQUEUE, outbox_empty_database, "3")
 
-    assert query_no_role(empty_database, PENDING) == [(3,)]
+    assert query_no_role(outbox_empty_database, PENDING) == [(3,)]
 
 
 def test_outbox_db_without_its_cli_extra_names_it_and_with_it_migrates(
-    dist: Path, tmp_path: Path, empty_database: str
+    dist: Path, tmp_path: Path, outbox_empty_database: str
 ) -> None:
     """`outbox-db migrate` needs `outbox-db[cli]`: one line saying so, then it works once added."""
     bin_dir = install_alone("outbox-db", dist, tmp_path)
 
-    refused = run(bin_dir / "outbox-db", "migrate", "--url", empty_database, expect=1)
+    refused = run(bin_dir / "outbox-db", "migrate", "--url", outbox_empty_database, expect=1)
     install(bin_dir, dist, "outbox-db", extra="cli")
-    run(bin_dir / "outbox-db", "migrate", "--url", empty_database)
+    run(bin_dir / "outbox-db", "migrate", "--url", outbox_empty_database)
 
     assert refused.stderr == (
         "outbox-db: the command line needs click and rich: pip install 'outbox-db[cli]'\n"
     )
-    assert query_no_role(empty_database, PENDING) == [(0,)]
+    assert query_no_role(outbox_empty_database, PENDING) == [(0,)]
 
 
 def test_outbox_relayer_alone_drains_against_rail_sim(
-    dist: Path, tmp_path: Path, empty_database: str
+    dist: Path, tmp_path: Path, outbox_empty_database: str
 ) -> None:
     """`pip install outbox-relayer`: its rail-sim and its relayer dispatch every item once."""
     bin_dir = install_alone("outbox-relayer", dist, tmp_path)
-    run(bin_dir / "outbox-db", "migrate", "--url", empty_database)  # outbox-db came along
-    run(bin_dir / "python", "-c", ENQUEUE, empty_database, "20")
-    env = INHERITED | {"PATH": f"{bin_dir}:{os.defpath}", "DATABASE_URL": empty_database}
+    run(bin_dir / "outbox-db", "migrate", "--url", outbox_empty_database)  # outbox-db came along
+    run(bin_dir / "python", "-c", ENQUEUE, outbox_empty_database, "20")
+    env = INHERITED | {"PATH": f"{bin_dir}:{os.defpath}", "DATABASE_URL": outbox_empty_database}
 
     with (
         started(bin_dir / "outbox-relayer", "rail-sim", env=env) as rail_url,
         started(bin_dir / "outbox-relayer", "run", "--rail", f"rtp={rail_url}/payments", env=env),
     ):
-        _wait_until_drained(empty_database)
+        _wait_until_drained(outbox_empty_database)
 
-    assert query_no_role(empty_database, LEDGER) == [("DISPATCHED", 20)]
+    assert query_no_role(outbox_empty_database, LEDGER) == [("DISPATCHED", 20)]
 
 
 def test_outbox_relayer_without_the_metrics_extra_says_which_extra(
@@ -216,7 +206,7 @@ def test_outbox_guardrails_alone_checks_a_tree_without_a_database(
 
 
 def test_outbox_evidence_alone_generates_a_bundle(
-    dist: Path, tmp_path: Path, empty_database: str
+    dist: Path, tmp_path: Path, outbox_empty_database: str
 ) -> None:
     """`pip install outbox-evidence`: generate a bundle of a migrated database; verify reads it.
 
@@ -225,11 +215,11 @@ def test_outbox_evidence_alone_generates_a_bundle(
     bin_dir = install_alone("outbox-evidence", dist, tmp_path)
     for module in ("outbox_guardrails", "pglast"):
         run(bin_dir / "python", "-c", f"import {module}", expect=1)
-    run(bin_dir / "python", "-c", MIGRATE, empty_database)  # auditors need no outbox-db[cli]
+    run(bin_dir / "python", "-c", MIGRATE, outbox_empty_database)  # auditors need no outbox-db[cli]
     bundle = tmp_path / "bundle"
 
     result = run(
-        *(bin_dir / "outbox-evidence", "generate", "--url", empty_database, "--out", bundle),
+        *(bin_dir / "outbox-evidence", "generate", "--url", outbox_empty_database, "--out", bundle),
         *("--guardrails-json", tmp_path / "not-written.json"),
         expect=1,  # no JUnit XML nor guardrails report: those parts say MISSING, the rest is there
         cwd=ROOT,
@@ -261,7 +251,5 @@ def started(*args: str | Path, env: dict[str, str]) -> Iterator[str]:
 
 def _wait_until_drained(url: str) -> None:
     """Poll until nothing is pending and 20 terminal attempts are in; fail on the deadline."""
-    ends = time.monotonic() + DRAIN_SECONDS
-    while query_no_role(url, PENDING) != [(0,)]:
-        assert time.monotonic() < ends, f"not drained within {DRAIN_SECONDS:g} s"
-        time.sleep(0.2)
+    drained = wait_for(lambda: query_no_role(url, PENDING) == [(0,)], DRAIN_SECONDS, interval=0.2)
+    assert drained, f"not drained within {DRAIN_SECONDS:g} s"

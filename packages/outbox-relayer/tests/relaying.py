@@ -3,6 +3,12 @@
 Relayers as `outbox-relayer run` builds them, rails driven from a test's own thread.
 For in-process proofs against rail-sim, and for sends to servers a test starts itself. No
 wait here is about wall-clock duration: each polls state, with a generous deadline.
+
+The worker proofs (test_worker_*.py) read every outcome back from the database as the owner
+(the ledger and the pending table), and every dispatch goes through `HttpRail` to a
+`RailSimulator` on loopback, whose request log says what the rail really received. Leases
+lapse by backdating (`expire_lease`), never by sleeping; the retry schedule is pulled forward
+as the owner; a relayer that must see time pass gets a clock the test advances.
 """
 
 from __future__ import annotations
@@ -18,18 +24,21 @@ import attrs
 import pytest
 from aiohttp import web
 
-from outbox_db.testonly import query_no_role
+from outbox_db import OutboxStore, Role
+from outbox_db.testonly import expire_lease, ledger, query_no_role
 from outbox_relayer import Backoff, HttpRail, RailEndpoint, Relayer, RelayerSettings, Signals
 from outbox_relayer.config import DEFAULT_BYTES_IN_FLIGHT
-from outbox_relayer.testing import Faults, RailSimulator
+from outbox_relayer.testing import Faults, RailSimulator, read_request_log
 
 if TYPE_CHECKING:
     import ssl
     from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
     from pathlib import Path
+    from uuid import UUID
 
-    from outbox_db import ClaimedItem, OutboxStore
+    from outbox_db import ClaimedItem
     from outbox_db.testonly.blocking import EventLoopThread
+    from outbox_db.testonly.pytest_plugin import Database
     from outbox_relayer import Rail, RailAnswer
     from outbox_relayer.rail_slots import RailLimit
     from outbox_relayer.tracing import RelayTracing
@@ -45,6 +54,25 @@ INSERT INTO public.payment_outbox_attempts (
 SELECT outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
     payload, attempt_count + 1, 'DISPATCHED', 'planted', 'planter'
 FROM public.payment_outbox_pending WHERE outbox_id = %s
+"""
+# What the worker proofs read back, as the owner: the ledger's columns they assert on, per
+# attempt, and the queue.
+WORKER_COLUMNS = (
+    *("outbox_id", "attempt_no", "state", "rail_reference", "rail_code", "error_code"),
+    "worker_id",
+)
+ATTEMPT_COUNT: LiteralString = "SELECT count(*) FROM public.payment_outbox_attempts"
+TERMINAL_COUNT: LiteralString = (
+    "SELECT count(*) FROM public.payment_outbox_attempts WHERE state IN ('DISPATCHED', 'FAILED')"
+)
+PENDING: LiteralString = """
+SELECT outbox_id, attempt_count, claimed_by FROM public.payment_outbox_pending ORDER BY outbox_id
+"""
+LEASED_COUNT: LiteralString = (
+    "SELECT count(*) FROM public.payment_outbox_pending WHERE claimed_by IS NOT NULL"
+)
+LEASE_OF: LiteralString = """
+SELECT lease_token, lease_expires_at FROM public.payment_outbox_pending WHERE outbox_id = %s
 """
 
 
@@ -270,20 +298,46 @@ def running(relayer: Relayer) -> Iterator[threading.Event]:
     assert failures == [], "run() raised"
 
 
-def wait_for(condition: Callable[[], bool], deadline_seconds: float = DEADLINE_SECONDS) -> bool:
-    """Whether `condition` became true before the deadline (polling state, not sleeping it out)."""
-    ends = time.monotonic() + deadline_seconds
-    while time.monotonic() < ends:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def count(url: str, statement: LiteralString, params: list[object] | None = None) -> int:
     """The single number a count query returns."""
     ((value,),) = query_no_role(url, statement, params)
     return int(value)
+
+
+def attempt_rows(url: str) -> list[tuple[Any, ...]]:
+    """(outbox_id, attempt_no, state, rail_reference, rail_code, error_code, worker_id) rows."""
+    return ledger(url, *WORKER_COLUMNS)
+
+
+def attempt_rows_of(url: str, outbox_id: UUID) -> list[tuple[Any, ...]]:
+    """The ledger rows of one item, without its outbox_id."""
+    return ledger(url, *WORKER_COLUMNS[1:], outbox_id=outbox_id)
+
+
+def references_by_key(simulator: RailSimulator) -> dict[str | None, str | None]:
+    """The reference the simulator answered for each idempotency key (the first answer kept)."""
+    return {
+        line.idempotency_key: line.reference
+        for line in read_request_log(simulator.log_path)
+        if not line.absorbed
+    }
+
+
+def repair_lapsed_lease(database: Database, store: OutboxStore, outbox_id: UUID) -> None:
+    """The holder died: its lease lapses (moved into the past) and lease repair requeues it."""
+    expire_lease(database.url, outbox_id)
+    store.repair("repairer", batch_size=10)
+
+
+def assert_repaired_then_dispatched_by_b(
+    database: Database, simulator: RailSimulator, outbox_id: UUID, rail_code: str
+) -> None:
+    """A's lease was repaired, then B recorded DISPATCHED with the rail's one reference."""
+    (reference,) = references_by_key(simulator).values()
+    assert attempt_rows_of(database.url, outbox_id) == [
+        (1, "ZOMBIE_REQUEUE", None, None, "LEASE_EXPIRED", "relayer-a"),
+        (2, "DISPATCHED", reference, rail_code, None, "relayer-b"),
+    ]
 
 
 def events(logs: Sequence[MutableMapping[str, Any]], name: str) -> list[MutableMapping[str, Any]]:
@@ -305,6 +359,13 @@ def simulators_fixture(tmp_path: Path) -> Iterator[Simulators]:
     """Starts simulators for the test; stops them afterwards."""
     with contextlib.ExitStack() as stack:
         yield Simulators(stack, tmp_path)
+
+
+@pytest.fixture(name="second_store")
+def second_store_fixture(outbox_database: Database) -> Iterator[OutboxStore]:
+    """Another executor store on the same database: connections the worker does not own."""
+    with OutboxStore.connect(outbox_database.url, role=Role.EXECUTOR, max_size=2) as store:
+        yield store
 
 
 @pytest.fixture(name="relayers")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import time
 from typing import TYPE_CHECKING, Any, Final, LiteralString, TypeAlias
 
 import attrs
@@ -22,7 +21,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from outbox_db import AttemptState, OutboxDatabaseError, OutboxStore, Outcome, Role
+from outbox_db import AttemptState, OutboxDatabaseError, OutboxStore, Outcome, Role, testonly
 from outbox_db.errors import translate
 from outbox_db.testonly import expire_lease, query_as, query_no_role
 from outbox_db.testonly.factories import leased_item, make_request
@@ -63,10 +62,6 @@ SELECT r.tbl, r.xmin::text, r.row_json FROM (
 ) AS r
 ORDER BY 1, 3, 2
 """
-LOCK_WAITERS: Final[LiteralString] = (
-    "SELECT count(*) FROM pg_catalog.pg_stat_activity"
-    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-)
 WAIT_SECONDS: Final = 10.0
 
 # The internals of the outbox functions, each a way round a check if a caller could reach it:
@@ -251,9 +246,7 @@ def wait_for_lock_waiters(outbox_database: Database) -> Callable[[int], None]:
     """Block until `count` sessions of this test's database wait for a lock (a race is set)."""
 
     def wait(count: int) -> None:
-        deadline = time.monotonic() + WAIT_SECONDS
-        while query_no_role(outbox_database.url, LOCK_WAITERS) != [(count,)]:
-            assert time.monotonic() < deadline, f"no {count} session(s) waiting for a lock"
-            time.sleep(0.02)
+        waiting = testonly.wait_for_lock_waiters(outbox_database.url, count, WAIT_SECONDS)
+        assert waiting, f"no {count} session(s) waiting for a lock"
 
     return wait

@@ -60,7 +60,7 @@ OPERATOR_REFUSALS: Final[dict[str, tuple[LiteralString, str, Callable[[Seeded], 
     "order-with-an-empty-reason": (ORDERING, "22023", lambda _: ["rtp", True, ""]),
 }
 
-# Every write a reader's session might reach beyond the tables' DML (test_role_boundaries.py
+# Every write a reader's session might reach beyond the tables' DML (test_role_refusals.py
 # and executor_boundary.toml have that): each 42501.
 READER_REFUSALS: Final[dict[str, LiteralString]] = {
     "lock-queue-rows-for-update": "SELECT outbox_id FROM public.payment_outbox_pending FOR UPDATE",

@@ -4,7 +4,7 @@ Every proof that takes `outbox_store` or `reader_store` runs against both APIs, 
 [async]: the async store is seen through `outbox_db.testonly.blocking`, so a proof is
 written once.
 `service_database` gives the framework integration proofs a service's table and its
-producer login.
+producer login; `seeded`, rows in every table for the role-boundary proofs to compare.
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from outbox_db import AsyncOutboxStore, OutboxStore, Role
-from outbox_db.testonly import query_no_role
+from outbox_db.testonly import expire_lease, outbox_rows, query_no_role
 from outbox_db.testonly.blocking import Blocking, EventLoopThread
+from outbox_db.testonly.boundaries import WRITES
+from outbox_db.testonly.factories import completed_item, make_request
 from outbox_db.testonly.pytest_plugin import application_login
 
 if TYPE_CHECKING:
@@ -111,3 +113,17 @@ def service_database(outbox_database: Database) -> Iterator[ServiceDatabase]:
         yield ServiceDatabase(
             owner_url=outbox_database.url, login_url=login.url, login_user=login.name
         )
+
+
+@pytest.fixture
+def seeded(outbox_database: Database, outbox_store: OutboxStore) -> list[tuple[object, ...]]:
+    """Rows in every table: one completed item, one expired lease, one due item; the snapshot."""
+    completed_item(outbox_store)
+    outbox_store.enqueue(make_request())
+    (expired,) = outbox_store.claim("worker-1", batch_size=1, lease_seconds=30)
+    expire_lease(outbox_database.url, expired.outbox_id)
+    outbox_store.enqueue(make_request())
+    rows = outbox_rows(outbox_database.url, versions=True)
+    tables = {row[0] for row in rows}
+    assert tables == set(WRITES), "every table must hold a row a write could change"
+    return rows

@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING, LiteralString
 
 import pytest
 
-from outbox_db import AppendOnlyViolation, AttemptState, Outcome
-from outbox_db.testonly import query_no_role
-from outbox_db.testonly.factories import leased_item
+from outbox_db import AppendOnlyViolation
+from outbox_db.testonly import ledger, query_no_role
+from outbox_db.testonly.factories import completed_item
 
 if TYPE_CHECKING:
     from outbox_db import OutboxStore
@@ -21,18 +21,12 @@ MUTATIONS: list[LiteralString] = [
 ]
 
 
-def ledger(url: str) -> list[tuple[object, ...]]:
-    """Every ledger row, in a stable order."""
-    return query_no_role(url, "SELECT * FROM public.payment_outbox_attempts ORDER BY attempt_id")
-
-
 @pytest.mark.parametrize("statement", MUTATIONS, ids=["update", "delete", "truncate"])
 def test_owner_cannot_mutate_the_ledger(
     outbox_database: Database, outbox_store: OutboxStore, statement: LiteralString
 ) -> None:
     """UPDATE, DELETE and TRUNCATE of the ledger fail with P0001 raised by the trigger, even as owner."""
-    item = leased_item(outbox_store)
-    outbox_store.complete("worker-1", Outcome(lease=item.lease, state=AttemptState.DISPATCHED))
+    completed_item(outbox_store)
     before = ledger(outbox_database.url)
 
     with pytest.raises(AppendOnlyViolation) as refused:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import pytest
@@ -17,16 +15,16 @@ from outbox_db import (
     Role,
 )
 from outbox_db.audit import CatalogAudit, Grant
-from outbox_db.migrate import load_migrations, migrate
-from outbox_db.testonly import query_no_role, run_sql_file
+from outbox_db.migrate import load_migrations
+from outbox_db.testonly import query_no_role
 from outbox_db.testonly.factories import leased_item
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
-    from outbox_db.testonly.pytest_plugin import Database, Server
+    from outbox_db.testonly.pytest_plugin import Database
 
-LEGACY_SQL: Final = Path(__file__).parents[1] / "fixtures" / "legacy_dispatching_era.sql"
 LEGACY_DISPATCHING: Final = 9  # DISPATCHING rows in the fixture (see its header)
 WORKER_FUNCTIONS: Final = frozenset(
     {
@@ -294,20 +292,11 @@ def test_an_unreachable_database_is_reported_as_unavailable(tmp_path: Path) -> N
     assert "No such file or directory" in str(refused.value)
 
 
-@pytest.fixture
-def legacy_database(outbox_server: Server) -> Iterator[str]:
-    """A DISPATCHING-era database, migrated: its historical DISPATCHING rows stay."""
-    name = f"outbox_audit_legacy_{os.getpid()}"
-    with outbox_server.janitor(name):
-        url = outbox_server.database_url(name)
-        run_sql_file(url, LEGACY_SQL)
-        migrate(url)
-        yield url
-
-
-def test_regression_query_counts_historical_dispatching_rows(legacy_database: str) -> None:
+def test_regression_query_counts_historical_dispatching_rows(
+    outbox_migrated_legacy_database: str,
+) -> None:
     """A converged DISPATCHING-era ledger keeps its history, and the count shows it."""
-    with CatalogAudit.open(legacy_database) as audit:
+    with CatalogAudit.open(outbox_migrated_legacy_database) as audit:
         result = audit.dispatching_count()
 
     assert result.count == LEGACY_DISPATCHING

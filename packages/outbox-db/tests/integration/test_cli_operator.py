@@ -14,10 +14,10 @@ import pytest
 from click.testing import CliRunner, Result
 from psycopg.conninfo import make_conninfo
 
-from outbox_db import AttemptState, OutboxStore, Outcome, Role
+from outbox_db import AttemptState, OutboxStore, Role
 from outbox_db.cli import main
 from outbox_db.testonly import outbox_rows, query_no_role
-from outbox_db.testonly.factories import leased_item, make_request
+from outbox_db.testonly.factories import completed_item, make_request
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -102,19 +102,14 @@ def run(url: str, *arguments: str) -> Result:
 
 def failed_item(store: OutboxStore) -> ClaimedItem:
     """A new item the rail refused for good, after 12 ms, worker-1 holding it."""
-    item = leased_item(store)
-    store.complete(
-        "worker-1",
-        Outcome(
-            lease=item.lease,
-            state=AttemptState.FAILED,
-            rail_code="422",
-            error_code="ACCOUNT_CLOSED",
-            error_message="beneficiary account closed",
-            latency_ms=12,
-        ),
+    return completed_item(
+        store,
+        AttemptState.FAILED,
+        rail_code="422",
+        error_code="ACCOUNT_CLOSED",
+        error_message="beneficiary account closed",
+        latency_ms=12,
     )
-    return item
 
 
 def redriven_by_the_cli(url: str, store: OutboxStore) -> ClaimedItem:

@@ -24,12 +24,11 @@ from outbox_db import (
     OutboxError,
     OutboxStore,
     OutboxTransaction,
-    Outcome,
     RetryableConflict,
     retry_serialization_failures,
 )
 from outbox_db.testonly import outbox_rows, query_no_role
-from outbox_db.testonly.factories import make_request
+from outbox_db.testonly.factories import complete_only_item, make_request
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -153,12 +152,6 @@ def assert_no_number_burned(url: str, participant_id: str, context: str = "") ->
     assert list(range(1, next_sequence_id)) == used, (
         f"{participant_id}: next_sequence_id={next_sequence_id}, used={used}\n{context}"
     )
-
-
-def complete_only_item(store: OutboxStore, state: AttemptState) -> None:
-    """Lease the one due item and record its terminal outcome, which removes the pending row."""
-    (item,) = store.claim("worker-1", batch_size=1, lease_seconds=30)
-    store.complete("worker-1", Outcome(lease=item.lease, state=state))
 
 
 @pytest.fixture

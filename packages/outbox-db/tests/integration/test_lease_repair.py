@@ -11,7 +11,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from outbox_db import AttemptState, Outcome
-from outbox_db.testonly import query_no_role
+from outbox_db.testonly import ledger, query_no_role
 from outbox_db.testonly.factories import leased_item, make_request
 
 if TYPE_CHECKING:
@@ -45,12 +45,7 @@ def expired_lease_count(url: str) -> int:
 
 def ledger_of(url: str, outbox_id: UUID) -> list[tuple[object, ...]]:
     """(attempt_no, state) of one item's attempts in order."""
-    return query_no_role(
-        url,
-        "SELECT attempt_no, state::text FROM public.payment_outbox_attempts"
-        " WHERE outbox_id = %s ORDER BY attempt_no",
-        [outbox_id],
-    )
+    return ledger(url, "attempt_no", "state", outbox_id=outbox_id)
 
 
 def pending_rows(url: str, outbox_id: UUID) -> list[tuple[object, ...]]:

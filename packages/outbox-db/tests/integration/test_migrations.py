@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
-import os
 from importlib import resources
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, LiteralString
 from uuid import UUID
 
@@ -17,17 +14,14 @@ from outbox_db import ConstraintViolation, MigrationError, OutboxStore, migrate
 from outbox_db.cli import main
 from outbox_db.migrate import load_migrations
 from outbox_db.records import RoleNames
-from outbox_db.testonly import query_no_role, run_sql_file
+from outbox_db.testonly import ledger, query_no_role
 from outbox_db.testonly.factories import make_request
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
-    from outbox_db.testonly.pytest_plugin import Database, Server
+    from outbox_db.testonly.pytest_plugin import Database
 
 Rows = list[tuple[Any, ...]]
 
-LEGACY_SQL: Final = Path(__file__).parents[1] / "fixtures" / "legacy_dispatching_era.sql"
 EDITED: Final = "v1/0002_payment_outbox.sql"
 VIEW: Final = "views/outbox_status_view.sql"
 UNSHIPPED: Final = "v1/0099_from_a_newer_release.sql"
@@ -51,7 +45,6 @@ COMPLETED: Final = UUID("959e289e-3e67-41bb-89d7-b976d6244fd5")  # bank-bravo 1,
 LAGGING_PARTICIPANT: Final = "bank-alpha"  # allocator at 6, history up to 7
 CONSISTENT_PARTICIPANT: Final = "bank-bravo"  # allocator at 4, history up to 3
 
-_scratch = itertools.count(1)
 
 # One query per kind of catalogue object in schema public; ACLs sorted, NULL kept (it means
 # the owner's default privileges, not none).
@@ -130,22 +123,23 @@ def recorded_checksums(url: str) -> dict[str, str]:
 
 # The ledger's columns as the legacy database has them (later migrations add columns, which
 # old rows leave NULL: recorded_by, 0017).
-LEGACY_LEDGER: LiteralString = """
-SELECT attempt_id, outbox_id, instruction_id, participant_id, sequence_id, idempotency_key,
-    rail_type, payload, attempt_no, state, claimed_at, completed_at, rail_reference, rail_code,
-    error_code, error_message, latency_ms, worker_id
-FROM public.payment_outbox_attempts
-"""
+LEGACY_COLUMNS: Final = (
+    *("attempt_id", "outbox_id", "instruction_id", "participant_id", "sequence_id"),
+    *("idempotency_key", "rail_type", "payload", "attempt_no", "state", "claimed_at"),
+    *("completed_at", "rail_reference", "rail_code", "error_code", "error_message"),
+    *("latency_ms", "worker_id"),
+)
+STATE: Final = LEGACY_COLUMNS.index("state")
 
 
-def ledger(url: str) -> Rows:
+def legacy_ledger(url: str) -> Rows:
     """Every attempt, in a stable order."""
-    return query_no_role(url, LEGACY_LEDGER + " ORDER BY attempt_id")
+    return ledger(url, *LEGACY_COLUMNS)
 
 
 def dispatching(url: str) -> Rows:
     """The historical DISPATCHING attempts, in a stable order."""
-    return query_no_role(url, LEGACY_LEDGER + " WHERE state = 'DISPATCHING' ORDER BY attempt_id")
+    return [row for row in legacy_ledger(url) if row[STATE] == "DISPATCHING"]
 
 
 def legacy_pending(url: str) -> Rows:
@@ -167,27 +161,14 @@ def set_recorded_checksum(url: str, filename: str, checksum: str) -> None:
     )
 
 
-@pytest.fixture
-def empty_database(outbox_server: Server) -> Iterator[str]:
-    """The URL of an empty scratch database on the test server, dropped afterwards."""
-    name = f"outbox_scratch_{os.getpid()}_{next(_scratch)}"
-    with outbox_server.janitor(name):
-        yield outbox_server.database_url(name)
-
-
-@pytest.fixture
-def legacy_database(empty_database: str) -> str:
-    """A scratch database holding the committed DISPATCHING-era schema and rows, not migrated."""
-    run_sql_file(empty_database, LEGACY_SQL)
-    return empty_database
-
-
-def test_migrate_applies_every_shipped_file_in_order_with_its_checksum(empty_database: str) -> None:
+def test_migrate_applies_every_shipped_file_in_order_with_its_checksum(
+    outbox_empty_database: str,
+) -> None:
     """On an empty database every shipped file runs once, in order, recorded with its SHA-256."""
     shipped = [migration.name for migration in load_migrations()]
     heard: list[str] = []
 
-    report = migrate(empty_database, on_apply=heard.append)
+    report = migrate(outbox_empty_database, on_apply=heard.append)
 
     assert (tuple(shipped), 0, RoleNames()) == (report.applied, report.unchanged, report.roles)
     assert shipped == heard
@@ -195,24 +176,25 @@ def test_migrate_applies_every_shipped_file_in_order_with_its_checksum(empty_dat
     expected = {
         name: hashlib.sha256(schema.joinpath(name).read_bytes()).hexdigest() for name in shipped
     }
-    assert expected == recorded_checksums(empty_database)
+    assert expected == recorded_checksums(outbox_empty_database)
     by_time = query_no_role(
-        empty_database, "SELECT filename FROM public.outbox_schema_migrations ORDER BY applied_at"
+        outbox_empty_database,
+        "SELECT filename FROM public.outbox_schema_migrations ORDER BY applied_at",
     )
     assert shipped == [name for (name,) in by_time]
 
 
-def test_second_migration_applies_nothing_and_changes_nothing(empty_database: str) -> None:
+def test_second_migration_applies_nothing_and_changes_nothing(outbox_empty_database: str) -> None:
     """Migrating an up-to-date database applies no file and leaves catalogue and history as they were."""
-    migrate(empty_database)
-    before = (describe(empty_database), history(empty_database))
+    migrate(outbox_empty_database)
+    before = (describe(outbox_empty_database), history(outbox_empty_database))
     heard: list[str] = []
 
-    report = migrate(empty_database, on_apply=heard.append)
+    report = migrate(outbox_empty_database, on_apply=heard.append)
 
     assert ((), len(load_migrations())) == (report.applied, report.unchanged)
     assert heard == []
-    assert before == (describe(empty_database), history(empty_database))
+    assert before == (describe(outbox_empty_database), history(outbox_empty_database))
 
 
 def test_migrate_refuses_an_edited_applied_migration(outbox_database: Database) -> None:
@@ -279,61 +261,63 @@ def test_changed_view_file_is_reapplied_and_versioned_files_are_not(
     assert query_no_role(url, granted) == [(True,)]
 
 
-def test_legacy_migration_drops_the_dispatching_age_index(legacy_database: str) -> None:
+def test_legacy_migration_drops_the_dispatching_age_index(outbox_legacy_database: str) -> None:
     """Migrating a DISPATCHING-era database drops ix_attempts_dispatching_age."""
     index = "SELECT indexname FROM pg_indexes WHERE schemaname = 'public' AND indexname = %s"
-    assert query_no_role(legacy_database, index, (DISPATCHING_AGE_INDEX,)) == [
+    assert query_no_role(outbox_legacy_database, index, (DISPATCHING_AGE_INDEX,)) == [
         (DISPATCHING_AGE_INDEX,)
     ]
 
-    migrate(legacy_database)
+    migrate(outbox_legacy_database)
 
-    assert query_no_role(legacy_database, index, (DISPATCHING_AGE_INDEX,)) == []
+    assert query_no_role(outbox_legacy_database, index, (DISPATCHING_AGE_INDEX,)) == []
 
 
-def test_legacy_migration_keeps_every_historical_row(legacy_database: str) -> None:
+def test_legacy_migration_keeps_every_historical_row(outbox_legacy_database: str) -> None:
     """Every legacy attempt, DISPATCHING ones included, and every pending row survives unchanged."""
-    dispatching_before = dispatching(legacy_database)
-    ledger_before = ledger(legacy_database)
-    pending_before = legacy_pending(legacy_database)
+    dispatching_before = dispatching(outbox_legacy_database)
+    ledger_before = legacy_ledger(outbox_legacy_database)
+    pending_before = legacy_pending(outbox_legacy_database)
 
-    migrate(legacy_database)
+    migrate(outbox_legacy_database)
 
-    assert dispatching_before == dispatching(legacy_database)
+    assert dispatching_before == dispatching(outbox_legacy_database)
     assert len(dispatching_before) == LEGACY_DISPATCHING
-    ledger_after = ledger(legacy_database)
+    ledger_after = legacy_ledger(outbox_legacy_database)
     assert [row for row in ledger_after if row in ledger_before] == ledger_before
     assert len(ledger_before) == LEGACY_ATTEMPTS
     recorded_by = "SELECT DISTINCT recorded_by FROM public.payment_outbox_attempts"
-    assert query_no_role(legacy_database, recorded_by) == [(None,)], "nobody knows who: NULL"
-    pending_after = legacy_pending(legacy_database)
+    assert query_no_role(outbox_legacy_database, recorded_by) == [(None,)], "nobody knows who: NULL"
+    pending_after = legacy_pending(outbox_legacy_database)
     assert [row for row in pending_after if row in pending_before] == pending_before
     assert {row[0] for row in pending_before} == LEGACY_PENDING
     unleased = "SELECT count(*) FROM public.payment_outbox_pending WHERE lease_token IS NULL"
-    assert [(len(LEGACY_PENDING) + 2,)] == query_no_role(legacy_database, unleased)
+    assert [(len(LEGACY_PENDING) + 2,)] == query_no_role(outbox_legacy_database, unleased)
 
 
-def test_legacy_in_flight_items_are_requeued_by_their_outbox_id(legacy_database: str) -> None:
+def test_legacy_in_flight_items_are_requeued_by_their_outbox_id(
+    outbox_legacy_database: str,
+) -> None:
     """Items the old claim left only in the ledger get their next attempt recorded and are due again."""
     last_attempts = (
         "SELECT outbox_id, attempt_no, state::text, error_code FROM public.payment_outbox_attempts"
         " WHERE outbox_id = ANY(%s) ORDER BY outbox_id, attempt_no"
     )
     in_flight = [IN_FLIGHT, IN_FLIGHT_BRAVO]
-    before = query_no_role(legacy_database, last_attempts, (in_flight,))
+    before = query_no_role(outbox_legacy_database, last_attempts, (in_flight,))
 
-    migrate(legacy_database)
+    migrate(outbox_legacy_database)
 
     appended = [
         row
-        for row in query_no_role(legacy_database, last_attempts, (in_flight,))
+        for row in query_no_role(outbox_legacy_database, last_attempts, (in_flight,))
         if row not in before
     ]
     assert sorted(appended) == sorted(
         (outbox_id, 2, "ZOMBIE_REQUEUE", "LEGACY_DISPATCHING_REQUEUED") for outbox_id in in_flight
     )
     requeued = query_no_role(
-        legacy_database,
+        outbox_legacy_database,
         "SELECT outbox_id, attempt_count, claimed_by FROM public.payment_outbox_pending"
         " WHERE outbox_id = ANY(%s) AND next_attempt_at <= now() ORDER BY outbox_id",
         (in_flight,),
@@ -342,14 +326,14 @@ def test_legacy_in_flight_items_are_requeued_by_their_outbox_id(legacy_database:
 
 
 def test_dispatching_insert_is_refused_by_a_not_valid_check_after_legacy_migration(
-    legacy_database: str,
+    outbox_legacy_database: str,
 ) -> None:
     """After migration a new DISPATCHING attempt fails with 23514, while the unvalidated CHECK spares history."""
-    migrate(legacy_database)
+    migrate(outbox_legacy_database)
 
     with pytest.raises(ConstraintViolation) as refused:
         query_no_role(
-            legacy_database,
+            outbox_legacy_database,
             # guardrails: allow OBX006 -- the proof that the database refuses this insert (23514)
             "INSERT INTO public.payment_outbox_attempts (outbox_id, instruction_id, "
             "participant_id, sequence_id, idempotency_key, rail_type, payload, attempt_no, "
@@ -366,22 +350,22 @@ def test_dispatching_insert_is_refused_by_a_not_valid_check_after_legacy_migrati
         "SELECT convalidated FROM pg_constraint"
         " WHERE conname = %s AND conrelid = 'public.payment_outbox_attempts'::regclass"
     )
-    assert query_no_role(legacy_database, validated, (NO_DISPATCHING,)) == [(False,)]
-    assert len(dispatching(legacy_database)) == LEGACY_DISPATCHING
+    assert query_no_role(outbox_legacy_database, validated, (NO_DISPATCHING,)) == [(False,)]
+    assert len(dispatching(outbox_legacy_database)) == LEGACY_DISPATCHING
 
 
-def test_legacy_sequence_allocator_is_repaired_by_migration(legacy_database: str) -> None:
+def test_legacy_sequence_allocator_is_repaired_by_migration(outbox_legacy_database: str) -> None:
     """A participant whose allocator lagged its history gets a number above every used one; others keep theirs."""
     highest_used = query_no_role(
-        legacy_database,
+        outbox_legacy_database,
         "SELECT max(sequence_id) FROM (SELECT sequence_id FROM public.payment_outbox_pending "
         "WHERE participant_id = %(p)s UNION ALL SELECT sequence_id "
         "FROM public.payment_outbox_attempts WHERE participant_id = %(p)s) AS used",
         {"p": LAGGING_PARTICIPANT},
     )[0][0]
 
-    migrate(legacy_database)
-    with OutboxStore.connect(legacy_database) as store:
+    migrate(outbox_legacy_database)
+    with OutboxStore.connect(outbox_legacy_database) as store:
         lagging = store.enqueue(make_request(participant_id=LAGGING_PARTICIPANT))
         consistent = store.enqueue(make_request(participant_id=CONSISTENT_PARTICIPANT))
 
@@ -391,9 +375,9 @@ def test_legacy_sequence_allocator_is_repaired_by_migration(legacy_database: str
     assert consistent.sequence_id == 4
 
 
-def test_replaying_a_legacy_completed_item_returns_it(legacy_database: str) -> None:
+def test_replaying_a_legacy_completed_item_returns_it(outbox_legacy_database: str) -> None:
     """Enqueueing a key that completed in the DISPATCHING era returns that item and takes no number."""
-    migrate(legacy_database)
+    migrate(outbox_legacy_database)
     completed = make_request(
         instruction_id="ins-20240301-b001",
         participant_id=CONSISTENT_PARTICIPANT,
@@ -408,7 +392,7 @@ def test_replaying_a_legacy_completed_item_returns_it(legacy_database: str) -> N
         },
     )
 
-    with OutboxStore.connect(legacy_database) as store:
+    with OutboxStore.connect(outbox_legacy_database) as store:
         replayed = store.enqueue(completed)
         next_new = store.enqueue(make_request(participant_id=CONSISTENT_PARTICIPANT))
 
@@ -418,42 +402,42 @@ def test_replaying_a_legacy_completed_item_returns_it(legacy_database: str) -> N
 
 
 def test_claim_after_legacy_migration_leases_without_deleting_or_recording(
-    legacy_database: str,
+    outbox_legacy_database: str,
 ) -> None:
     """Claiming legacy pending rows leases them in place: none leaves the queue, no attempt is written."""
-    migrate(legacy_database)
-    ledger_before = ledger(legacy_database)
+    migrate(outbox_legacy_database)
+    ledger_before = legacy_ledger(outbox_legacy_database)
 
-    with OutboxStore.connect(legacy_database) as store:
+    with OutboxStore.connect(outbox_legacy_database) as store:
         claimed = store.claim("worker-1", batch_size=10, lease_seconds=30)
 
     assert {item.outbox_id for item in claimed} == LEGACY_PENDING | {IN_FLIGHT, IN_FLIGHT_BRAVO}
-    assert ledger_before == ledger(legacy_database)
+    assert ledger_before == legacy_ledger(outbox_legacy_database)
     leases = query_no_role(
-        legacy_database,
+        outbox_legacy_database,
         "SELECT outbox_id, claimed_by, lease_token FROM public.payment_outbox_pending",
     )
     assert {(item.outbox_id, "worker-1", item.lease_token) for item in claimed} == set(leases)
 
 
 def test_migrated_legacy_database_has_the_freshly_migrated_schema(
-    legacy_database: str, outbox_database: Database
+    outbox_legacy_database: str, outbox_database: Database
 ) -> None:
     """A DISPATCHING-era database, once migrated, has exactly the catalogue and history of a fresh one."""
-    migrate(legacy_database)
+    migrate(outbox_legacy_database)
 
-    assert describe(outbox_database.url) == describe(legacy_database)
-    assert recorded_checksums(outbox_database.url) == recorded_checksums(legacy_database)
+    assert describe(outbox_database.url) == describe(outbox_legacy_database)
+    assert recorded_checksums(outbox_database.url) == recorded_checksums(outbox_legacy_database)
 
 
 def test_regression_query_counts_the_history_a_converged_database_keeps(
-    legacy_database: str,
+    outbox_legacy_database: str,
 ) -> None:
     """`outbox-db regression` on the migrated DISPATCHING-era database: its count, and exit 1."""
-    migrate(legacy_database)
-    kept = len(dispatching(legacy_database))
+    migrate(outbox_legacy_database)
+    kept = len(dispatching(outbox_legacy_database))
 
-    result = CliRunner().invoke(main, ["regression", "--url", legacy_database])
+    result = CliRunner().invoke(main, ["regression", "--url", outbox_legacy_database])
 
     assert kept > 0, "the fixture keeps its historical DISPATCHING rows"
     assert result.exit_code == 1

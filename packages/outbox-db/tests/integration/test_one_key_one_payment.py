@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Final, LiteralString
 
@@ -28,13 +27,12 @@ from outbox_db import (
     MigrationError,
     OutboxStore,
     OutboxTransaction,
-    Outcome,
     RetryableConflict,
     migrate,
     retry_serialization_failures,
 )
-from outbox_db.testonly import outbox_rows, query_no_role
-from outbox_db.testonly.factories import make_request
+from outbox_db.testonly import outbox_rows, query_no_role, wait_for_lock_waiters
+from outbox_db.testonly.factories import complete_only_item, make_request
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -48,10 +46,6 @@ ISOLATION: Final[dict[str, LiteralString]] = {
     "SERIALIZABLE": "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
 }
 WAIT_SECONDS: Final = 10.0
-LOCK_WAITERS: Final = """
-SELECT count(*) FROM pg_catalog.pg_stat_activity
-WHERE datname = current_database() AND wait_event_type = 'Lock'
-"""
 
 
 def second_instruction(
@@ -68,12 +62,6 @@ def second_instruction(
         participant_id=participant_id or first.participant_id,
         rail_type=rail_type or first.rail_type,
     )
-
-
-def complete_only_item(store: OutboxStore, state: AttemptState) -> None:
-    """Lease the one due item and record its terminal outcome."""
-    (item,) = store.claim("worker-1", batch_size=1, lease_seconds=30)
-    store.complete("worker-1", Outcome(lease=item.lease, state=state))
 
 
 @pytest.mark.parametrize("first_state", ["pending", "DISPATCHED", "FAILED"])
@@ -182,7 +170,7 @@ def test_a_batch_racing_a_single_enqueue_of_the_same_request_gets_its_item(
             ThreadPoolExecutor(max_workers=1) as thread,
         ):
             batch = thread.submit(batch_store.enqueue_many, [request])
-            wait_for_lock_waiters(outbox_database.url, 1)
+            assert wait_for_lock_waiters(outbox_database.url, 1, WAIT_SECONDS)
             single.connection.commit()
             (theirs,) = batch.result(timeout=WAIT_SECONDS)
 
@@ -210,14 +198,6 @@ def test_a_snapshot_older_than_the_key_gets_a_retryable_conflict_never_a_second_
         with pytest.raises(IdempotencyConflict) as refused:
             OutboxTransaction.join(connection).enqueue(intruder)
         assert refused.value.sqlstate == "P7001"
-
-
-def wait_for_lock_waiters(url: str, count: int) -> None:
-    """Until `count` sessions of the test database wait for a lock (or fail after a while)."""
-    deadline = time.monotonic() + WAIT_SECONDS
-    while query_no_role(url, LOCK_WAITERS) != [(count,)]:
-        assert time.monotonic() < deadline, f"no {count} session(s) waiting for a lock"
-        time.sleep(0.02)
 
 
 # --- existing databases ----------------------------------------------------------------------

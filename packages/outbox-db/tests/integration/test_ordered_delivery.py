@@ -10,7 +10,6 @@ race an enqueue against its head's completion, both ways round, with real transa
 from __future__ import annotations
 
 import threading
-import time
 from typing import TYPE_CHECKING, Final, LiteralString
 
 import psycopg
@@ -26,7 +25,12 @@ from outbox_db import (
     RetryableConflict,
     Role,
 )
-from outbox_db.testonly import expire_lease, query_no_role, session_login
+from outbox_db.testonly import (
+    expire_lease,
+    query_no_role,
+    session_login,
+    wait_for_lock_waiters,
+)
 from outbox_db.testonly.factories import make_request
 
 if TYPE_CHECKING:
@@ -38,11 +42,6 @@ if TYPE_CHECKING:
 ORDERED: Final = "ordered-rail"
 UNORDERED: Final = "rtp"
 DEADLINE_SECONDS: Final = 30.0
-WAITING_FOR_A_LOCK: LiteralString = (
-    "SELECT count(*) FROM pg_catalog.pg_locks AS l"
-    " JOIN pg_catalog.pg_stat_activity AS s ON s.pid = l.pid"
-    " WHERE NOT l.granted AND s.datname = current_database()"
-)
 HISTORY: LiteralString = "SELECT to_jsonb(o)::text FROM public.outbox_rail_ordering AS o"
 LANE_STATE: LiteralString = """
 SELECT sequence_id, ordered, awaiting_predecessor FROM public.payment_outbox_pending
@@ -362,7 +361,7 @@ def test_a_commit_meeting_its_heads_completion_in_flight_waits_for_it(
             [head.outbox_id, head.lease.lease_token],
         )
         commit.set()
-        assert wait_until_a_session_waits_for_a_lock(outbox_database.url)
+        assert wait_for_lock_waiters(outbox_database.url, 1, DEADLINE_SECONDS)
         assert enqueuer.is_alive(), "the enqueue's commit waits for the completion"
     enqueuer.join(DEADLINE_SECONDS)
 
@@ -389,7 +388,7 @@ def test_a_batch_that_waited_for_an_earlier_enqueue_of_its_lane_queues_behind_it
         batcher = threading.Thread(target=enqueue_batch)
         batcher.start()
         assert blocked.wait(DEADLINE_SECONDS)
-        assert wait_until_a_session_waits_for_a_lock(outbox_database.url)
+        assert wait_for_lock_waiters(outbox_database.url, 1, DEADLINE_SECONDS)
     batcher.join(DEADLINE_SECONDS)
 
     ((second,),) = [batch]
@@ -398,13 +397,3 @@ def test_a_batch_that_waited_for_an_earlier_enqueue_of_its_lane_queues_behind_it
     assert query_no_role(outbox_database.url, LANE_STATE, [second.outbox_id]) == [
         (second.sequence_id, True, True)
     ]
-
-
-def wait_until_a_session_waits_for_a_lock(url: str) -> bool:
-    """True once some session of the database waits for a lock (within the deadline)."""
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while time.monotonic() < deadline:
-        if query_no_role(url, WAITING_FOR_A_LOCK) != [(0,)]:
-            return True
-        time.sleep(0.01)
-    return False

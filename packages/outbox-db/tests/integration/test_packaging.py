@@ -8,16 +8,10 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 
 from outbox_db.testonly import query_no_role
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
-
-    from outbox_db.testonly.pytest_plugin import Server
 
 PACKAGE = Path(__file__).parents[2]
 SCHEMA = PACKAGE.parents[1] / "schema"
@@ -57,14 +51,6 @@ def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return venv / "bin"
 
 
-@pytest.fixture
-def empty_database(outbox_server: Server) -> Iterator[str]:
-    """A database with nothing in it, dropped afterwards."""
-    name = f"outbox_packaging_{os.getpid()}"
-    with outbox_server.janitor(name):
-        yield outbox_server.database_url(name)
-
-
 def test_wheel_ships_the_schema_and_not_the_escape_hatch(wheel: Path) -> None:
     """Every schema file is inside the wheel; outbox_db.testonly is not."""
     names = set(zipfile.ZipFile(wheel).namelist())
@@ -80,14 +66,14 @@ def test_wheel_ships_the_schema_and_not_the_escape_hatch(wheel: Path) -> None:
 
 
 def test_installed_wheel_alone_migrates_an_empty_database(
-    installed: Path, empty_database: str
+    installed: Path, outbox_empty_database: str
 ) -> None:
     """`pip install 'outbox-db[cli]'` then `outbox-db migrate` builds the whole schema."""
-    result = run(str(installed / "outbox-db"), "migrate", "--url", empty_database)
+    result = run(str(installed / "outbox-db"), "migrate", "--url", outbox_empty_database)
 
     assert "applied v1/0001_roles.sql" in result.stdout
     tables = query_no_role(
-        empty_database,
+        outbox_empty_database,
         "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace"
         " AND relkind IN ('r', 'p') AND relname LIKE 'payment_outbox_%' AND NOT relispartition"
         " ORDER BY relname",

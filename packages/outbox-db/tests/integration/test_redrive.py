@@ -10,10 +10,8 @@ that last wrote it, is the same before and after).
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from typing import TYPE_CHECKING, Final, LiteralString
 
 import psycopg
@@ -30,8 +28,15 @@ from outbox_db import (
     Role,
     UnknownItem,
 )
-from outbox_db.testonly import outbox_rows, query_as, query_no_role, session_login
-from outbox_db.testonly.factories import leased_item, make_request
+from outbox_db.testonly import (
+    db_now,
+    outbox_rows,
+    query_as,
+    query_no_role,
+    session_login,
+    wait_for_lock_waiters,
+)
+from outbox_db.testonly.factories import completed_item, leased_item, make_request
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -58,11 +63,6 @@ SELECT entry_no, outbox_id, redrive_outbox_id, instruction_id, redrive_idempoten
 FROM public.outbox_operator_log ORDER BY entry_no
 """
 REDRIVE: LiteralString = "SELECT * FROM public.redrive_payment_outbox(%s, %s)"
-WAITING_FOR_A_LOCK: LiteralString = (
-    "SELECT count(*) FROM pg_catalog.pg_locks AS l"
-    " JOIN pg_catalog.pg_stat_activity AS s ON s.pid = l.pid"
-    " WHERE NOT l.granted AND s.datname = current_database()"
-)
 LOG_MUTATIONS: Final[dict[str, LiteralString]] = {
     "update": "UPDATE public.outbox_operator_log SET reason = 'rewritten'",
     "delete": "DELETE FROM public.outbox_operator_log",
@@ -81,13 +81,6 @@ def failed_item(store: OutboxStore, **overrides: object) -> ClaimedItem:
         Outcome(lease=item.lease, state=AttemptState.FAILED, rail_code="422", error_code="REFUSED"),
     )
     return item
-
-
-def db_now(url: str) -> datetime:
-    """The database clock."""
-    ((now,),) = query_no_role(url, "SELECT pg_catalog.clock_timestamp()")
-    assert isinstance(now, datetime)
-    return now
 
 
 # --- what a re-drive makes ---------------------------------------------------------------------
@@ -219,7 +212,7 @@ def test_a_redrive_racing_an_uncommitted_one_waits_for_it_and_returns_it(
             racing = second_session.submit(
                 outbox_operator.redrive, failed.outbox_id, reason="second"
             )
-            assert wait_until_a_session_waits_for_a_lock(outbox_database.url), (
+            assert wait_for_lock_waiters(outbox_database.url, 1, DEADLINE_SECONDS), (
                 "the second re-drive must wait for the first, not pass it"
             )
             assert not racing.done()
@@ -236,17 +229,6 @@ def test_a_redrive_racing_an_uncommitted_one_waits_for_it_and_returns_it(
         outbox_database.url, "SELECT outbox_id, sequence_id FROM public.payment_outbox_pending"
     )
     assert pending == (first_row[1], failed.sequence_id + 1)
-
-
-def wait_until_a_session_waits_for_a_lock(url: str) -> bool:
-    """Whether a session of this database is waiting for a lock before the deadline."""
-    ends = time.monotonic() + DEADLINE_SECONDS
-    while time.monotonic() < ends:
-        ((waiting,),) = query_no_role(url, WAITING_FOR_A_LOCK)
-        if waiting:
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_concurrent_redrives_of_one_item_make_one_item(
@@ -287,9 +269,7 @@ def leased(store: OutboxStore) -> UUID:
 
 def dispatched(store: OutboxStore) -> UUID:
     """An item the rail accepted."""
-    item = leased_item(store)
-    store.complete("worker-1", Outcome(lease=item.lease, state=AttemptState.DISPATCHED))
-    return item.outbox_id
+    return completed_item(store).outbox_id
 
 
 @pytest.mark.parametrize(

@@ -25,14 +25,13 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from psycopg.conninfo import make_conninfo
 
-from outbox_db.testonly import query_no_role
+from outbox_db.testonly import query_no_role, wait_for
 from outbox_db.testonly.factories import make_request
 
 if TYPE_CHECKING:
@@ -151,11 +150,16 @@ def test_rail_secret_and_database_password_appear_nowhere(
             stderr=subprocess.PIPE,
         )
         try:
-            ends = time.monotonic() + DEADLINE_SECONDS
-            while dispatched(outbox_database.url, rail_type) < ITEMS:
+
+            def all_dispatched() -> bool:
+                if dispatched(outbox_database.url, rail_type) >= ITEMS:
+                    return True
                 assert relayer.poll() is None, "the relayer exited early"
-                assert time.monotonic() < ends, "items not dispatched in time"
-                time.sleep(0.2)
+                return False
+
+            assert wait_for(all_dispatched, DEADLINE_SECONDS, interval=0.2), (
+                "items not dispatched in time"
+            )
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as page:
                 outputs.append(page.read())
             relayer.send_signal(signal.SIGTERM)

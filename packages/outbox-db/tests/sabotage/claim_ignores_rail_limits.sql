@@ -1,6 +1,6 @@
 -- invariant: a rail-scoped claim leases at most its limit of each rail: no lease waits in the relayer for a slot
 -- proofs: packages/outbox-db/tests/integration/test_rail_scoped_claims.py::test_each_rail_gets_at_most_its_limit
--- proofs: packages/outbox-relayer/tests/integration/test_relayer_worker.py::test_a_slow_rail_holds_no_more_leases_than_its_slots_and_leaves_the_rest_to_a_fast_one
+-- proofs: packages/outbox-relayer/tests/integration/test_worker_dispatches_and_retries.py::test_a_slow_rail_holds_no_more_leases_than_its_slots_and_leaves_the_rest_to_a_fast_one
 -- The claim of 0013 taking every due item of each named rail, whatever the limit.
 CREATE OR REPLACE FUNCTION public.claim_outbox_rails(
     p_worker_id text,

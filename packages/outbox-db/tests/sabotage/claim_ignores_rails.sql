@@ -1,7 +1,7 @@
 -- invariant: a rail-scoped claim leases only items of the rails it names; others wait, unattempted
 -- proofs: packages/outbox-db/tests/integration/test_rail_scoped_claims.py::test_a_rail_scoped_claim_takes_only_its_rails_and_records_nothing_for_others
 -- proofs: packages/outbox-db/tests/integration/test_rail_scoped_claims.py::test_each_rail_gets_at_most_its_limit
--- proofs: packages/outbox-relayer/tests/integration/test_relayer_worker.py::test_an_item_for_a_rail_that_is_not_configured_waits_unclaimed_and_is_shown_unserved
+-- proofs: packages/outbox-relayer/tests/integration/test_worker_dispatches_and_retries.py::test_an_item_for_a_rail_that_is_not_configured_waits_unclaimed_and_is_shown_unserved
 -- The claim of 0013 without its rail filter: each rail's share is taken from any rail's
 -- items, as the claim before it did.
 CREATE OR REPLACE FUNCTION public.claim_outbox_rails(

@@ -1,6 +1,6 @@
 -- invariant: symphony_producer enqueues and nothing else: it cannot claim (reading every participant's payload), record an outcome, renew, release or repair (42501)
--- proofs: packages/outbox-db/tests/integration/test_role_boundaries.py::test_producer_cannot_execute_relayer_functions
--- proofs: packages/outbox-db/tests/integration/test_role_boundaries.py::test_catalog_grants_execute_to_the_executor_only
+-- proofs: packages/outbox-db/tests/integration/test_role_refusals.py::test_producer_cannot_execute_relayer_functions
+-- proofs: packages/outbox-db/tests/integration/test_role_grants.py::test_catalog_grants_execute_to_the_executor_only
 -- proofs: packages/outbox-db/tests/integration/test_executor_boundary.py::test_role_attempt_gets_its_sqlstate[producer-call-claim_outbox_batch]
 -- proofs: packages/outbox-db/tests/integration/test_executor_boundary.py::test_role_attempt_gets_its_sqlstate[producer-call-complete_outbox_attempt]
 -- The finding of issue 16 put back: the producer may run the relayer's functions. Granted

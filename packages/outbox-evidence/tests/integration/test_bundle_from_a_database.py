@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -16,19 +15,16 @@ from outbox_db.embedded import embedded_server
 from outbox_db.harden import harden
 from outbox_db.migrate import migrate
 from outbox_db.records import OWNER_ROLE
-from outbox_db.testonly import query_as, run_sql_file, session_login
+from outbox_db.testonly import query_as, session_login
 from outbox_db.testonly.factories import leased_item
 from outbox_db.testonly.managed import grant_login, managed_database, unique_prefix
 from outbox_evidence.catalog import DATABASE_PARTS
 from outbox_evidence.cli import main
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from outbox_db.testonly.pytest_plugin import Database, Server
 
 ROOT: Final = Path(__file__).parents[4]
-LEGACY_SQL: Final = ROOT / "packages/outbox-db/tests/fixtures/legacy_dispatching_era.sql"
 ENQUEUE: Final = "public.enqueue_payment_outbox(text,text,text,text,jsonb)"
 DISABLE_TRIGGERS: Final = "ALTER TABLE public.payment_outbox_attempts DISABLE TRIGGER USER"
 LOGIN_DDL: Final = (
@@ -248,24 +244,13 @@ def test_the_hardening_part_lists_the_owners_ddl_once_harden_records_it(
     assert part[-1].split()[2:] == [login, "ALTER", "TABLE", "public.payment_outbox_attempts"]
 
 
-@pytest.fixture
-def legacy_database(outbox_server: Server) -> Iterator[str]:
-    """A DISPATCHING-era database, migrated: nine historical DISPATCHING rows stay."""
-    name = f"outbox_evidence_legacy_{os.getpid()}"
-    with outbox_server.janitor(name):
-        url = outbox_server.database_url(name)
-        run_sql_file(url, LEGACY_SQL)
-        migrate(url)
-        yield url
-
-
 def test_historical_dispatching_rows_fail_the_regression_verdict_and_verify(
-    legacy_database: str, tmp_path: Path, inputs: list[str]
+    outbox_migrated_legacy_database: str, tmp_path: Path, inputs: list[str]
 ) -> None:
     """The regression count is evidence, not a gate of generate: the file and verify say FAIL."""
     out = tmp_path / "bundle"
 
-    generated = generate(legacy_database, out, inputs)
+    generated = generate(outbox_migrated_legacy_database, out, inputs)
     verified = CliRunner().invoke(main, ["verify", str(out)])
 
     assert generated.exit_code == 0, generated.stderr

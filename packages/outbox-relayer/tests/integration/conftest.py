@@ -1,5 +1,12 @@
-"""The relayer's integration proofs share relaying.py's fixtures: simulators, then relayers."""
+"""The relayer's integration proofs share fixtures: relaying.py's, and processes.py's."""
 
-from relaying import relayers_fixture, simulators_fixture
+from processes import processes_fixture, shared_url_fixture
+from relaying import relayers_fixture, second_store_fixture, simulators_fixture
 
-__all__ = ["relayers_fixture", "simulators_fixture"]
+__all__ = [
+    "processes_fixture",
+    "relayers_fixture",
+    "second_store_fixture",
+    "shared_url_fixture",
+    "simulators_fixture",
+]

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 from structlog.testing import capture_logs
 
 from outbox_db import AttemptState, Outcome
-from outbox_db.testonly import expire_lease, query_no_role
+from outbox_db.testonly import expire_lease, query_no_role, wait_for
 from outbox_db.testonly.factories import leased_item, make_request
 from outbox_relayer.lease_repair import LeaseRepairer, RepairCycle
 from outbox_relayer.signals import Signals
-from relaying import wait_for
+from relaying import DEADLINE_SECONDS
 
 if TYPE_CHECKING:
     from outbox_db import OutboxStore
@@ -157,7 +157,8 @@ def test_run_repairs_each_cycle_and_stops_at_once_when_asked(
                 outbox_database.url, "SELECT count(*) FROM public.payment_outbox_attempts"
             )
             == [(1,)]
-        )
+        ),
+        DEADLINE_SECONDS,
     )
     stop.set()
     loop.join(timeout=10)

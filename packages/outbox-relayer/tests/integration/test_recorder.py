@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import TYPE_CHECKING, LiteralString
+from typing import TYPE_CHECKING
 
 import pytest
 
 from outbox_db import AttemptState, Outcome
-from outbox_db.testonly import expire_lease, query_no_role
+from outbox_db.testonly import expire_lease, ledger, query_no_role, wait_for
 from outbox_db.testonly.factories import make_request
 from outbox_relayer import Signals
 from outbox_relayer.dispatch import Send
 from outbox_relayer.recorder import RECORD_LINGER_SECONDS, Held, HeldLeases, Recorder
 from outbox_relayer.tracing import RelayTracing
-from relaying import PLANT_TERMINAL, TestClock, wait_for
+from relaying import DEADLINE_SECONDS, PLANT_TERMINAL, TestClock
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -29,9 +29,6 @@ if TYPE_CHECKING:
     from outbox_db.testonly.pytest_plugin import Database
 
 WORKER = "relayer-a"
-LEDGER: LiteralString = """
-SELECT outbox_id, state::text, rail_reference, worker_id FROM public.payment_outbox_attempts
-"""
 
 
 class Parts:
@@ -97,9 +94,9 @@ def parts(outbox_store: OutboxStore, clock: TestClock) -> Iterator[Parts]:
     built.close()
 
 
-def ledger(database: Database) -> set[tuple[object, ...]]:
+def recorded_attempts(database: Database) -> set[tuple[object, ...]]:
     """(outbox_id, state, rail_reference, worker_id) of every attempt."""
-    return set(query_no_role(database.url, LEDGER))
+    return set(ledger(database.url, "outbox_id", "state", "rail_reference", "worker_id"))
 
 
 def test_answers_are_recorded_in_batches_of_batch_size_and_leave_the_held_leases(
@@ -112,7 +109,7 @@ def test_answers_are_recorded_in_batches_of_batch_size_and_leave_the_held_leases
 
     parts.recorder.record(force=True)
 
-    assert ledger(outbox_database) == {
+    assert recorded_attempts(outbox_database) == {
         (held.item.outbox_id, "DISPATCHED", f"ref-{held.item.outbox_id}", WORKER) for held in leased
     }
     assert (len(parts.held), parts.held.payload_bytes) == (0, 0)
@@ -132,15 +129,20 @@ def test_an_answer_waits_for_its_rails_other_sends_until_the_linger_is_over(
     parts.answer(first)
 
     parts.recorder.record(force=False)
-    assert (parts.recorder.recording, ledger(outbox_database)) == (0, set())
+    assert (parts.recorder.recording, recorded_attempts(outbox_database)) == (0, set())
 
     clock.advance(RECORD_LINGER_SECONDS)
     parts.recorder.record(force=False)
-    assert wait_for(lambda: {row[0] for row in ledger(outbox_database)} == {first.item.outbox_id})
+    assert wait_for(
+        lambda: {row[0] for row in recorded_attempts(outbox_database)} == {first.item.outbox_id},
+        DEADLINE_SECONDS,
+    )
     parts.answer(second)
     parts.recorder.record(force=False)
     recorded = {first.item.outbox_id, second.item.outbox_id}
-    assert wait_for(lambda: {row[0] for row in ledger(outbox_database)} == recorded)
+    assert wait_for(
+        lambda: {row[0] for row in recorded_attempts(outbox_database)} == recorded, DEADLINE_SECONDS
+    )
     parts.recorder.record(force=True)
     assert list(parts.held.keys()) == [slow.item.outbox_id]
 
@@ -160,7 +162,7 @@ def test_a_completion_refused_for_a_lost_lease_is_counted_and_the_item_let_go(
 
     parts.recorder.record(force=True)
 
-    states = {(row[0], row[1]) for row in ledger(outbox_database)}
+    states = {(row[0], row[1]) for row in recorded_attempts(outbox_database)}
     assert states == {(lost.item.outbox_id, "ZOMBIE_REQUEUE"), (kept.item.outbox_id, "DISPATCHED")}
     assert parts.signals.totals().lease_lost_count == 1
     assert len(parts.held) == 0
@@ -180,10 +182,10 @@ def test_a_terminal_guard_refusal_records_the_rest_of_the_batch_one_by_one(
 
     parts.recorder.record(force=True)
 
-    assert {row for row in ledger(outbox_database) if row[0] == guarded.item.outbox_id} == {
-        (guarded.item.outbox_id, "DISPATCHED", "planted", "planter")
-    }
-    dispatched_by_us = {row[0] for row in ledger(outbox_database) if row[3] == WORKER}
+    assert {
+        row for row in recorded_attempts(outbox_database) if row[0] == guarded.item.outbox_id
+    } == {(guarded.item.outbox_id, "DISPATCHED", "planted", "planter")}
+    dispatched_by_us = {row[0] for row in recorded_attempts(outbox_database) if row[3] == WORKER}
     assert dispatched_by_us == {held.item.outbox_id for held in others}
     totals = parts.signals.totals()
     assert (totals.terminal_guard_hit_count, totals.lease_lost_count) == (1, 0)

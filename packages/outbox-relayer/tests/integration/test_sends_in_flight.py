@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, LiteralString
 
 from structlog.testing import capture_logs
 
-from outbox_db.testonly import query_no_role
+from outbox_db.testonly import query_no_role, wait_for
 from outbox_db.testonly.factories import make_request
 from outbox_relayer import HttpRail, RailEndpoint
 from outbox_relayer.testing import Faults
-from relaying import RAIL, count, events, running, wait_for
+from relaying import DEADLINE_SECONDS, RAIL, count, events, running
 
 if TYPE_CHECKING:
     from outbox_db import OutboxStore
@@ -59,7 +59,7 @@ def test_a_thousand_sends_are_in_flight_at_once_on_few_threads_and_three_connect
     threads_before = threading.active_count()
 
     with running(worker):
-        all_sent = wait_for(lambda: simulator.stats().requests == items, deadline_seconds=5)
+        all_sent = wait_for(lambda: simulator.stats().requests == items, 5)
         threads_sending = threading.active_count()
         connections = query_no_role(outbox_database.url, RELAYER_CONNECTIONS)
         answered_meanwhile = count(outbox_database.url, ATTEMPT_COUNT)
@@ -102,7 +102,7 @@ def test_the_payload_bytes_held_never_pass_the_budget(
         return count(outbox_database.url, DISPATCHED_COUNT) == 8
 
     with running(worker):
-        drained = wait_for(sample, deadline_seconds=30)
+        drained = wait_for(sample, 30)
 
     assert drained
     assert max(items for items, _ in held) == 1
@@ -128,7 +128,9 @@ def test_sends_still_running_after_the_grace_are_cancelled_and_their_leases_left
     )
 
     with capture_logs() as logs, running(worker) as stop:
-        assert wait_for(lambda: simulator.stats().requests == 20), "all 20 sends in flight"
+        assert wait_for(lambda: simulator.stats().requests == 20, DEADLINE_SECONDS), (
+            "all 20 sends in flight"
+        )
         stop.set()
 
     (still_running,) = events(logs, "shutdown_dispatches_still_running")

@@ -21,7 +21,7 @@ import pytest
 
 from demo import Fleet, Process
 from outbox_db import OutboxStore, Role, migrate
-from outbox_db.testonly import query_no_role
+from outbox_db.testonly import query_no_role, wait_for
 from outbox_db.testonly.factories import make_request
 from outbox_relayer.testing import RailSimulator, audit_delivery, read_request_log
 
@@ -119,13 +119,16 @@ def enqueue(url: str, rail: str) -> dict[UUID, str]:
 
 def wait_until(condition: Callable[[], bool], what: str, fleet: Fleet) -> None:
     """Poll until `condition` holds; fail naming `what` on the deadline or if a relayer died."""
-    ends = time.monotonic() + SECONDS
-    while not condition():
+
+    def holds_or_died() -> bool:
+        if condition():
+            return True
         if dead := [p for p in fleet.processes if p.popen.poll() is not None]:
             pytest.fail(f"{dead[0].name} exited {dead[0].popen.returncode}: see {dead[0].log}")
-        if time.monotonic() > ends:
-            pytest.fail(f"no {what} within {SECONDS:g} s")
-        time.sleep(0.1)
+        return False
+
+    if not wait_for(holds_or_died, SECONDS, interval=0.1):
+        pytest.fail(f"no {what} within {SECONDS:g} s")
 
 
 def drained(url: str) -> Callable[[], bool]:

@@ -16,7 +16,9 @@ if os.environ.get("OUTBOX_DB_TESTONLY") != "1":
 
 from outbox_db.testonly._access import (
     age_ledger,
+    db_now,
     expire_lease,
+    ledger,
     outbox_rows,
     query_as,
     query_no_role,
@@ -24,10 +26,14 @@ from outbox_db.testonly._access import (
     session_login,
 )
 from outbox_db.testonly._contention import queue_locked, uncommitted
+from outbox_db.testonly._waiting import lock_waiters, wait_for, wait_for_lock_waiters
 
 __all__ = [
     "age_ledger",
+    "db_now",
     "expire_lease",
+    "ledger",
+    "lock_waiters",
     "outbox_rows",
     "query_as",
     "query_no_role",
@@ -35,4 +41,6 @@ __all__ = [
     "run_sql_file",
     "session_login",
     "uncommitted",
+    "wait_for",
+    "wait_for_lock_waiters",
 ]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, LiteralString, cast
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg.types.string import TextLoader
 
 from outbox_db.errors import translate
 
@@ -123,6 +126,42 @@ def session_login(url: str) -> str:
     """The login role of `url`'s connections: what the database records as who acted."""
     ((name,),) = query_no_role(url, "SELECT session_user::text")
     return str(name)
+
+
+def db_now(url: str) -> datetime:
+    """The database clock (its transaction's now()), read as the owner in a fresh session.
+
+    Read before and after an action, it brackets the timestamps the action's own now() wrote.
+    """
+    ((now,),) = query_no_role(url, "SELECT pg_catalog.now()")
+    if not isinstance(now, datetime):
+        msg = f"now() returned {now!r}"
+        raise TypeError(msg)
+    return now
+
+
+# Every column of every attempt, in one order that needs no clock: by item, then attempt (the
+# attempt_id breaks a tie the DISPATCHING era left: an attempt number recorded twice).
+_LEDGER: LiteralString = """
+SELECT a.* FROM public.payment_outbox_attempts AS a
+WHERE %(outbox_id)s::uuid IS NULL OR a.outbox_id = %(outbox_id)s::uuid
+ORDER BY a.outbox_id, a.attempt_no, a.attempt_id
+"""
+
+
+def ledger(url: str, *columns: str, outbox_id: UUID | None = None) -> list[tuple[Any, ...]]:
+    """The attempts ledger, read as the owner: a tuple of `columns` per attempt, by item.
+
+    Every column when none are named; only `outbox_id`'s attempts when it is given.
+    """
+    try:
+        with psycopg.connect(url, autocommit=True, row_factory=dict_row) as connection:
+            # ledger_month (0019) is a date, '-infinity' for the legacy month: no Python date.
+            connection.adapters.register_loader("date", TextLoader)
+            rows = connection.execute(_LEDGER, {"outbox_id": outbox_id}).fetchall()
+    except psycopg.Error as error:
+        raise translate(error) from error
+    return [tuple(row[column] for column in columns or row) for row in rows]
 
 
 def run_sql_file(url: str, path: Path) -> None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from outbox_db.records import EnqueueRequest
+from outbox_db.records import AttemptState, EnqueueRequest, Outcome
 
 if TYPE_CHECKING:
     from outbox_db.records import ClaimedItem
@@ -42,3 +42,21 @@ def leased_item(
     (item,) = store.claim(worker_id, batch_size=1, lease_seconds=lease_seconds)
     assert item.outbox_id == created.outbox_id, "a fresh database holds only this item"  # noqa: S101
     return item
+
+
+def completed_item(
+    store: OutboxStore,
+    state: AttemptState = AttemptState.DISPATCHED,
+    worker_id: str = "worker-1",
+    **outcome_fields: object,
+) -> ClaimedItem:
+    """Enqueue one new item, lease it to `worker_id` and record its outcome `state`."""
+    item = leased_item(store, worker_id)
+    store.complete(worker_id, Outcome(lease=item.lease, state=state, **outcome_fields))  # type: ignore[arg-type]
+    return item
+
+
+def complete_only_item(store: OutboxStore, state: AttemptState) -> None:
+    """Lease the one due item and record its outcome (a terminal one removes the pending row)."""
+    (item,) = store.claim("worker-1", batch_size=1, lease_seconds=30)
+    store.complete("worker-1", Outcome(lease=item.lease, state=state))

@@ -15,7 +15,7 @@ import os
 import secrets
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, LiteralString
 
 import attrs
 import psycopg
@@ -231,6 +231,32 @@ def outbox_database(outbox_server: Server, outbox_template: str) -> Iterator[Dat
         yield Database(name=name, url=outbox_server.database_url(name))
 
 
+@pytest.fixture
+def outbox_empty_database(outbox_server: Server) -> Iterator[str]:
+    """The URL of an empty database on the test server (no schema), dropped afterwards."""
+    name = f"outbox_empty_{os.getpid()}_{next(_names)}"
+    with outbox_server.janitor(name):
+        yield outbox_server.database_url(name)
+
+
+# The DISPATCHING era's schema and rows, committed; relative to the repository root.
+LEGACY_SQL: Final = "packages/outbox-db/tests/fixtures/legacy_dispatching_era.sql"
+
+
+@pytest.fixture
+def outbox_legacy_database(outbox_empty_database: str, pytestconfig: pytest.Config) -> str:
+    """A database holding the committed DISPATCHING-era schema and rows, not migrated."""
+    run_sql_file(outbox_empty_database, pytestconfig.rootpath / LEGACY_SQL)
+    return outbox_empty_database
+
+
+@pytest.fixture
+def outbox_migrated_legacy_database(outbox_legacy_database: str) -> str:
+    """The DISPATCHING-era database migrated to the shipped schema: its DISPATCHING rows stay."""
+    migrate(outbox_legacy_database)
+    return outbox_legacy_database
+
+
 @pytest.fixture(scope="session")
 def outbox_shared_database(outbox_server: Server) -> Database:
     """The server's own database (DATABASE_URL's), migrated; what a test leaves there stays.
@@ -321,3 +347,45 @@ def outbox_application(outbox_database: Database) -> Iterator[Application]:
     """A login role with a password, a member of symphony_executor only, for this test."""
     with application_login(outbox_database, Role.EXECUTOR) as application:
         yield application
+
+
+# The role's name reaches the DO block as the session setting outbox_proof.role.
+DROP_THROWAWAY: Final = """
+DO $proof$
+DECLARE
+    throwaway text := pg_catalog.current_setting('outbox_proof.role');
+BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) throwaway)
+    THEN
+        EXECUTE pg_catalog.format('DROP OWNED BY %I', throwaway);
+        EXECUTE pg_catalog.format('DROP ROLE %I', throwaway);
+    END IF;
+END
+$proof$
+"""
+
+
+@attrs.frozen
+class ThrowawayRole:
+    """A role (no login) that exists for one test: its name, and the owner's session naming it."""
+
+    name: str
+    url: str  # the owner's session on the test's database, outbox_proof.role naming this role
+
+
+@contextlib.contextmanager
+def throwaway_role(database: Database, create: LiteralString) -> Iterator[ThrowawayRole]:
+    """Create a uniquely named role with `create`; drop it and all it owns afterwards.
+
+    `create` reads the role's name from the session setting outbox_proof.role, so it stays a
+    literal; roles are cluster-wide, hence the unique name.
+    """
+    name = f"outbox_proof_{secrets.token_hex(16)}"
+    role = ThrowawayRole(
+        name=name, url=make_conninfo(database.url, options=f"-c outbox_proof.role={name}")
+    )
+    query_no_role(role.url, create)
+    try:
+        yield role
+    finally:
+        query_no_role(role.url, DROP_THROWAWAY)
