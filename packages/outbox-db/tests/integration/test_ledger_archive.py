@@ -22,6 +22,7 @@ from outbox_db import (
     AttemptState,
     DatabaseTimeout,
     IdempotencyConflict,
+    InvalidInput,
     LedgerMonthMissing,
     LedgerMonthRefused,
     OutboxStore,
@@ -205,9 +206,9 @@ def test_a_month_within_retention_is_refused(aged: str, outbox_operator: OutboxS
     with pytest.raises(LedgerMonthRefused) as refused:
         outbox_operator.detach_ledger_month(month_ago(aged, KEEP - 1), keep_months=KEEP)
     assert refused.value.sqlstate == "P7007"
-    with pytest.raises(Exception) as too_few:  # noqa: PT011 - InvalidInput, checked below
+    with pytest.raises(InvalidInput) as too_few:
         outbox_operator.detach_ledger_month(month_ago(aged, 5), keep_months=2)
-    assert getattr(too_few.value, "sqlstate", None) == "22023"
+    assert too_few.value.sqlstate == "22023"
 
 
 def test_an_archived_key_is_never_paid_twice(
@@ -269,7 +270,7 @@ def test_drop_needs_the_recorded_file(
     archive_ledger(outbox_operator, tmp_path, ArchivePolicy(keep_months=KEEP))
     path = tmp_path / archive_file_name(month)
     path.write_bytes(path.read_bytes() + b"\n")
-    with pytest.raises(Exception, match="differs from the archive recorded"):
+    with pytest.raises(ArchiveError, match="differs from the archive recorded"):
         archive_ledger(outbox_operator, tmp_path, ArchivePolicy(keep_months=KEEP, drop=True))
     months = {m.ledger_month: m for m in outbox_operator.ledger_months()}
     assert months[month].partition_name is not None
