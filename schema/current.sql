@@ -1100,8 +1100,12 @@ CREATE OR REPLACE FUNCTION public.outbox_ledger_archive_fields(r public.outbox_l
 AS $function$
 BEGIN
     RETURN ARRAY[
-        'outbox_ledger_archives/1', r.entry_no::text, r.ledger_month::text, r.file_name,
-        r.row_count::text, r.sha256, r.archived_by, public.outbox_utc_text(r.archived_at)
+        -- The month as ISO text whatever the session's DateStyle, as outbox_utc_text does times.
+        'outbox_ledger_archives/1', r.entry_no::text,
+        CASE WHEN r.ledger_month = '-infinity' THEN '-infinity'
+            ELSE pg_catalog.to_char(r.ledger_month, 'YYYY-MM-DD') END,
+        r.file_name, r.row_count::text, r.sha256, r.archived_by,
+        public.outbox_utc_text(r.archived_at)
     ];
 END
 $function$;
@@ -1110,7 +1114,7 @@ $function$;
 CREATE OR REPLACE FUNCTION public.outbox_ledger_digests_partition(p_month date)
  RETURNS text
  LANGUAGE sql
- IMMUTABLE STRICT
+ STABLE STRICT
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
     SELECT CASE WHEN p_month <> '-infinity'
@@ -1123,6 +1127,7 @@ CREATE OR REPLACE FUNCTION public.outbox_ledger_month_partition(p_month date)
  LANGUAGE plpgsql
  STABLE
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET "DateStyle" TO 'ISO, YMD'
 AS $function$
 DECLARE
     v_partition regclass;
@@ -1156,6 +1161,7 @@ CREATE OR REPLACE FUNCTION public.outbox_ledger_months()
  STABLE SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
  SET lock_timeout TO '5s'
+ SET "DateStyle" TO 'ISO, YMD'
 AS $function$
     WITH partitions AS (
         SELECT c.oid, c.relname,
@@ -1191,7 +1197,7 @@ $function$;
 CREATE OR REPLACE FUNCTION public.outbox_ledger_partition(p_month date)
  RETURNS text
  LANGUAGE sql
- IMMUTABLE STRICT
+ STABLE STRICT
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
     SELECT CASE WHEN p_month = '-infinity' THEN 'payment_outbox_attempts_legacy'

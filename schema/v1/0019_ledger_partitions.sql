@@ -79,7 +79,7 @@ $function$;
 CREATE FUNCTION public.outbox_ledger_partition(p_month date)
 RETURNS text
 LANGUAGE sql
-IMMUTABLE
+STABLE
 STRICT
 SET search_path = pg_catalog, pg_temp
 AS $function$
@@ -92,7 +92,7 @@ $function$;
 CREATE FUNCTION public.outbox_ledger_digests_partition(p_month date)
 RETURNS text
 LANGUAGE sql
-IMMUTABLE
+STABLE
 STRICT
 SET search_path = pg_catalog, pg_temp
 AS $function$
@@ -377,8 +377,12 @@ SET search_path = pg_catalog, pg_temp
 AS $function$
 BEGIN
     RETURN ARRAY[
-        'outbox_ledger_archives/1', r.entry_no::text, r.ledger_month::text, r.file_name,
-        r.row_count::text, r.sha256, r.archived_by, public.outbox_utc_text(r.archived_at)
+        -- The month as ISO text whatever the session's DateStyle, as outbox_utc_text does times.
+        'outbox_ledger_archives/1', r.entry_no::text,
+        CASE WHEN r.ledger_month = '-infinity' THEN '-infinity'
+            ELSE pg_catalog.to_char(r.ledger_month, 'YYYY-MM-DD') END,
+        r.file_name, r.row_count::text, r.sha256, r.archived_by,
+        public.outbox_utc_text(r.archived_at)
     ];
 END
 $function$;
@@ -449,6 +453,7 @@ RETURNS TABLE (partition regclass, attached boolean, range_end date)
 LANGUAGE plpgsql
 STABLE
 SET search_path = pg_catalog, pg_temp
+SET datestyle = 'ISO, YMD'  -- the partition bound is read back as text: in one form only
 AS $function$
 DECLARE
     v_partition regclass;
@@ -641,6 +646,7 @@ STABLE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET lock_timeout = '5s'
+SET datestyle = 'ISO, YMD'  -- the partition bound is read back as text: in one form only
 AS $function$
     WITH partitions AS (
         SELECT c.oid, c.relname,

@@ -41,9 +41,10 @@ from outbox_db.archiving import (
     restore_archive,
     write_archive,
 )
+from outbox_db.audit import CatalogAudit
 from outbox_db.cli import main
 from outbox_db.digests import row_digest
-from outbox_db.testonly import age_ledger, query_no_role
+from outbox_db.testonly import age_ledger, query_as, query_no_role
 from outbox_db.testonly.factories import make_request
 
 if TYPE_CHECKING:
@@ -409,3 +410,46 @@ def test_the_commands_list_archive_and_restore_months(
     )
     assert refused.exit_code == 2
     assert "--keep-months" in refused.output
+
+
+# As the operator, in a session whose DateStyle is not ISO (a psql user's, a role's default).
+IN_DMY_SESSION_DETACH_LEGACY: Final = """
+DO $proof$
+BEGIN
+    SET LOCAL DateStyle = 'SQL, DMY';
+    PERFORM public.outbox_detach_ledger_month('-infinity', 7);
+END
+$proof$
+"""
+IN_DMY_SESSION_ARCHIVE: Final = """
+DO $proof$
+DECLARE
+    v_month date := (date_trunc('month', clock_timestamp() AT TIME ZONE 'UTC')
+        - interval '4 months')::date;
+BEGIN
+    SET LOCAL DateStyle = 'SQL, DMY';
+    PERFORM public.outbox_detach_ledger_month(v_month, 3);
+    PERFORM public.outbox_record_ledger_archive(v_month, 'ledger-dmy.jsonl.gz', repeat('a', 64));
+END
+$proof$
+"""
+
+
+def test_the_archive_is_the_same_whatever_the_operators_datestyle(
+    aged: str,
+    old_month: tuple[str, list[EnqueueRequest]],  # noqa: ARG001 - the month archived
+) -> None:
+    """An operator session in DateStyle 'SQL, DMY': month bounds read right, digests match.
+
+    The legacy month is still refused (its bound is read back, not NULL), and the archive
+    log's row, digested in that session, matches its fields read back in an ISO one.
+    """
+    with pytest.raises(LedgerMonthRefused) as refused:
+        query_as(aged, Role.OPERATOR, IN_DMY_SESSION_DETACH_LEGACY)
+    assert refused.value.sqlstate == "P7007"
+    query_as(aged, Role.OPERATOR, IN_DMY_SESSION_ARCHIVE)
+
+    with CatalogAudit.open(aged) as audit:
+        logged = [r for r in audit.ledger_rows() if r.source == "outbox_ledger_archives"]
+    assert len(logged) == 1
+    assert all(r.fields is not None and row_digest(r.fields) == r.digest for r in logged)
