@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LEGACY_MONTH",
+    "MONTH",
     "archived_ledger_rows",
     "detach_ledger_month",
     "drop_archived_ledger_month",
@@ -29,7 +30,7 @@ __all__ = [
 ]
 
 LEGACY_MONTH: Final = "legacy"
-_MONTH: Final = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+MONTH: Final = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")  # "YYYY-MM"
 
 
 def prepare_ledger_months(months_ahead: int) -> Call[list[str]]:
@@ -69,7 +70,7 @@ def drop_archived_ledger_month(month: str) -> Call[int]:
 def _first_day(month: str) -> str:
     if month == LEGACY_MONTH:
         return "-infinity"
-    if _MONTH.match(month) is None:
+    if MONTH.match(month) is None:
         msg = f"a ledger month is YYYY-MM or {LEGACY_MONTH!r}, not {month!r}"
         raise InvalidInput(msg, sqlstate="22023", constraint=None)
     return f"{month}-01"

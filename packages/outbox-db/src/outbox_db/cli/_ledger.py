@@ -10,6 +10,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from outbox_db._month_calls import MONTH
 from outbox_db.archiving import (
     DEFAULT_KEEP_MONTHS,
     MIN_KEEP_MONTHS,
@@ -75,6 +76,7 @@ def months(url: str, *, as_json: bool) -> None:
     "--through",
     metavar="YYYY-MM",
     default=None,
+    callback=lambda _, __, value: _month(value),
     help="Archive no month after this one (a backlog, a month per run); default: every one due.",
 )
 @click.option(
@@ -101,6 +103,13 @@ def archive(
         click.echo(f"{len(done)} months archived" if done else "nothing to archive")
 
     fail_clearly(run, role=Role.OPERATOR)
+
+
+def _month(value: str | None) -> str | None:
+    if value is not None and MONTH.match(value) is None:
+        msg = f"a month is YYYY-MM (2026-01), not {value!r}"
+        raise click.BadParameter(msg)
+    return value
 
 
 @click.command(name="restore-archive")
