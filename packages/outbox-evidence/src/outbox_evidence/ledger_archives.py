@@ -72,6 +72,8 @@ def with_archives(rows: Sequence[DigestedRow], directory: Path | None) -> Archiv
 def _archive(directory: Path, fields: Sequence[str | None]) -> tuple[list[DigestedRow], list[str]]:
     name, count, sha256 = fields[_FILE], fields[_ROWS], fields[_SHA256]
     path = directory / str(name)
+    if path.name != name:  # a log row naming "../x" reads nothing outside the directory
+        return [], [f"archive {name!r}: not a file name"]
     if not path.is_file():
         return [], [f"archive {name}: not in {directory}"]
     problems = []

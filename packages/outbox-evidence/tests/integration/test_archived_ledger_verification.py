@@ -16,7 +16,8 @@ import pytest
 
 from outbox_db import AttemptState, OutboxStore, Outcome, Role
 from outbox_db.archiving import ArchivePolicy, archive_file_name, archive_ledger
-from outbox_db.testonly import age_ledger, query_no_role
+from outbox_db.records import OWNER_ROLE
+from outbox_db.testonly import age_ledger, query_as, query_no_role
 from outbox_db.testonly.factories import make_request
 from outbox_evidence.exporter import CheckpointStore, run_once
 from outbox_evidence.signing import SigningKey
@@ -131,3 +132,20 @@ def test_a_row_cut_from_an_archive_or_a_missing_archive_is_named(
 
     path.unlink()
     assert f"archive {path.name}: not in {directory}" in findings_of(url, exporter, directory)
+
+
+def test_an_archive_log_naming_a_path_outside_the_directory_reads_nothing_there(
+    sealed_then_archived: tuple[str, Path, str], exporter: tuple[SigningKey, CheckpointStore]
+) -> None:
+    """A log row the owner forged to name '../secret' is named as such, and nothing is read."""
+    url, directory, _ = sealed_then_archived
+    (directory.parent / "secret").write_text("not an archive")
+    query_as(
+        url,
+        OWNER_ROLE,
+        "INSERT INTO public.outbox_ledger_archives (ledger_month, file_name, row_count, sha256)"
+        " VALUES ('2000-01-01', '../secret', 0, repeat('b', 64))",
+    )
+
+    problems = findings_of(url, exporter, directory)
+    assert problems == ["archive '../secret': not a file name"]
