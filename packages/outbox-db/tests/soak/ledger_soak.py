@@ -4,7 +4,8 @@ A database made to look CYCLES + 3 months old (outbox_db.testonly.age_ledger) go
 CYCLES cycles. Each puts a batch of items in the next month (as if enqueued then), relays them
 through the outbox's own functions (one in five answered RETRYABLE once, then DISPATCHED),
 and archives with --drop the month two behind it, so the hot ledger holds two filled months
-after every cycle. The checkpoint exporter seals the digests every few cycles. Printed per
+after every cycle. The checkpoint exporter seals the digests each cycle, before the archive
+run (a month archived unsealed is a finding). Printed per
 cycle: attempts so far, the hot ledger's size, the row digests' size (kept for life), the
 archive's size, and how long the archive run took.
 
@@ -37,7 +38,6 @@ REPORT: Final = Path("reports/soak/ledger_soak.jsonl")
 KEEP: Final = 3  # months kept: the archive takes the month two behind the one just filled
 BATCH: Final = 1000
 RETRIED_ONE_IN: Final = 5
-SEAL_EVERY: Final = 4  # cycles between exporter runs (each reads every row, live and archived)
 FLAT: Final = 1.5  # the last cycle's hot ledger may be this many times the third's, at most
 WORKER: Final = "soak-worker"
 WIDTHS: Final = (5, 8, 11, 8, 11, 11, 10)
@@ -127,8 +127,8 @@ def soak(url: str, cycles: int, attempts_per_cycle: int, scratch: Path) -> list[
     for cycle in range(1, cycles + 1):
         month = str(query_no_role(url, MONTH, [cycles + KEEP - cycle])[0][0])
         made += fill(url, month, items)
-        if cycle % SEAL_EVERY == 0:
-            seal(url, key, checkpoints, archive)
+        # Sealed before the archive run: a month archived unsealed is a finding.
+        seal(url, key, checkpoints, archive)
         behind = str(query_no_role(url, MONTH, [cycles + KEEP - cycle + 2])[0][0])
         started = time.perf_counter()
         with OutboxStore.connect(url, role=Role.OPERATOR, max_size=1) as operator:

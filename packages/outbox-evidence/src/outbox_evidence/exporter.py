@@ -130,7 +130,7 @@ def run_once(
         written = key.sign(chain(previous, sealable.rows, sealable.horizon, sealed_at))
         store.add(written, key.public)
         checkpoints.append(written)
-    found: Sequence[Finding] = findings(rows, checkpoints, archived.vouched)
+    found: Sequence[Finding] = findings(rows, checkpoints, archived.only_in_files)
     horizon = checkpoints[-1].horizon if checkpoints else 0
     return ExportReport(
         written=written,

@@ -126,15 +126,15 @@ class Finding:
 def findings(
     rows: Sequence[DigestedRow],
     checkpoints: Sequence[Checkpoint],
-    vouched: Collection[tuple[str, str]] = frozenset(),
+    only_in_files: Collection[tuple[str, str]] = frozenset(),
 ) -> list[Finding]:
     """Every row modified, deleted, inserted or reordered, and every break in the chain.
 
     `rows` are every row and digest as the database holds them now (`CatalogAudit.ledger_rows`),
     with the archived ones put back (`ledger_archives`); `checkpoints` in number order, their
-    signatures already checked (`signing.verified`); here their links are. `vouched` rows (from
-    archive files as recorded) are committed to by the archive log: left unsealed, they are
-    checked against their digest, not called inserted.
+    signatures already checked (`signing.verified`); here their links are. A row
+    `only_in_files` (archived with its digest) that no checkpoint sealed can never be sealed:
+    it is named.
     """
     found = list(_chain_findings(checkpoints))
     sealed = {(leaf.source, leaf.row_key): leaf for c in checkpoints for leaf in c.leaves}
@@ -144,7 +144,7 @@ def findings(
         found += _sealed_findings(leaf, live.get(key))
     for key, row in sorted(live.items()):
         if key not in sealed:
-            found += _unsealed_findings(row, 0 if key in vouched else horizon)
+            found += _unsealed_findings(row, horizon, archived=key in only_in_files)
     return sorted(found)
 
 
@@ -190,10 +190,18 @@ def _sealed_findings(leaf: Leaf, row: DigestedRow | None) -> list[Finding]:
     return problems
 
 
-def _unsealed_findings(row: DigestedRow, horizon: int) -> list[Finding]:
+def _unsealed_findings(row: DigestedRow, horizon: int, *, archived: bool) -> list[Finding]:
     def found(problem: Problem, detail: str) -> Finding:
         return Finding(problem, row.source, row.row_key, detail)
 
+    if archived:
+        return [
+            found(
+                Problem.INSERTED,
+                "archived with its digest before any checkpoint sealed it: only the archive "
+                "log vouches for it",
+            )
+        ]
     if row.fields is None:
         return [found(Problem.DELETED, "its digest remains, the row is gone (not yet sealed)")]
     if row.digest is None or row.written_by_xact is None:

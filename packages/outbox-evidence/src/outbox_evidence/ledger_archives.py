@@ -5,9 +5,10 @@ file's name, row count and SHA-256 in outbox_ledger_archives, a digested table w
 checkpoints seal like the ledger's. A verifier given the archive directory reads each file the
 log names (never another) and puts its rows back; every row is then checked against the
 checkpoints as before, so a row altered, dropped or forged in a file is named like one in the
-database. A file missing, or not the one recorded, is a problem itself. A row of a file whose
-SHA-256 is the one recorded is committed to by the archive log even if no checkpoint sealed
-it before it left the database (`Archived.vouched`): it is not "inserted".
+database. A file missing, or not the one recorded, is a problem itself. A row whose digest
+left the database with its month (`Archived.only_in_files`) can never be sealed later: if no
+checkpoint sealed it first, nothing but the operator's archive log vouches for it, and the
+verifier says so.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class Archived:
 
     rows: list[DigestedRow]
     problems: list[str]
-    vouched: frozenset[tuple[str, str]]  # (table, key) of rows from files as recorded
+    only_in_files: frozenset[tuple[str, str]]  # (table, key) of rows the database no longer has
 
 
 def with_archives(rows: Sequence[DigestedRow], directory: Path | None) -> Archived:
@@ -53,7 +54,7 @@ def with_archives(rows: Sequence[DigestedRow], directory: Path | None) -> Archiv
         unread = [f"archive {f[_FILE]}: not verified (no archive directory given)" for f in logged]
         return Archived(list(rows), unread, frozenset())
     problems: list[str] = []
-    vouched: set[tuple[str, str]] = set()
+    only_in_files: set[tuple[str, str]] = set()
     for fields in logged:
         archived, found = _archive(directory, fields)
         problems += found
@@ -62,11 +63,10 @@ def with_archives(rows: Sequence[DigestedRow], directory: Path | None) -> Archiv
             live = merged.get(key)
             if live is None:
                 merged[key] = row
+                only_in_files.add(key)
             elif live.fields is None:
                 merged[key] = attrs.evolve(live, fields=row.fields)
-            if not found:
-                vouched.add(key)
-    return Archived(list(merged.values()), problems, frozenset(vouched))
+    return Archived(list(merged.values()), problems, frozenset(only_in_files))
 
 
 def _archive(directory: Path, fields: Sequence[str | None]) -> tuple[list[DigestedRow], list[str]]:

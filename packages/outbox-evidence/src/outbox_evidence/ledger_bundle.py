@@ -86,7 +86,7 @@ def _verdict(
     archived = with_archives(live, archive)
     rows = archived.rows
     problems = unverified(checkpoints, keys) + archived.problems
-    problems += [str(f) for f in findings(rows, checkpoints, archived.vouched)]
+    problems += [str(f) for f in findings(rows, checkpoints, archived.only_in_files)]
     signers = ", ".join(sorted({c.key_id for c in checkpoints})) or "none"
     sealed = sum(len(c.leaves) for c in checkpoints)
     summary = (

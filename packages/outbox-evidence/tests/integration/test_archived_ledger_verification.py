@@ -45,14 +45,8 @@ def exporter(tmp_path: Path) -> tuple[SigningKey, CheckpointStore]:
     return SigningKey.generate(), CheckpointStore(tmp_path / "checkpoints")
 
 
-@pytest.fixture
-def sealed_then_archived(
-    outbox_database: Database,
-    exporter: tuple[SigningKey, CheckpointStore],
-    tmp_path: Path,
-) -> tuple[str, Path, str]:
-    """The ledger sealed by a checkpoint first, then a month archived and dropped."""
-    url = outbox_database.url
+def fill_an_old_month(url: str) -> str:
+    """A database six months old, ARCHIVED_ITEMS dispatched five months ago and one this month."""
     age_ledger(url, 6)
     (month,) = query_no_role(
         url,
@@ -67,8 +61,21 @@ def sealed_then_archived(
         relay_all(executor)
         executor.enqueue(make_request())  # this month's: stays in the ledger
         relay_all(executor)
+    return str(month)
+
+
+@pytest.fixture
+def sealed_then_archived(
+    outbox_database: Database,
+    exporter: tuple[SigningKey, CheckpointStore],
+    tmp_path: Path,
+) -> tuple[str, Path, str]:
+    """The ledger sealed by a checkpoint first, then a month archived and dropped."""
+    url = outbox_database.url
+    month = fill_an_old_month(url)
     key, store = exporter
-    assert run_once(url, key, store).problems == ()
+    sealed = run_once(url, key, store)
+    assert (sealed.problems, sealed.unsealed) == ((), 0), "every row sealed before the archive"
     directory = tmp_path / "archive"
     with OutboxStore.connect(url, role=Role.OPERATOR) as operator:
         archive_ledger(operator, directory, ArchivePolicy(keep_months=KEEP, drop=True))
@@ -149,3 +156,19 @@ def test_an_archive_log_naming_a_path_outside_the_directory_reads_nothing_there(
 
     problems = findings_of(url, exporter, directory)
     assert problems == ["archive '../secret': not a file name"]
+
+
+def test_a_month_archived_before_any_checkpoint_sealed_it_is_named(
+    outbox_database: Database, exporter: tuple[SigningKey, CheckpointStore], tmp_path: Path
+) -> None:
+    """Its digests left with it, unsealed: only the operator's log vouches for those rows."""
+    url = outbox_database.url
+    month = fill_an_old_month(url)
+    directory = tmp_path / "archive"
+    with OutboxStore.connect(url, role=Role.OPERATOR) as operator:
+        archive_ledger(operator, directory, ArchivePolicy(keep_months=KEEP, drop=True))
+
+    problems = findings_of(url, exporter, directory)
+    unsealed = [p for p in problems if "before any checkpoint sealed it" in p]
+    assert len(unsealed) == ARCHIVED_ITEMS, problems
+    assert (directory / archive_file_name(month)).is_file()
