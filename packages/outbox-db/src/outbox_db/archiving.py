@@ -51,6 +51,7 @@ __all__ = [
     "ArchivedMonth",
     "archive_file_name",
     "archive_ledger",
+    "parse_archive",
     "read_archive",
     "restore_archive",
     "write_archive",
@@ -109,8 +110,12 @@ def write_archive(rows: Sequence[DigestedRow], path: Path) -> str:
 
 def read_archive(path: Path) -> list[DigestedRow]:
     """An archive file's rows."""
-    text = gzip.decompress(path.read_bytes()).decode()
-    return [row_from_json(line) for line in text.splitlines() if line]
+    return parse_archive(path.read_bytes())
+
+
+def parse_archive(data: bytes) -> list[DigestedRow]:
+    """The rows of an archive file's bytes (for a caller that also hashes them)."""
+    return [row_from_json(line) for line in gzip.decompress(data).decode().splitlines() if line]
 
 
 @attrs.frozen(kw_only=True)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
-from outbox_db.archiving import read_archive
+from outbox_db.archiving import parse_archive
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -35,7 +35,7 @@ _FILE, _ROWS, _SHA256 = 3, 4, 5
 
 @attrs.frozen
 class Archived:
-    """The rows live and archived, the archives' problems, and the rows their log vouches for."""
+    """The rows live and archived, the archives' problems, and the rows only the files hold."""
 
     rows: list[DigestedRow]
     problems: list[str]
@@ -77,10 +77,11 @@ def _archive(directory: Path, fields: Sequence[str | None]) -> tuple[list[Digest
     if not path.is_file():
         return [], [f"archive {name}: not in {directory}"]
     problems = []
-    if hashlib.sha256(path.read_bytes()).hexdigest() != sha256:
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != sha256:
         problems.append(f"archive {name}: its SHA-256 is not the one recorded ({sha256})")
     try:
-        archived = read_archive(path)
+        archived = parse_archive(data)
     except (OSError, ValueError, KeyError, EOFError) as error:
         return [], [*problems, f"archive {name}: unreadable ({error})"]
     if str(len(archived)) != count:
