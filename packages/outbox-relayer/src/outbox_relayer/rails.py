@@ -14,16 +14,17 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Final, Protocol
 
-import aiohttp
 import attrs
 
 from outbox_db import AttemptState, ClaimedItem
 from outbox_db.payloads import canonical_json
 from outbox_db.tracing import current_trace_context
+from outbox_relayer.curl_client import CurlClient, TlsFiles, TransferFailed
 from outbox_relayer.rail_config import MAX_IN_FLIGHT, RailConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from pathlib import Path
 
     from outbox_relayer.rail_config import RailEndpoint
 
@@ -165,8 +166,13 @@ class HttpRail:
     def __init__(self, endpoint: RailEndpoint, *, connections: int = MAX_IN_FLIGHT) -> None:
         self.endpoint = endpoint
         self._connections = connections
-        self._tls = tls_context(endpoint)  # now: an unreadable certificate stops the start
-        self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
+        tls_context(endpoint)  # now: an unreadable certificate stops the start
+        self._tls = TlsFiles(
+            ca_file=_path(endpoint.ca_file),
+            client_cert_file=_path(endpoint.client_cert_file),
+            client_key_file=_path(endpoint.client_key_file),
+        )
+        self._clients: dict[asyncio.AbstractEventLoop, CurlClient] = {}
 
     async def send(self, item: ClaimedItem) -> RailAnswer:
         """POST the item once and classify the answer (see the package README for the table)."""
@@ -180,20 +186,13 @@ class HttpRail:
                 error_code="PAYLOAD_UNREADABLE",
                 error_message="the stored payload cannot be decoded (nested too deep)",
             )
-        headers = self._headers(item)
         try:
-            async with self._opened().post(self.endpoint.url, data=body, headers=headers) as answer:
-                text = await _answer_body(answer)
-        except TimeoutError:
-            return _retryable("RAIL_TIMEOUT", "no answer within the rail's timeout", started)
-        except aiohttp.ClientConnectionError as error:
-            # The exception's text can carry the URL (and credentials in it): name its type only.
-            message = f"connection failed: {type(error).__name__}"
-            return _retryable("RAIL_CONNECTION_ERROR", message, started)
-        except aiohttp.ClientError as error:
-            message = f"unusable answer: {type(error).__name__}"
-            return _retryable("RAIL_PROTOCOL_ERROR", message, started)
-        return classify(answer.status, answer.headers, text, _elapsed_ms(started))
+            answer = await self._client().request(
+                self.endpoint.url, headers=self._headers(item), body=body
+            )
+        except TransferFailed as failure:
+            return _unanswered(failure, started)
+        return classify(answer.status, answer.headers, answer.body, _elapsed_ms(started))
 
     async def lookup(self, item: ClaimedItem) -> RailAnswer | None:
         """The key's outcome if the rail knows a final one (DISPATCHED or FAILED), else None.
@@ -206,42 +205,40 @@ class HttpRail:
         started = time.monotonic()
         url = self.endpoint.url.rstrip("/") + "/" + urllib.parse.quote(item.idempotency_key, "")
         try:
-            async with self._opened().get(url, headers=self._headers(item)) as answer:
-                text = await _answer_body(answer)
-        except (TimeoutError, aiohttp.ClientError):
+            answer = await self._client().request(url, headers=self._headers(item))
+        except TransferFailed:
             return None
-        return _recorded_outcome(answer.status, text, _elapsed_ms(started))
+        return _recorded_outcome(answer.status, answer.body, _elapsed_ms(started))
 
     async def aclose(self) -> None:
         """Close the rail's connections on this event loop (a later send opens new ones)."""
-        if (session := self._sessions.pop(asyncio.get_running_loop(), None)) is not None:
-            await session.close()
+        if (client := self._clients.pop(asyncio.get_running_loop(), None)) is not None:
+            client.close()
 
-    def _opened(self) -> aiohttp.ClientSession:
-        """This loop's session: an aiohttp session serves the event loop it was opened on."""
+    def _client(self) -> CurlClient:
+        """This loop's client: a CurlClient serves the event loop it was opened on."""
         loop = asyncio.get_running_loop()
-        if (session := self._sessions.get(loop)) is None:
-            session = self._sessions[loop] = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(
-                    limit=self._connections, ssl=self._tls if self._tls is not None else True
-                ),
-                timeout=aiohttp.ClientTimeout(total=self.endpoint.timeout_seconds),
-                cookie_jar=aiohttp.DummyCookieJar(),  # one payment's cookie never rides another
+        if (client := self._clients.get(loop)) is None:
+            client = self._clients[loop] = CurlClient(
+                timeout_seconds=self.endpoint.timeout_seconds,
+                connections=self._connections,
+                max_answer_bytes=MAX_ANSWER_BYTES,
+                tls=self._tls,
             )
-        return session
+        return client
 
-    def _headers(self, item: ClaimedItem) -> dict[str, str]:
-        headers = {
-            "Content-Type": "application/json",
-            "Idempotency-Key": item.idempotency_key,
-            "X-Outbox-Id": str(item.outbox_id),
-            "X-Instruction-Id": item.instruction_id,
-        }
+    def _headers(self, item: ClaimedItem) -> list[str]:
+        headers = [
+            "Content-Type: application/json",
+            f"Idempotency-Key: {item.idempotency_key}",
+            f"X-Outbox-Id: {item.outbox_id}",
+            f"X-Instruction-Id: {item.instruction_id}",
+        ]
         if self.endpoint.auth_header and self.endpoint.auth_secret:
-            headers[self.endpoint.auth_header] = self.endpoint.auth_secret.reveal()
+            headers.append(f"{self.endpoint.auth_header}: {self.endpoint.auth_secret.reveal()}")
         # The current span is the item's dispatch span when the relayer traces (tracing.py).
         if self.endpoint.traceparent and (traceparent := current_trace_context()):
-            headers["traceparent"] = traceparent
+            headers.append(f"traceparent: {traceparent}")
         return headers
 
 
@@ -263,16 +260,6 @@ def tls_context(endpoint: RailEndpoint) -> ssl.SSLContext | None:
         msg = f"rail {endpoint.rail_type}: cannot load its TLS files ({named}): {reason}"
         raise RailConfigError(msg) from None
     return context
-
-
-async def _answer_body(answer: aiohttp.ClientResponse) -> bytes:
-    """The answer's body, up to MAX_ANSWER_BYTES (the rest is never read)."""
-    body = bytearray()
-    while len(body) < MAX_ANSWER_BYTES and (
-        chunk := await answer.content.read(MAX_ANSWER_BYTES - len(body))
-    ):
-        body += chunk
-    return bytes(body)
 
 
 def classify(status: int, headers: Mapping[str, str], body: bytes, latency_ms: int) -> RailAnswer:
@@ -353,14 +340,25 @@ def _text(value: object, limit: int, pattern: re.Pattern[str] | None = None) -> 
     return value
 
 
+def _path(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
 def _elapsed_ms(started: float) -> int:
     return math.ceil((time.monotonic() - started) * 1000)
 
 
-def _retryable(error_code: str, message: str, started: float) -> RailAnswer:
+def _unanswered(failure: TransferFailed, started: float) -> RailAnswer:
+    """A send without a usable answer: RETRYABLE, its outcome unknown (it may have executed)."""
+    if failure.timed_out:
+        code, message = "RAIL_TIMEOUT", "no answer within the rail's timeout"
+    elif failure.connection_failed:
+        code, message = "RAIL_CONNECTION_ERROR", f"connection failed: {failure.name}"
+    else:
+        code, message = "RAIL_PROTOCOL_ERROR", f"unusable answer: {failure.name}"
     return RailAnswer(
         state=AttemptState.RETRYABLE,
-        error_code=error_code,
+        error_code=code,
         error_message=message,
         latency_ms=_elapsed_ms(started),
     )

@@ -62,7 +62,10 @@ def test_an_mtls_rail_is_reached_with_its_ca_and_the_relayers_certificate(
     """The rail verifies the relayer's certificate, the relayer the rail's: DISPATCHED."""
     with HeaderRecorder(loop, tls=mtls_server) as rail_server:
         endpoint = RailEndpoint(rail_type="rtp", url=rail_server.url, **tls_files)  # type: ignore[arg-type]
-        answer = blocking_rail(endpoint).send(make_item())
+        rail = blocking_rail(endpoint)
+        answer = rail.send(make_item())
+        # Closed first: the server's TLS shutdown waits for its idle client's close_notify.
+        rail.close()
 
     assert (answer.state, answer.rail_reference) == (AttemptState.DISPATCHED, "ref-1")
     assert len(rail_server.requests) == 1
