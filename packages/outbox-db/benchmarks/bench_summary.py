@@ -413,7 +413,12 @@ def rail_sim_line(figures: Figures) -> str:
 def clients_line(figures: Figures) -> str:
     """The HTTP clients alone against rail-sim, and how near the relayer's drain comes."""
     parts = []
-    for variant, name in (("aiohttp", "aiohttp (the relayer's)"), ("httpx_async", "httpx")):
+    candidates = (
+        ("libcurl", "libcurl (the relayer's)"),
+        ("aiohttp", "aiohttp"),
+        ("httpx_async", "httpx"),
+    )
+    for variant, name in candidates:
         record = figures.get((CLIENTS, variant))
         if record is None:
             parts.append(f"{name} not measured")
@@ -422,11 +427,11 @@ def clients_line(figures: Figures) -> str:
             f"{name} {record['median']:,.0f} requests/s, {record['cpu_us_per_request']:,} us"
             " of CPU each"
         )
-    share = ratio_of(median(figures, DRAIN_1, HTTP), median(figures, CLIENTS, "aiohttp"))
+    share = ratio_of(median(figures, DRAIN_1, HTTP), median(figures, CLIENTS, "libcurl"))
     reach = (
         ""
         if share is None
-        else f"; the 1-process drain through rail-sim is {share:.2f}x aiohttp's rate"
+        else f"; the 1-process drain through rail-sim is {share:.2f}x libcurl's rate"
     )
     return (
         "the HTTP clients alone, POSTing to rail-sim at the relayer's concurrency"

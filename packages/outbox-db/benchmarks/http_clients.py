@@ -1,4 +1,4 @@
-"""The relayer's HTTP client, chosen by measure: aiohttp against httpx's AsyncClient.
+"""The relayer's HTTP client, chosen by measure: libcurl, aiohttp and httpx's AsyncClient.
 
 Each variant is one asyncio event loop in this process POSTing `items` requests to a fresh
 `outbox-relayer rail-sim` (answering at once) with the relayer's headers and a payload's
@@ -24,6 +24,8 @@ import httpx
 
 from bench_common import Figure, bench_options, enough_descriptors, interleaved, report
 from outbox_relayer.config import RECOMMENDED_CONCURRENCY
+from outbox_relayer.curl_client import CurlClient, TlsFiles
+from outbox_relayer.rails import MAX_ANSWER_BYTES
 from relayer_drain import rail_sim
 
 if TYPE_CHECKING:
@@ -45,6 +47,25 @@ def headers() -> dict[str, str]:
         "X-Outbox-Id": key,
         "X-Instruction-Id": key,
     }
+
+
+async def post_curl(url: str, items: int) -> None:
+    """`items` POSTs through the relayer's own client (libcurl's multi interface, pycurl)."""
+    client = CurlClient(
+        timeout_seconds=60,
+        connections=RECOMMENDED_CONCURRENCY,
+        max_answer_bytes=MAX_ANSWER_BYTES,
+        tls=TlsFiles(),
+    )
+    try:
+
+        async def post() -> int:
+            lines = [f"{name}: {value}" for name, value in headers().items()]
+            return (await client.request(url, headers=lines, body=BODY)).status
+
+        await all_created(post, items)
+    finally:
+        client.close()
 
 
 async def post_aiohttp(url: str, items: int) -> None:
@@ -116,11 +137,12 @@ def process_cpu() -> float:
 @click.command()
 @bench_options(default_items=20_000)
 def main(url: str | None, items: int, runs: int) -> None:  # noqa: ARG001 - no database here
-    """Measure aiohttp and httpx's AsyncClient POSTing to rail-sim at the relayer's concurrency."""
+    """Measure libcurl, aiohttp and httpx's AsyncClient POSTing to rail-sim at the relayer's."""
     enough_descriptors(2 * RECOMMENDED_CONCURRENCY)
     # httpx's pool serves a thousand connections an order of magnitude slower: a tenth of the
     # requests keeps its run as short as aiohttp's.
     clients = {
+        "libcurl": Client(post_curl, items),
         "aiohttp": Client(post_aiohttp, items),
         "httpx_async": Client(post_httpx, max(items // 10, 1)),
     }

@@ -174,14 +174,15 @@ class CurlClient:
         self._multi.setopt(pycurl.M_MAX_TOTAL_CONNECTIONS, connections)
         self._multi.setopt(pycurl.M_MAXCONNECTS, connections)
         self._timer: asyncio.TimerHandle | None = None
-        self._watched: set[int] = set()
+        self._watched: dict[int, int] = {}  # socket: the POLL_* events watched on it
+        self._idle: list[pycurl.Curl] = []  # handles of finished requests, reset for the next
         self._running: dict[pycurl.Curl, tuple[asyncio.Future[None], _Body]] = {}
 
     async def request(
         self, url: str, *, headers: Sequence[str], body: bytes | None = None
     ) -> Answer:
         """POST `body` (GET without one); raises TransferFailed when no whole answer came."""
-        handle = pycurl.Curl()
+        handle = self._idle.pop() if self._idle else pycurl.Curl()
         for option, value in self._options:
             handle.setopt(option, value)
         handle.setopt(pycurl.URL, url)
@@ -202,7 +203,8 @@ class CurlClient:
         finally:
             if self._running.pop(handle, None) is not None:  # cancelled: stop its transfer
                 self._multi.remove_handle(handle)
-            handle.close()
+            handle.reset()  # its options cleared; the connection it used stays in the pool
+            self._idle.append(handle)
 
     def close(self) -> None:
         """Stop every transfer and close every connection."""
@@ -212,24 +214,27 @@ class CurlClient:
         self._running.clear()
         if self._timer is not None:
             self._timer.cancel()
-        for fd in self._watched:
-            self._loop.remove_reader(fd)
-            self._loop.remove_writer(fd)
-        self._watched.clear()
+        for fd in list(self._watched):
+            self._watch(pycurl.POLL_REMOVE, fd, None, None)
         self._multi.close()
+        for handle in self._idle:
+            handle.close()
+        self._idle.clear()
 
     def _watch(self, what: int, fd: int, _multi: object, _data: object) -> None:
-        """The socket callback of curl: watch `fd` for what curl waits on, or stop watching it."""
-        self._loop.remove_reader(fd)
-        self._loop.remove_writer(fd)
-        self._watched.discard(fd)
-        if what == pycurl.POLL_REMOVE:
-            return
-        self._watched.add(fd)
-        if what & pycurl.POLL_IN:
-            self._loop.add_reader(fd, self._act, fd, pycurl.CSELECT_IN)
-        if what & pycurl.POLL_OUT:
-            self._loop.add_writer(fd, self._act, fd, pycurl.CSELECT_OUT)
+        """The socket callback of curl: watch `fd` for what curl now waits on, and only that."""
+        wanted = 0 if what == pycurl.POLL_REMOVE else what
+        watched = self._watched.pop(fd, 0)
+        if wanted:
+            self._watched[fd] = wanted
+        for event, add, remove, selected in (
+            (pycurl.POLL_IN, self._loop.add_reader, self._loop.remove_reader, pycurl.CSELECT_IN),
+            (pycurl.POLL_OUT, self._loop.add_writer, self._loop.remove_writer, pycurl.CSELECT_OUT),
+        ):
+            if wanted & event and not watched & event:
+                add(fd, self._act, fd, selected)
+            elif watched & event and not wanted & event:
+                remove(fd)
 
     def _schedule(self, milliseconds: int) -> None:
         """The timer callback of curl: act on its timeouts after `milliseconds` (-1: no timer)."""
