@@ -8,13 +8,16 @@ was opened on: its sockets are that loop's readers and writers, its timer that l
 
 Every request is HTTP/1.1 (one request per connection at a time, as the rail's connection
 cap counts them), with no proxy from the environment, no redirect, no cookie and no
-`Expect: 100-continue` wait.
+`Expect: 100-continue` wait. A POST is sent once: curl re-sends a request whose kept-alive
+connection died before any answer, and a payment's send must be one recorded attempt, so
+its body cannot be rewound for that.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import io
 import ssl
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final
@@ -33,6 +36,7 @@ _CONNECTION_CODES: Final = frozenset(
     getattr(pycurl, name)
     for name in (
         "E_COULDNT_RESOLVE_HOST",
+        "E_SEND_FAIL_REWIND",  # a kept-alive connection died before any answer: not re-sent
         "E_COULDNT_CONNECT",
         "E_GOT_NOTHING",
         "E_SEND_ERROR",
@@ -148,6 +152,10 @@ class _Body:
         return 0  # fewer bytes than given: curl ends the transfer (E_WRITE_ERROR)
 
 
+def _no_rewind(_offset: int, _origin: int) -> int:
+    return pycurl.SEEKFUNC_CANTSEEK
+
+
 class CurlClient:
     """One libcurl multi handle on the running event loop: at most `connections` at once.
 
@@ -188,7 +196,13 @@ class CurlClient:
         handle.setopt(pycurl.URL, url)
         handle.setopt(pycurl.HTTPHEADER, [*headers, "Expect:"])
         if body is not None:
-            handle.setopt(pycurl.POSTFIELDS, body)
+            # Read from a stream that cannot rewind, not handed over whole (POSTFIELDS): a
+            # request on a kept-alive connection that dies unanswered is then a failure
+            # (E_SEND_FAIL_REWIND), never re-sent by curl behind the ledger's back.
+            handle.setopt(pycurl.POST, 1)
+            handle.setopt(pycurl.POSTFIELDSIZE_LARGE, len(body))
+            handle.setopt(pycurl.READFUNCTION, io.BytesIO(body).read)
+            handle.setopt(pycurl.SEEKFUNCTION, _no_rewind)
         received = _Body(self._max_answer_bytes)
         header_lines: list[bytes] = []
         handle.setopt(pycurl.WRITEFUNCTION, received.write)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
 from typing import TYPE_CHECKING
@@ -19,10 +20,32 @@ from outbox_relayer.testing import Faults, RailSimulator
 from relaying import BlockingRail, HeaderRecorder
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Awaitable, Callable, Iterator
     from pathlib import Path
 
     from outbox_db.testonly.blocking import EventLoopThread
+
+
+@contextlib.contextmanager
+def _serving(
+    loop: EventLoopThread, handler: Callable[[web.Request], Awaitable[web.Response]]
+) -> Iterator[str]:
+    """`handler` answering POST /payments on loopback, until the block ends: its URL."""
+
+    async def start() -> tuple[web.AppRunner, str]:
+        app = web.Application()
+        app.router.add_post("/payments", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        listener = socket.create_server(("127.0.0.1", 0))
+        await web.SockSite(runner, listener).start()
+        return runner, f"http://127.0.0.1:{listener.getsockname()[1]}/payments"
+
+    runner, url = loop.run(start())
+    try:
+        yield url
+    finally:
+        loop.run(runner.cleanup())
 
 
 @pytest.fixture
@@ -32,18 +55,8 @@ def big_answer(loop: EventLoopThread) -> Iterator[str]:
     async def answer(_: web.Request) -> web.Response:
         return web.Response(status=503, body=b"x" * 2**20, headers={"retry-after": "7"})
 
-    async def start() -> tuple[web.AppRunner, str]:
-        app = web.Application()
-        app.router.add_post("/payments", answer)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        listener = socket.create_server(("127.0.0.1", 0))
-        await web.SockSite(runner, listener).start()
-        return runner, f"http://127.0.0.1:{listener.getsockname()[1]}/payments"
-
-    runner, url = loop.run(start())
-    yield url
-    loop.run(runner.cleanup())
+    with _serving(loop, answer) as url:
+        yield url
 
 
 async def _client(**tls: str) -> CurlClient:
@@ -173,6 +186,36 @@ def test_a_refused_connection_is_named_by_curls_code_never_its_message(
 
     failure = loop.run(post())
     assert (str(failure), failure.connection_failed) == ("E_COULDNT_CONNECT", True)
+
+
+def test_a_send_whose_kept_alive_connection_dies_unanswered_is_not_sent_again(
+    loop: EventLoopThread,
+    blocking_rail: Callable[[RailEndpoint], BlockingRail],
+    make_item: Callable[..., ClaimedItem],
+) -> None:
+    """The rail acts on the second POST of a connection and hangs up: one request, one retry.
+
+    curl would re-send such a request on a new connection by itself; a payment's send must
+    be the one attempt the ledger records, so it is RAIL_CONNECTION_ERROR and the relayer's
+    own retry (recorded, with backoff, and the same key) sends it again.
+    """
+    received: list[str] = []
+
+    async def act_then_hang_up_on_the_second(request: web.Request) -> web.Response:
+        received.append(request.headers["Idempotency-Key"])
+        if len(received) == 2 and request.transport is not None:
+            request.transport.close()
+        return web.json_response({"reference": f"ref-{len(received)}"}, status=201)
+
+    with _serving(loop, act_then_hang_up_on_the_second) as url:
+        rail = blocking_rail(RailEndpoint(rail_type="rtp", url=url))
+        first, second = rail.send(make_item()), rail.send(make_item())
+        rail.close()
+
+    assert first.state is AttemptState.DISPATCHED
+    assert (second.state, second.error_code) == (AttemptState.RETRYABLE, "RAIL_CONNECTION_ERROR")
+    assert second.error_message == "connection failed: E_SEND_FAIL_REWIND"
+    assert len(received) == 2
 
 
 def _headers(key: str) -> list[str]:
