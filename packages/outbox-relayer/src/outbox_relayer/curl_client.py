@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import io
+import re
 import ssl
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final
@@ -54,6 +55,9 @@ _CODE_NAMES: Final = {
     for name, value in sorted(vars(pycurl).items(), reverse=True)
     if name.startswith("E_") and isinstance(value, int)
 }
+
+
+_LINE_BREAKS: Final = re.compile(r"[\r\n\x00]")
 
 
 class TransferFailed(Exception):
@@ -152,6 +156,14 @@ class _Body:
         return 0  # fewer bytes than given: curl ends the transfer (E_WRITE_ERROR)
 
 
+def _header_line(line: str) -> bytes:
+    """`Name: value` as UTF-8 (as aiohttp sent it); a line break or NUL would forge headers."""
+    if _LINE_BREAKS.search(line):
+        msg = "a header line holds a line break or NUL"
+        raise ValueError(msg)
+    return line.encode()
+
+
 def _no_rewind(_offset: int, _origin: int) -> int:
     return pycurl.SEEKFUNC_CANTSEEK
 
@@ -194,7 +206,7 @@ class CurlClient:
         for option, value in self._options:
             handle.setopt(option, value)
         handle.setopt(pycurl.URL, url)
-        handle.setopt(pycurl.HTTPHEADER, [*headers, "Expect:"])
+        handle.setopt(pycurl.HTTPHEADER, [*map(_header_line, headers), b"Expect:"])
         if body is not None:
             # Read from a stream that cannot rewind, not handed over whole (POSTFIELDS): a
             # request on a kept-alive connection that dies unanswered is then a failure

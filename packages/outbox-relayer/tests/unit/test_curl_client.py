@@ -16,7 +16,7 @@ from outbox_db import AttemptState, ClaimedItem
 from outbox_relayer import RailEndpoint
 from outbox_relayer.curl_client import CurlClient, TlsFiles, TransferFailed
 from outbox_relayer.rails import MAX_ANSWER_BYTES
-from outbox_relayer.testing import Faults, RailSimulator
+from outbox_relayer.testing import Faults, RailSimulator, read_request_log
 from relaying import BlockingRail, HeaderRecorder
 
 if TYPE_CHECKING:
@@ -216,6 +216,39 @@ def test_a_send_whose_kept_alive_connection_dies_unanswered_is_not_sent_again(
     assert (second.state, second.error_code) == (AttemptState.RETRYABLE, "RAIL_CONNECTION_ERROR")
     assert second.error_message == "connection failed: E_SEND_FAIL_REWIND"
     assert len(received) == 2
+
+
+def test_a_key_beyond_ascii_reaches_the_rail_as_utf8(
+    start_simulator: Callable[..., RailSimulator],
+    rail_for: Callable[..., BlockingRail],
+    make_item: Callable[..., ClaimedItem],
+) -> None:
+    """Keys are text: one with accents is sent (as UTF-8) and the rail records it as given."""
+    simulator = start_simulator()
+
+    answer = rail_for(simulator).send(make_item(idempotency_key="clé-ü-1"))
+
+    assert answer.state is AttemptState.DISPATCHED
+    assert [entry.idempotency_key for entry in read_request_log(simulator.log_path)] == ["clé-ü-1"]
+
+
+@pytest.mark.parametrize("forged", ["k\r\nX-Forged: 1", "k\nX-Forged: 1", "k\x00"])
+def test_a_header_with_a_line_break_is_refused_before_anything_is_sent(
+    forged: str, loop: EventLoopThread, start_simulator: Callable[..., RailSimulator]
+) -> None:
+    """The database refuses such keys; the client refuses them too: no forged header leaves."""
+    simulator = start_simulator()
+
+    async def post() -> None:
+        client = await _client()
+        try:
+            await client.request(simulator.payments_url, headers=_headers(forged), body=b"{}")
+        finally:
+            client.close()
+
+    with pytest.raises(ValueError, match="line break"):
+        loop.run(post())
+    assert simulator.stats().requests == 0
 
 
 def _headers(key: str) -> list[str]:
