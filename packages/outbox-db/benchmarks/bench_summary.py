@@ -455,10 +455,11 @@ def digest_cost_line(figures: Figures) -> str:
 def verification_line(figures: Figures) -> str:
     """Where verify-ledger's time goes: its rate beside each step's, hashlib's first."""
     steps = (
-        ("hashlib_sha256", "hashlib.sha256 of the canonical bytes"),
-        ("row_digest", "row_digest (encoding and hash)"),
-        ("findings", "findings over parsed rows and checkpoints"),
-        ("verify_ledger", "verify-ledger (files parsed, signatures checked)"),
+        ("hashlib_sha256", "hashlib.sha256 of the canonical bytes, a call per row"),
+        ("verify_ledger", "verify-ledger (files read, signatures checked, rows hashes matched)"),
+        ("verify_ledger_recompute", "verify-ledger --recompute (every row recomputed)"),
+        ("row_digest", "of which row_digest (encoding and hash)"),
+        ("findings", "and findings over parsed rows and checkpoints"),
     )
     parts = [
         f"{name} {_rate(value)} rows/s"

@@ -8,9 +8,10 @@ Four figures, in one run on one durable server, the variants of each interleaved
 - tamper_evidence_enqueue_4_clients: enqueue_throughput.py's sync store, one item per
   transaction, 4 clients over 1,000 participants, on the same two templates.
 - ledger_verification: rows per second of `outbox-evidence verify-ledger`'s code
-  (verify_bundle_ledger: both files parsed, signatures checked, every row recomputed) over
-  the bundle of a real drain, next to hashlib.sha256 over the same rows' canonical bytes in
-  this process; and the steps between the two (row_digest alone, findings on parsed rows).
+  (verify_bundle_ledger: both files read, signatures checked, each checkpoint's rows verified
+  by the hash it signed) over the bundle of a real drain, next to hashlib.sha256 over the
+  same rows' canonical bytes, one call per row, in this process; and `--recompute` (every
+  row recomputed one by one) with its steps (row_digest alone, findings on parsed rows).
 - ledger_bundle_size: bytes per attempt of that bundle's 16_ledger_rows.jsonl and
   17_ledger_checkpoints.jsonl (one checkpoint sealing the drain), i.e. MB per million.
 bench_summary.py judges the ratios (>= 0.90 each writer, >= 0.50 the verifier).
@@ -48,10 +49,11 @@ from outbox_evidence.layout import LEDGER_CHECKPOINTS, LEDGER_ROWS, Part
 from outbox_evidence.ledger import findings
 from outbox_evidence.ledger_bundle import (
     checkpoints_part,
+    grouped_rows,
     render_ledger_rows,
     verify_bundle_ledger,
 )
-from outbox_evidence.signing import SigningKey, checkpoint_from_json
+from outbox_evidence.signing import SigningKey
 from relayer_drain import Drain, relayer_to
 
 if TYPE_CHECKING:
@@ -124,8 +126,8 @@ def ledger_bundle(admin_url: str, items: int, directory: Path) -> tuple[Path, Si
         msg = f"the exporter sealed {exported.rows - exported.unsealed} of {items} rows: {exported}"
         raise click.ClickException(msg)
     with CatalogAudit.open(drain.url) as audit:
-        parts = [Part.of(LEDGER_ROWS, render_ledger_rows(audit))]
-    parts.append(checkpoints_part(store.directory, [key.public]))
+        rows = Part.of(LEDGER_ROWS, render_ledger_rows(audit))
+    parts = [grouped_rows(rows, store.directory), checkpoints_part(store.directory, [key.public])]
     bundle = directory / "bundle"
     bundle.mkdir()
     for part in parts:  # as outbox_evidence.bundle writes them
@@ -146,21 +148,22 @@ def verification(bundle: Path, key: SigningKey, runs: int) -> list[Figure]:
     """verify-ledger's rate over the bundle next to hashlib over the rows' canonical bytes."""
     lines = (bundle / LEDGER_ROWS).read_text(encoding="utf-8").splitlines()
     rows = [row_from_json(line) for line in lines if line.strip() and not line.startswith("#")]
-    text = (bundle / LEDGER_CHECKPOINTS).read_text(encoding="utf-8").splitlines()
-    checkpoints = [checkpoint_from_json(line) for line in text if '"format"' in line]
+    checkpoints, _ = CheckpointStore(bundle.parent / "checkpoints").load()
     canonical = [encode_fields(row.fields or ()) for row in rows]
 
-    def verify_ledger() -> None:
-        problems, _ = verify_bundle_ledger(bundle, None, [key.public])
-        if problems:
-            msg = f"verify-ledger found {problems[:3]}"
+    def verify_ledger(*, recompute: bool) -> None:
+        problems, summary = verify_bundle_ledger(bundle, None, [key.public], recompute=recompute)
+        hashed = "; 0 verified by" not in summary
+        if problems or hashed == recompute:
+            msg = f"verify-ledger found {problems[:3]} ({summary})"
             raise click.ClickException(msg)
 
     steps: list[tuple[str, Callable[[], object]]] = [
         ("hashlib_sha256", lambda: [hashlib.sha256(data).digest() for data in canonical]),
         ("row_digest", lambda: [row_digest(row.fields or ()) for row in rows]),
         ("findings", lambda: findings(rows, checkpoints)),
-        ("verify_ledger", verify_ledger),
+        ("verify_ledger", functools.partial(verify_ledger, recompute=False)),
+        ("verify_ledger_recompute", functools.partial(verify_ledger, recompute=True)),
     ]
     measured = [
         (f"{VERIFY} {label}", functools.partial(rate, len(rows), work)) for label, work in steps

@@ -12,7 +12,7 @@ from outbox_evidence.catalog import database_parts
 from outbox_evidence.controls import controls_part
 from outbox_evidence.junit import load_junit
 from outbox_evidence.layout import CHECKSUMS, LEDGER_ROWS, MANIFEST_COPY, PROOFS, README, Part
-from outbox_evidence.ledger_bundle import checkpoints_part, ledger_part
+from outbox_evidence.ledger_bundle import checkpoints_part, grouped_rows, ledger_part
 from outbox_evidence.manifest import ManifestError, load_manifest
 from outbox_evidence.proofs import evaluate, proofs_part, results_part
 from outbox_evidence.readme import readme_part
@@ -70,10 +70,12 @@ def build(inputs: Inputs) -> Bundle:
     reports = [load_junit(path) for path in inputs.junit]
     db_parts, diagnostics = database_parts(inputs.url)
     manifest, problem = _manifest(inputs.manifest)
-    (rows,) = [part for part in db_parts if part.name == LEDGER_ROWS]
+    (ungrouped,) = [part for part in db_parts if part.name == LEDGER_ROWS]
+    rows = grouped_rows(ungrouped, inputs.checkpoints)
     checkpoints = checkpoints_part(inputs.checkpoints, inputs.public_keys)
     parts = [
-        *db_parts,
+        *(part for part in db_parts if part is not ungrouped),
+        rows,
         checkpoints,
         ledger_part(rows, checkpoints, inputs.archive),
         _proofs(manifest, problem, reports, inputs.root),

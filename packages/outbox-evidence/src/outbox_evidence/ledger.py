@@ -9,21 +9,25 @@ now, the signed checkpoints, the public keys. Every finding names the row.
 
 from __future__ import annotations
 
+import collections
 import enum
+import functools
 import hashlib
+import json
 from typing import TYPE_CHECKING, Final
 
 import attrs
 
-from outbox_db.digests import encode_fields, row_digest
+from outbox_db.digests import encode_fields, row_digest, row_to_json
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Iterator, Sequence
+    from collections.abc import Collection, Iterable, Iterator, Sequence
 
     from outbox_db.digests import DigestedRow
 
 __all__ = [
     "FORMAT",
+    "FORMAT_ROWS",
     "GENESIS",
     "Checkpoint",
     "Finding",
@@ -31,9 +35,14 @@ __all__ = [
     "Problem",
     "chain",
     "findings",
+    "leaves_json",
+    "rows_digest",
 ]
 
 FORMAT: Final = "outbox-ledger-checkpoint/1"
+# /2 also signs the SHA-256 of its rows' lines as the bundle writes them (`rows_digest`), so a
+# verifier checks a whole checkpoint's rows with one hash when they are unchanged.
+FORMAT_ROWS: Final = "outbox-ledger-checkpoint/2"
 GENESIS: Final = bytes(32)  # the head before the first checkpoint
 
 
@@ -55,7 +64,14 @@ class Leaf:
 
 @attrs.frozen(kw_only=True)
 class Checkpoint:
-    """Checkpoint `number`: the leaves of transactions in [after, horizon), chained and signed."""
+    """Checkpoint `number`: the leaves of transactions in [after, horizon), chained and signed.
+
+    `rows_sha256` (format /2; None in a /1 checkpoint) is `rows_digest` of the rows sealed, or
+    empty when one of them did not match its digest when sealed (then only each row's own
+    recomputation says which). `signed_range` is (leaf count, range digest, leaves' SHA-256)
+    as read from a /2 header whose leaves were not read: its head is then computed from them,
+    not from the leaves.
+    """
 
     number: int
     previous_head: bytes
@@ -63,40 +79,77 @@ class Checkpoint:
     horizon: int
     sealed_at: str  # the exporter's clock, UTC ISO 8601: bounds how long a range went unsigned
     leaves: tuple[Leaf, ...]
+    rows_sha256: bytes | None = None
+    signed_range: tuple[int, bytes, bytes] | None = None
     key_id: str = ""
     signature: bytes = b""
 
     @property
+    def leaf_count(self) -> int:
+        """How many rows it seals."""
+        return len(self.leaves) if self.signed_range is None else self.signed_range[0]
+
+    @functools.cached_property
     def range_digest(self) -> bytes:
         """SHA-256 over the leaves' hashes, in row order."""
+        if self.signed_range is not None:
+            return self.signed_range[1]
         return hashlib.sha256(b"".join(leaf.hash() for leaf in self.leaves)).digest()
 
-    @property
+    @functools.cached_property
+    def leaves_sha256(self) -> bytes:
+        """SHA-256 of the leaves' JSON line (`leaves_json`): a /2 verifier checks it unread."""
+        if self.signed_range is not None:
+            return self.signed_range[2]
+        return hashlib.sha256(leaves_json(self.leaves).encode()).digest()
+
+    @functools.cached_property
     def head(self) -> bytes:
         """The chain head: this checkpoint's header and range digest, over the previous head."""
-        header = [FORMAT, str(self.number), self.previous_head.hex(), str(self.after)]
-        header += [str(self.horizon), self.sealed_at, str(len(self.leaves))]
-        return hashlib.sha256(encode_fields([*header, self.range_digest.hex()])).digest()
+        fmt = FORMAT if self.rows_sha256 is None else FORMAT_ROWS
+        header = [fmt, str(self.number), self.previous_head.hex(), str(self.after)]
+        header += [str(self.horizon), self.sealed_at, str(self.leaf_count)]
+        header.append(self.range_digest.hex())
+        if self.rows_sha256 is not None:
+            header += [self.leaves_sha256.hex(), self.rows_sha256.hex()]
+        return hashlib.sha256(encode_fields(header)).digest()
+
+
+def leaves_json(leaves: Iterable[Leaf]) -> str:
+    """The leaves as one JSON array: [row_no, table, key, transaction, digest hex] each."""
+    return json.dumps(
+        [[f.row_no, f.source, f.row_key, f.written_by_xact, f.digest.hex()] for f in leaves],
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+
+
+def rows_digest(rows: Iterable[DigestedRow]) -> bytes:
+    """SHA-256 of the rows' lines as the bundle writes them: each `row_to_json`, then a newline."""
+    return hashlib.sha256("".join(row_to_json(row) + "\n" for row in rows).encode()).digest()
 
 
 def chain(
     previous: Checkpoint | None, rows: Sequence[DigestedRow], horizon: int, sealed_at: str
 ) -> Checkpoint:
-    """The next checkpoint (unsigned) over `rows`, the digests sealed up to `horizon`."""
-    leaves = tuple(
-        sorted(
-            Leaf(row.row_no, row.source, row.row_key, row.written_by_xact, row.digest)
+    """The next checkpoint (unsigned, format /2) over `rows`, the digests sealed up to `horizon`."""
+    sealed = sorted(
+        (
+            (Leaf(row.row_no, row.source, row.row_key, row.written_by_xact, row.digest), row)
             for row in rows
             if row.row_no is not None and row.digest is not None and row.written_by_xact is not None
-        )
+        ),
+        key=lambda pair: pair[0],
     )
+    intact = all(r.fields is not None and row_digest(r.fields) == r.digest for _, r in sealed)
     return Checkpoint(
         number=1 if previous is None else previous.number + 1,
         previous_head=GENESIS if previous is None else previous.head,
         after=0 if previous is None else previous.horizon,
         horizon=horizon,
         sealed_at=sealed_at,
-        leaves=leaves,
+        leaves=tuple(leaf for leaf, _ in sealed),
+        rows_sha256=rows_digest(row for _, row in sealed) if intact else b"",
     )
 
 
@@ -140,6 +193,13 @@ def findings(
     sealed = {(leaf.source, leaf.row_key): leaf for c in checkpoints for leaf in c.leaves}
     horizon = checkpoints[-1].horizon if checkpoints else 0
     live = {(row.source, row.row_key): row for row in rows}
+    if len(live) < len(rows):  # a row given twice: one copy would hide behind the other
+        repeated = collections.Counter((row.source, row.row_key) for row in rows)
+        found += [
+            Finding(Problem.INSERTED, source, key, f"in the rows {count} times")
+            for (source, key), count in repeated.items()
+            if count > 1
+        ]
     for key, leaf in sorted(sealed.items()):
         found += _sealed_findings(leaf, live.get(key))
     for key, row in sorted(live.items()):

@@ -42,14 +42,24 @@ class Archived:
     only_in_files: frozenset[tuple[str, str]]  # (table, key) of rows the database no longer has
 
 
-def with_archives(rows: Sequence[DigestedRow], directory: Path | None) -> Archived:
+def with_archives(
+    rows: Sequence[DigestedRow],
+    directory: Path | None,
+    logged_elsewhere: Sequence[DigestedRow] = (),
+) -> Archived:
     """`rows` with each archived row read back from its file, where the database lacks it.
 
-    Without a directory, `rows` as they are, and a problem for each archive the log names: an
-    archived row then reads as deleted if a checkpoint sealed it, and not at all if none did.
+    The files are those the archive log rows in `rows` and `logged_elsewhere` name (log rows
+    already verified, not to be verified again). Without a directory, `rows` as they are, and
+    a problem for each archive the log names: an archived row then reads as deleted if a
+    checkpoint sealed it, and not at all if none did.
     """
     merged = {(row.source, row.row_key): row for row in rows}
-    logged = [r.fields for r in rows if r.source == ARCHIVE_LOG and r.fields is not None]
+    logged = [
+        r.fields
+        for r in (*rows, *logged_elsewhere)
+        if r.source == ARCHIVE_LOG and r.fields is not None
+    ]
     if directory is None:
         unread = [f"archive {f[_FILE]}: not verified (no archive directory given)" for f in logged]
         return Archived(list(rows), unread, frozenset())

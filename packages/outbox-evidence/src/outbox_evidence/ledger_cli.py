@@ -164,17 +164,32 @@ def _run(
     "default: the keys the bundle carries.",
 )
 @ARCHIVE_OPTION
+@click.option(
+    "--recompute",
+    is_flag=True,
+    help="Recompute every row's digest one by one, also where its checkpoint's rows hash "
+    "already matches.",
+)
 def verify_ledger_command(
-    bundle: Path, checkpoints: Path | None, public_keys: tuple[str, ...], archive: Path | None
+    bundle: Path,
+    checkpoints: Path | None,
+    public_keys: tuple[str, ...],
+    archive: Path | None,
+    *,
+    recompute: bool,
 ) -> None:
-    """Recompute every row of BUNDLE's ledger against the signed checkpoints; no database.
+    """Verify every row of BUNDLE's ledger against the signed checkpoints; no database.
 
-    Names every row modified, deleted, inserted or reordered, and every checkpoint that does
-    not chain or verify; exit 1 if there is one.
+    The rows of a checkpoint that signed their hash (format /2) are verified by that one hash
+    while they are unchanged; any other row is recomputed from its columns. Names every row
+    modified, deleted, inserted or reordered, and every checkpoint that does not chain or
+    verify; exit 1 if there is one.
     """
     try:
         keys = [PublicKey.parse(text) for text in public_keys]
-        problems, summary = verify_bundle_ledger(bundle, checkpoints, keys or None, archive)
+        problems, summary = verify_bundle_ledger(
+            bundle, checkpoints, keys or None, archive, recompute=recompute
+        )
     except (KeyError_, StoreError, OSError, ValueError) as error:
         raise click.ClickException(str(error)) from error
     for problem in problems:

@@ -18,7 +18,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from outbox_evidence.ledger import FORMAT, Checkpoint, Leaf
+from outbox_evidence.ledger import FORMAT, FORMAT_ROWS, Checkpoint, Leaf, leaves_json
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -29,6 +29,7 @@ __all__ = [
     "PublicKey",
     "SigningKey",
     "checkpoint_from_json",
+    "checkpoint_header",
     "checkpoint_to_json",
     "unverified",
 ]
@@ -158,9 +159,13 @@ def unverified(checkpoints: Iterable[Checkpoint], keys: Iterable[PublicKey]) -> 
 
 
 def checkpoint_to_json(checkpoint: Checkpoint) -> str:
-    """One line of JSON: the header, the head, the signature, every leaf."""
-    document = {
-        "format": FORMAT,
+    """JSON: the header, the head and the signature; then every leaf (/2: on a line of its own).
+
+    A /2 header carries its leaf count and range digest, so a verifier checks the signature
+    without reading the leaves, and reads them only when the rows' hash does not match.
+    """
+    document: dict[str, object] = {
+        "format": FORMAT if checkpoint.rows_sha256 is None else FORMAT_ROWS,
         "checkpoint": checkpoint.number,
         "previous_head": checkpoint.previous_head.hex(),
         "after": checkpoint.after,
@@ -170,34 +175,80 @@ def checkpoint_to_json(checkpoint: Checkpoint) -> str:
         "head": checkpoint.head.hex(),
         "key_id": checkpoint.key_id,
         "signature": checkpoint.signature.hex(),
-        "leaves": [
-            [leaf.row_no, leaf.source, leaf.row_key, leaf.written_by_xact, leaf.digest.hex()]
-            for leaf in checkpoint.leaves
-        ],
     }
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+    leaves = leaves_json(checkpoint.leaves)
+    if checkpoint.rows_sha256 is None:
+        return _json(document | {"leaves": json.loads(leaves)})
+    document |= {
+        "leaf_count": checkpoint.leaf_count,
+        "leaves_sha256": checkpoint.leaves_sha256.hex(),
+        "rows_sha256": checkpoint.rows_sha256.hex(),
+    }
+    return _json(document) + "\n" + leaves
 
 
 def checkpoint_from_json(text: str) -> Checkpoint:
-    """A checkpoint read back; ValueError when it is not one (its head is recomputed, not read)."""
-    document: Mapping[str, Any] = json.loads(text)
-    if document.get("format") != FORMAT:
-        msg = f"not a {FORMAT} document"
+    """A checkpoint read back, leaves included; ValueError when it is not one.
+
+    Its head is recomputed from its leaves, never read.
+    """
+    header, _, leaves = text.strip().partition("\n")
+    checkpoint = checkpoint_header(header)
+    if checkpoint.rows_sha256 is None:
+        return checkpoint
+    try:
+        return attrs.evolve(checkpoint, leaves=_leaves(json.loads(leaves)), signed_range=None)
+    except ValueError as error:
+        msg = f"checkpoint {checkpoint.number}: unreadable leaves ({error})"
+        raise ValueError(msg) from error
+
+
+def checkpoint_header(line: str) -> Checkpoint:
+    """A checkpoint's first line read back: a /2 header's leaves are left unread.
+
+    ValueError when it is not a checkpoint. A /1 line holds its leaves: they are read, its
+    head is computed from them.
+    """
+    document: Mapping[str, Any] = json.loads(line)
+    fmt = document.get("format")
+    if fmt not in {FORMAT, FORMAT_ROWS}:
+        msg = f"not a {FORMAT} or {FORMAT_ROWS} document"
         raise ValueError(msg)
     try:
-        return Checkpoint(
+        checkpoint = Checkpoint(
             number=int(document["checkpoint"]),
             previous_head=bytes.fromhex(document["previous_head"]),
             after=int(document["after"]),
             horizon=int(document["horizon"]),
             sealed_at=str(document["sealed_at"]),
-            leaves=tuple(
-                Leaf(int(no), str(source), str(key), int(xact), bytes.fromhex(digest))
-                for no, source, key, xact, digest in document["leaves"]
-            ),
+            leaves=(),
             key_id=str(document["key_id"]),
             signature=bytes.fromhex(document["signature"]),
         )
+        if fmt == FORMAT:
+            return attrs.evolve(checkpoint, leaves=_leaves(document["leaves"]))
+        signed = (
+            int(document["leaf_count"]),
+            bytes.fromhex(document["range_digest"]),
+            bytes.fromhex(document["leaves_sha256"]),
+        )
+        rows = bytes.fromhex(document["rows_sha256"])
     except (KeyError, TypeError) as error:
         msg = f"incomplete checkpoint ({error})"
         raise ValueError(msg) from error
+    return attrs.evolve(checkpoint, rows_sha256=rows, signed_range=signed)
+
+
+def _leaves(found: object) -> tuple[Leaf, ...]:
+    try:
+        return tuple(
+            Leaf(int(no), str(source), str(key), int(xact), bytes.fromhex(digest))
+            for no, source, key, xact, digest in found  # type: ignore[attr-defined]
+        )
+    except TypeError as error:
+        msg = f"incomplete leaves ({error})"
+        raise ValueError(msg) from error
+
+
+def _json(document: object) -> str:
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)

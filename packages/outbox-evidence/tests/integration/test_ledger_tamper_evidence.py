@@ -131,6 +131,35 @@ def test_an_untouched_ledger_verifies_against_its_checkpoints(
     assert sum(len(c.leaves) for c in checkpoints) == len(ledger) + 2  # + ordering, + attempt
 
 
+def test_an_untouched_bundle_is_verified_by_each_checkpoints_rows_hash(
+    outbox_database: Database,
+    ledger: list[str],
+    key: SigningKey,
+    store: CheckpointStore,
+    tmp_path: Path,
+) -> None:
+    """The bundle's rows, read as the auditor, are byte for byte the lines each checkpoint signed.
+
+    The exporter reads what it seals through outbox_sealable_digests, the bundle its rows
+    through outbox_audit_ledger_rows: every row of both checkpoints verifies by their hashes.
+    """
+    sealed(outbox_database.url, key, store)
+    with OutboxStore.connect(outbox_database.url, role=Role.EXECUTOR) as executor:
+        item = leased_item(executor)
+        executor.complete("worker-1", Outcome(lease=item.lease, state=AttemptState.DISPATCHED))
+    sealed(outbox_database.url, key, store)
+    bundle = tmp_path / "bundle"
+    runner = CliRunner()
+    generate = ["generate", "--url", outbox_database.url, "--out", str(bundle)]
+    runner.invoke(main, [*generate, "--checkpoints", str(store.directory)])
+
+    checked = runner.invoke(main, ["verify-ledger", str(bundle), "--public-key", str(key.public)])
+
+    assert checked.exit_code == 0, checked.output
+    rows = len(ledger) + 2  # + the ordering switch, + the last attempt
+    assert f"{rows} verified by their checkpoint's rows hash, 0 recomputed" in checked.stdout
+
+
 ATTACKS: Final = [
     pytest.param(
         (
