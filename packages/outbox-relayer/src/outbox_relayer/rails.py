@@ -266,10 +266,15 @@ def classify(status: int, headers: Mapping[str, str], body: bytes, latency_ms: i
     """Turn the rail's HTTP answer (status, headers, body) into DISPATCHED, RETRYABLE or FAILED."""
     fields = _json_object(body)
     reference = _text(fields.get(REFERENCE_FIELD), _MAX_REFERENCE, pattern=_NO_CONTROL)
-    answer = RailAnswer(state=AttemptState.RETRYABLE, rail_code=str(status), latency_ms=latency_ms)
     if 200 <= status < 300 or (status == HTTPStatus.CONFLICT and reference):  # noqa: PLR2004
         # A 409 carrying a reference is the rail replaying its first answer for this key.
-        return attrs.evolve(answer, state=AttemptState.DISPATCHED, rail_reference=reference)
+        return RailAnswer(
+            state=AttemptState.DISPATCHED,
+            rail_reference=reference,
+            rail_code=str(status),
+            latency_ms=latency_ms,
+        )
+    answer = RailAnswer(state=AttemptState.RETRYABLE, rail_code=str(status), latency_ms=latency_ms)
     rail_error = _text(fields.get(ERROR_FIELD), 64, pattern=_SAFE_CODE)
     detail = f"HTTP {status}" + (f" ({rail_error})" if rail_error else "")
     if status in FAILED_STATUSES:
