@@ -202,27 +202,28 @@ class CurlClient:
         self, url: str, *, headers: Sequence[str], body: bytes | None = None
     ) -> Answer:
         """POST `body` (GET without one); raises TransferFailed when no whole answer came."""
+        lines = [*map(_header_line, headers), b"Expect:"]  # refused before anything is sent
         handle = self._idle.pop() if self._idle else pycurl.Curl()
-        for option, value in self._options:
-            handle.setopt(option, value)
-        handle.setopt(pycurl.URL, url)
-        handle.setopt(pycurl.HTTPHEADER, [*map(_header_line, headers), b"Expect:"])
-        if body is not None:
-            # Read from a stream that cannot rewind, not handed over whole (POSTFIELDS): a
-            # request on a kept-alive connection that dies unanswered is then a failure
-            # (E_SEND_FAIL_REWIND), never re-sent by curl behind the ledger's back.
-            handle.setopt(pycurl.POST, 1)
-            handle.setopt(pycurl.POSTFIELDSIZE_LARGE, len(body))
-            handle.setopt(pycurl.READFUNCTION, io.BytesIO(body).read)
-            handle.setopt(pycurl.SEEKFUNCTION, _no_rewind)
         received = _Body(self._max_answer_bytes)
         header_lines: list[bytes] = []
-        handle.setopt(pycurl.WRITEFUNCTION, received.write)
-        handle.setopt(pycurl.HEADERFUNCTION, header_lines.append)
-        done: asyncio.Future[None] = self._loop.create_future()
-        self._running[handle] = (done, received)
-        self._multi.add_handle(handle)
         try:
+            for option, value in self._options:
+                handle.setopt(option, value)
+            handle.setopt(pycurl.URL, url)
+            handle.setopt(pycurl.HTTPHEADER, lines)
+            if body is not None:
+                # Read from a stream that cannot rewind, not handed over whole (POSTFIELDS): a
+                # request on a kept-alive connection that dies unanswered is then a failure
+                # (E_SEND_FAIL_REWIND), never re-sent by curl behind the ledger's back.
+                handle.setopt(pycurl.POST, 1)
+                handle.setopt(pycurl.POSTFIELDSIZE_LARGE, len(body))
+                handle.setopt(pycurl.READFUNCTION, io.BytesIO(body).read)
+                handle.setopt(pycurl.SEEKFUNCTION, _no_rewind)
+            handle.setopt(pycurl.WRITEFUNCTION, received.write)
+            handle.setopt(pycurl.HEADERFUNCTION, header_lines.append)
+            done: asyncio.Future[None] = self._loop.create_future()
+            self._multi.add_handle(handle)
+            self._running[handle] = (done, received)
             await done
             status = handle.getinfo(pycurl.RESPONSE_CODE)
             return Answer(status, _Headers(header_lines), b"".join(received.chunks))
