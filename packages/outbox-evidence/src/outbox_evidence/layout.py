@@ -96,9 +96,11 @@ FILES: Final = {
     "recomputed against the signed checkpoints (verdict), each row modified, deleted, inserted "
     "or reordered named, the checkpoints and the keys that signed them",
     LEDGER_ROWS: "every ledger, operator-log and ordering-history row as the database holds it "
-    "(its canonical fields) with the digest written with it, one JSON object per line",
+    "(its canonical fields) with the digest written with it, one JSON object per line; each "
+    "checkpoint's rows together after a '# checkpoint N' line, as it sealed them",
     LEDGER_CHECKPOINTS: "the public keys, then the signed checkpoints from the exporter's "
-    "directory, one JSON object per line: what `outbox-evidence verify-ledger` checks 16 against",
+    "directory (a header line, and from format /2 a line of leaves): what `outbox-evidence "
+    "verify-ledger` checks 16 against",
     MANIFEST_COPY: "the reviewed invariant-to-proof manifest this bundle was built from, verbatim",
 }
 
