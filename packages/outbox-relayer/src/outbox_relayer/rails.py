@@ -37,9 +37,9 @@ __all__ = [
     "NoopRail",
     "Rail",
     "RailAnswer",
+    "check_tls_files",
     "classify",
     "outcome_unknown",
-    "tls_context",
 ]
 
 # 4xx answers that refuse the instruction itself: re-sending the same request cannot succeed.
@@ -166,7 +166,7 @@ class HttpRail:
     def __init__(self, endpoint: RailEndpoint, *, connections: int = MAX_IN_FLIGHT) -> None:
         self.endpoint = endpoint
         self._connections = connections
-        tls_context(endpoint)  # now: an unreadable certificate stops the start
+        check_tls_files(endpoint)  # now: an unreadable certificate stops the start
         self._tls = TlsFiles(
             ca_file=_path(endpoint.ca_file),
             client_cert_file=_path(endpoint.client_cert_file),
@@ -242,13 +242,14 @@ class HttpRail:
         return headers
 
 
-def tls_context(endpoint: RailEndpoint) -> ssl.SSLContext | None:
-    """The endpoint's own CAs and client certificate, or None (the system's CAs, no client one).
+def check_tls_files(endpoint: RailEndpoint) -> None:
+    """Load the endpoint's CA and client certificate files as its TLS will, at start.
 
-    Raises RailConfigError naming the files (never their content) when one cannot be loaded.
+    Raises RailConfigError naming the files (never their content) when one cannot be loaded,
+    or the key does not match its certificate.
     """
     if endpoint.ca_file is None and endpoint.client_cert_file is None:
-        return None
+        return
     try:
         context = ssl.create_default_context(cafile=endpoint.ca_file)
         if endpoint.client_cert_file is not None:
@@ -259,7 +260,6 @@ def tls_context(endpoint: RailEndpoint) -> ssl.SSLContext | None:
         reason = error.strerror or type(error).__name__
         msg = f"rail {endpoint.rail_type}: cannot load its TLS files ({named}): {reason}"
         raise RailConfigError(msg) from None
-    return context
 
 
 def classify(status: int, headers: Mapping[str, str], body: bytes, latency_ms: int) -> RailAnswer:

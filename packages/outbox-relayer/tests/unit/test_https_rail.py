@@ -11,7 +11,7 @@ import trustme
 from outbox_db import AttemptState, ClaimedItem
 from outbox_relayer import RailConfigError, RailEndpoint
 from outbox_relayer.rail_config import load_rails
-from outbox_relayer.rails import tls_context
+from outbox_relayer.rails import check_tls_files
 from relaying import BlockingRail, HeaderRecorder
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ def test_the_rails_file_names_the_tls_files_and_refuses_them_on_plain_http(
         tls_files["ca_file"],
         tls_files["client_cert_file"],
     )
-    assert tls_context(endpoint) is not None
+    check_tls_files(endpoint)  # loads them: no RailConfigError
 
     rails.write_text(f'[rails.rtp]\nurl = "http://rail.example/payments"\n{named}\n')
     with pytest.raises(RailConfigError, match=r"rails\.rtp\.ca_file needs an https:// url"):
@@ -128,7 +128,7 @@ def test_an_unloadable_certificate_stops_the_rail_at_start_naming_the_file_only(
     )
 
     with pytest.raises(RailConfigError, match="cannot load its TLS files") as refused:
-        tls_context(endpoint)
+        check_tls_files(endpoint)
 
     assert str(tls_files["client_key_file"]) in str(refused.value)
     assert "PRIVATE KEY" not in str(refused.value)
