@@ -57,11 +57,20 @@ class CheckpointStore:
 
     def load(self) -> tuple[list[Checkpoint], list[PublicKey]]:
         """Every checkpoint in number order, and every key the directory holds."""
+        texts, keys = self.texts()
+        try:
+            return [checkpoint_from_json(text) for text in texts], keys
+        except ValueError as error:
+            msg = f"{self.directory}: unreadable checkpoints ({error})"
+            raise StoreError(msg) from error
+
+    def texts(self) -> tuple[list[str], list[PublicKey]]:
+        """Every checkpoint file's text in number order (unparsed), and every key."""
         try:
             present = self.directory.is_dir()
             names = sorted(p.name for p in self.directory.iterdir()) if present else []
-            checkpoints = [
-                checkpoint_from_json((self.directory / name).read_text(encoding="utf-8"))
+            texts = [
+                (self.directory / name).read_text(encoding="utf-8")
                 for name in names
                 if _FILE.match(name)
             ]
@@ -73,7 +82,7 @@ class CheckpointStore:
         except (OSError, ValueError) as error:
             msg = f"{self.directory}: unreadable checkpoints ({error})"
             raise StoreError(msg) from error
-        return checkpoints, keys
+        return texts, keys
 
     def add(self, checkpoint: Checkpoint, key: PublicKey) -> Path:
         """Write a new checkpoint (never replacing one) and its key, if not there yet."""

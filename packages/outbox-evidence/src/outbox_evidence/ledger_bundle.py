@@ -53,7 +53,9 @@ __all__ = [
 GROUP: Final = "# checkpoint "  # 16's line before a checkpoint's rows: "# checkpoint N: ..."
 UNGROUPED: Final = "# rows in no checkpoint's group"
 ARCHIVE_SOURCE: Final = f'"source":"{ARCHIVE_LOG}"'  # a line of the archive log, in JSON
-_GROUP_LINE: Final = re.compile(rb"# checkpoint (?P<number>\d+): \d+ rows, (?P<size>\d+) bytes.*\n")
+_GROUP_LINE: Final = re.compile(
+    re.escape(GROUP.encode()) + rb"(?P<number>\d+): \d+ rows, (?P<size>\d+) bytes.*\n"
+)
 _NEWLINE: Final = ord("\n")
 NO_CHECKPOINTS: Final = (
     "no checkpoint directory given (generate --checkpoints DIR): each row is checked against "
@@ -301,8 +303,8 @@ def verify_bundle_ledger(
             (bundle / LEDGER_CHECKPOINTS).read_text(encoding="utf-8")
         )
     else:
-        checkpoints, carried = CheckpointStore(directory).load()
-        held = [_Held(c, "") for c in checkpoints]
+        texts, carried = CheckpointStore(directory).texts()
+        held, _ = _parse_checkpoints("\n".join(texts))
     verdict = _verdict(
         rows_data, held, carried if keys is None else keys, archive, recompute=recompute
     )

@@ -114,6 +114,18 @@ def test_an_unchanged_ledger_is_verified_by_one_hash_per_checkpoint(ledger: Ledg
 
 # A well-formed row with its own digest, claiming a transaction a checkpoint already sealed.
 FORGED = attrs.evolve(attempt(99), written_by_xact=1005)
+
+
+def test_the_exporters_directory_verifies_as_the_bundles_checkpoints_do(ledger: Ledger) -> None:
+    """`verify-ledger --checkpoints DIR`: the same rows hashes, read from the directory."""
+    problems, summary = verify_bundle_ledger(
+        ledger.bundle, ledger.store.directory, [ledger.key.public]
+    )
+
+    assert problems == []
+    assert "30 verified by their checkpoint's rows hash, 0 recomputed" in summary
+
+
 TAMPERING: dict[str, tuple[str, Callable[[str], str]]] = {
     "a column rewritten, the group's size kept": (
         LEDGER_ROWS,
