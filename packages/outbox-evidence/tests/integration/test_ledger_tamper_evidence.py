@@ -83,6 +83,19 @@ def found(url: str, store: CheckpointStore) -> set[tuple[Problem, str, str]]:
     return {(f.problem, f.source, f.row_key) for f in findings(rows, checkpoints)}
 
 
+def one_more_attempt(url: str, state: AttemptState = AttemptState.DISPATCHED) -> None:
+    """A new item leased and its terminal attempt recorded."""
+    with OutboxStore.connect(url, role=Role.EXECUTOR) as executor:
+        item = leased_item(executor)
+        executor.complete("worker-1", Outcome(lease=item.lease, state=state))
+
+
+def bundled(url: str, store: CheckpointStore, bundle: Path, *flags: str) -> None:
+    """`outbox-evidence generate` from the database, with the checkpoint directory's."""
+    generate = ["generate", "--url", url, "--out", str(bundle), "--checkpoints"]
+    CliRunner().invoke(main, [*generate, str(store.directory), *flags])
+
+
 def sealed(url: str, key: SigningKey, store: CheckpointStore) -> None:
     """One exporter run; it must find nothing and write a checkpoint."""
     report = run_once(url, key, store)
@@ -117,9 +130,7 @@ def test_an_untouched_ledger_verifies_against_its_checkpoints(
 ) -> None:
     """Checkpoints chain; every row sealed once; nothing found; an idle run writes nothing."""
     sealed(outbox_database.url, key, store)
-    with OutboxStore.connect(outbox_database.url, role=Role.EXECUTOR) as executor:
-        item = leased_item(executor)
-        executor.complete("worker-1", Outcome(lease=item.lease, state=AttemptState.DISPATCHED))
+    one_more_attempt(outbox_database.url)
     sealed(outbox_database.url, key, store)
     idle = run_once(outbox_database.url, key, store)
 
@@ -144,16 +155,14 @@ def test_an_untouched_bundle_is_verified_by_each_checkpoints_rows_hash(
     through outbox_audit_ledger_rows: every row of both checkpoints verifies by their hashes.
     """
     sealed(outbox_database.url, key, store)
-    with OutboxStore.connect(outbox_database.url, role=Role.EXECUTOR) as executor:
-        item = leased_item(executor)
-        executor.complete("worker-1", Outcome(lease=item.lease, state=AttemptState.DISPATCHED))
+    one_more_attempt(outbox_database.url)
     sealed(outbox_database.url, key, store)
     bundle = tmp_path / "bundle"
-    runner = CliRunner()
-    generate = ["generate", "--url", outbox_database.url, "--out", str(bundle)]
-    runner.invoke(main, [*generate, "--checkpoints", str(store.directory)])
+    bundled(outbox_database.url, store, bundle)
 
-    checked = runner.invoke(main, ["verify-ledger", str(bundle), "--public-key", str(key.public)])
+    checked = CliRunner().invoke(
+        main, ["verify-ledger", str(bundle), "--public-key", str(key.public)]
+    )
 
     assert checked.exit_code == 0, checked.output
     rows = len(ledger) + 2  # + the ordering switch, + the last attempt
@@ -300,9 +309,7 @@ def test_a_database_restored_to_before_a_checkpoint_is_named(
     sealed(outbox_database.url, key, store)
     restored = f"{outbox_database.name}_restored"
     with outbox_server.janitor(restored, template_dbname=outbox_database.name):
-        with OutboxStore.connect(outbox_database.url, role=Role.EXECUTOR) as executor:
-            item = leased_item(executor)
-            executor.complete("worker-1", Outcome(lease=item.lease, state=AttemptState.FAILED))
+        one_more_attempt(outbox_database.url, AttemptState.FAILED)
         sealed(outbox_database.url, key, store)
         (lost,) = set(map(str, (row[0] for row in attempt_ids(outbox_database.url)))) - set(ledger)
 
@@ -334,20 +341,7 @@ def test_verify_ledger_names_the_row_from_the_bundle_alone(
     )
     bundle = tmp_path / "bundle"
     runner = CliRunner()
-    runner.invoke(
-        main,
-        [
-            "generate",
-            "--url",
-            outbox_database.url,
-            "--out",
-            str(bundle),
-            "--checkpoints",
-            str(store.directory),
-            "--public-key",
-            str(key.public),
-        ],
-    )
+    bundled(outbox_database.url, store, bundle, "--public-key", str(key.public))
 
     checked = runner.invoke(main, ["verify-ledger", str(bundle), "--public-key", str(key.public)])
     whole = runner.invoke(main, ["verify", str(bundle)])
