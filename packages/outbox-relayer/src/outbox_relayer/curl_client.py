@@ -28,6 +28,7 @@ import pycurl
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
+    from pathlib import Path
 
 __all__ = ["Answer", "CurlClient", "TlsFiles", "TransferFailed"]
 
@@ -120,9 +121,9 @@ class Answer:
 class TlsFiles:
     """The CAs a rail is verified against (None: the system's), and the client certificate."""
 
-    ca_file: str | None = None
-    client_cert_file: str | None = None
-    client_key_file: str | None = None
+    ca_file: Path | None = None
+    client_cert_file: Path | None = None
+    client_key_file: Path | None = None
 
     def options(self) -> list[tuple[int, str]]:
         """The curl options for them; the system's CAs are the ones Python's ssl module uses."""
@@ -133,7 +134,7 @@ class TlsFiles:
             (pycurl.SSLCERT, self.client_cert_file),
             (pycurl.SSLKEY, self.client_key_file),
         ]
-        return [(option, value) for option, value in found if value is not None]
+        return [(option, str(value)) for option, value in found if value is not None]
 
 
 class _Body:

@@ -24,7 +24,6 @@ from outbox_relayer.rail_config import MAX_IN_FLIGHT, RailConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from pathlib import Path
 
     from outbox_relayer.rail_config import RailEndpoint
 
@@ -168,9 +167,9 @@ class HttpRail:
         self._connections = connections
         check_tls_files(endpoint)  # now: an unreadable certificate stops the start
         self._tls = TlsFiles(
-            ca_file=_path(endpoint.ca_file),
-            client_cert_file=_path(endpoint.client_cert_file),
-            client_key_file=_path(endpoint.client_key_file),
+            ca_file=endpoint.ca_file,
+            client_cert_file=endpoint.client_cert_file,
+            client_key_file=endpoint.client_key_file,
         )
         self._clients: dict[asyncio.AbstractEventLoop, CurlClient] = {}
 
@@ -343,10 +342,6 @@ def _text(value: object, limit: int, pattern: re.Pattern[str] | None = None) -> 
     if pattern is not None and not pattern.fullmatch(value):
         return None
     return value
-
-
-def _path(path: Path | None) -> str | None:
-    return None if path is None else str(path)
 
 
 def _elapsed_ms(started: float) -> int:

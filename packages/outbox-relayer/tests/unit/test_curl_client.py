@@ -59,9 +59,9 @@ def big_answer(loop: EventLoopThread) -> Iterator[str]:
         yield url
 
 
-async def _client(**tls: str) -> CurlClient:
+async def _client() -> CurlClient:
     return CurlClient(
-        timeout_seconds=5, connections=4, max_answer_bytes=MAX_ANSWER_BYTES, tls=TlsFiles(**tls)
+        timeout_seconds=5, connections=4, max_answer_bytes=MAX_ANSWER_BYTES, tls=TlsFiles()
     )
 
 
