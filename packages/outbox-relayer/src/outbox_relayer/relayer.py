@@ -6,7 +6,7 @@ answer back through a queue, so a turn costs what arrived, not what is in flight
 recorder (recorder.py) appends the outcomes on a thread and a connection of its own. Each turn
 takes in the answers that came back, hands them to the recorder, renews the leases of sends
 that have outlived half their lease, and claims more while there is room: a send slot, and
-payload bytes under the budget.
+payload bytes under the budget (taking in answers again between the claims of a burst).
 
 A relayer holds at most three database connections, whatever its concurrency: the relay
 loop's, the recorder's and the LISTEN for wake-ups; `outbox-relayer run` adds one for lease
@@ -163,8 +163,7 @@ class Relayer:
 
         Returns how many items it claimed. Without `wakeups`, claims whenever there is room.
         """
-        self._collect_answers()
-        self._recorder.record(force=False)
+        self._take_answers()
         self._renew_old_leases()
         claimed = 0
         while self._room > 0 and self._should_claim(wakeups):
@@ -172,9 +171,16 @@ class Relayer:
             claimed += batch
             if not more_due:
                 break
+            # A burst takes several claims: its first answers need not wait for the last.
+            self._take_answers()
         if self._slots.announcement_due():
             claimed += self._claim(announce=True)[0]
         return claimed
+
+    def _take_answers(self) -> None:
+        """Hand the answers that arrived to the recorder, which records them when ready."""
+        self._collect_answers()
+        self._recorder.record(force=False)
 
     def drain(self, *, idle_turns: int = 2) -> None:
         """Relay until nothing is held and `idle_turns` claims in a row found nothing (tests)."""

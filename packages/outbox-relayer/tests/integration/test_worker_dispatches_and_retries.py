@@ -11,9 +11,9 @@ import time
 from typing import TYPE_CHECKING, LiteralString
 
 from outbox_db.payloads import canonical_json
-from outbox_db.testonly import query_no_role
+from outbox_db.testonly import query_no_role, wait_for
 from outbox_db.testonly.factories import make_request
-from outbox_relayer import CycleSignals
+from outbox_relayer import CycleSignals, NoopRail
 from outbox_relayer.rail_slots import RailLimit
 from outbox_relayer.testing import Faults, read_request_log
 from relaying import (
@@ -33,8 +33,13 @@ from relaying import (
 )
 
 if TYPE_CHECKING:
-    from outbox_db import OutboxStore
+    from collections.abc import Mapping
+
+    import pytest
+
+    from outbox_db import ClaimedItem, OutboxStore
     from outbox_db.testonly.pytest_plugin import Database
+    from outbox_relayer.rails import RailAnswer
 
 
 # --- dispatch ------------------------------------------------------------------------------------
@@ -217,6 +222,45 @@ def test_a_fast_rails_answers_are_recorded_without_waiting_for_a_slow_rails_send
     assert count(outbox_database.url, ATTEMPT_COUNT) == 3, "the slow send is still out"
     assert fast.stats().requests == 3
     assert slow.stats().requests == 1
+
+
+class _CountedRail(NoopRail):
+    """Answers at once, like the no-op rail, and counts the sends that returned."""
+
+    def __init__(self) -> None:
+        self.answered = 0
+
+    async def send(self, item: ClaimedItem) -> RailAnswer:
+        answer = await super().send(item)
+        self.answered += 1
+        return answer
+
+
+def test_a_bursts_first_answers_are_recorded_before_its_last_claim(
+    outbox_database: Database,
+    outbox_store: OutboxStore,
+    relayers: Relayers,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """30 items, batch 10, room for 30: one turn claims three times. Each claim waits until the sends of the ones before have answered, and the first ten are recorded with no further turn: answers are handed to the recorder between the claims of a burst, not only after the last."""
+    outbox_store.enqueue_many([make_request() for _ in range(30)])
+    rail = _CountedRail()
+    worker = relayers.build("relayer-a", {RAIL: rail}, batch_size=10, concurrency=30)
+    claim_rails, claimed = outbox_store.claim_rails, [0]
+
+    def claim_once_answered(
+        worker_id: str, *, limits: Mapping[str, int], lease_seconds: int
+    ) -> list[ClaimedItem]:
+        assert wait_for(lambda: rail.answered == claimed[0], DEADLINE_SECONDS)
+        time.sleep(0.05)  # the send loop hands each answer back as its send returns
+        items = claim_rails(worker_id, limits=limits, lease_seconds=lease_seconds)
+        claimed[0] += len(items)
+        return items
+
+    monkeypatch.setattr(outbox_store, "claim_rails", claim_once_answered)
+
+    assert worker.step() == 30
+    assert wait_for(lambda: count(outbox_database.url, ATTEMPT_COUNT) >= 10, DEADLINE_SECONDS)
 
 
 # --- lease renewal -------------------------------------------------------------------------------
