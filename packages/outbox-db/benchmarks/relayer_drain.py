@@ -10,14 +10,15 @@ enqueue function over generate_series), their runs interleaved:
 - relayer_noop_ordered: the same with rtp an ordered rail (schema 0009), so the backlog is
   1,000 lanes dispatched one item at a time each;
 - relayer_rail_sim: the same, sending every item over HTTP on loopback to `outbox-relayer
-  rail-sim` at zero latency (1 and 2 processes, a quarter of the items); its bound is the
-  lower of the no-op drain and rail-sim's own capacity (rail_sim_capacity.py, same run);
+  rail-sim` at zero latency (1 and 2 processes, as many items as the no-op drain, so both
+  carry the same share of start-up); its bound is the lower of the no-op drain and
+  rail-sim's own capacity (rail_sim_capacity.py, same run);
 - relayer_rail_sim_50ms: the same at 1 process, rail-sim answering each POST 50 ms late:
   how much of a rail's latency the relayer's concurrency hides;
 - pgqueuer_*: the peer, draining the same number of jobs with the same payloads in one
   process (pgqueuer_drain.py), in the bench session's environment only: with a no-op
   entrypoint at 1 process, and (pgqueuer_rail_sim_*) POSTing each job to the same rail-sim
-  as the relayer does, over PGQUEUER_HTTP_GRID, with as many jobs as relayer_rail_sim.
+  as the relayer does, over PGQUEUER_HTTP_GRID.
 
 Every relayer runs with the default settings but its concurrency: the one the relayer
 recommends (`outbox-relayer run --help`). The rate is items / (last completion -
@@ -395,20 +396,19 @@ def variants(
             Drain(admin_url, items, processes, relayer_to(None), ordered=True),
         ),
     ]
-    sent = max(items // 4, 1)  # items sent over HTTP: the HTTP drains are the slow ones
     if processes <= 2:  # noqa: PLR2004 - the HTTP drain at 1 and 2 processes only: a short bench
         found.append(
-            ("relayer_rail_sim", Drain(admin_url, sent, processes, relayer_to(rails.at_once)))
+            ("relayer_rail_sim", Drain(admin_url, items, processes, relayer_to(rails.at_once)))
         )
     if processes == 1:
-        late = Drain(admin_url, sent, processes, relayer_to(rails.late))
+        late = Drain(admin_url, items, processes, relayer_to(rails.late))
         found.append((f"relayer_rail_sim_{RAIL_LATENCY_MS}ms", late))
     if processes == 1 and importlib.util.find_spec("pgqueuer") is not None:
-        found += peers(admin_url, items, sent, rails.at_once)
+        found += peers(admin_url, items, rails.at_once)
     return found
 
 
-def peers(admin_url: str, items: int, sent: int, rail: str) -> list[tuple[str, PeerDrain]]:
+def peers(admin_url: str, items: int, rail: str) -> list[tuple[str, PeerDrain]]:
     """The peer: a no-op entrypoint, and POSTing to `rail` over PGQUEUER_HTTP_GRID."""
     noop = [
         (f"pgqueuer_{consumers}x{batch}", PeerDrain(admin_url, items, consumers, batch))
@@ -417,7 +417,7 @@ def peers(admin_url: str, items: int, sent: int, rail: str) -> list[tuple[str, P
     http = [
         (
             f"pgqueuer_rail_sim_{consumers}x{batch}x{tasks}",
-            PeerDrain(admin_url, sent, consumers, batch, tasks, rail),
+            PeerDrain(admin_url, items, consumers, batch, tasks, rail),
         )
         for consumers, batch, tasks in PGQUEUER_HTTP_GRID
     ]
