@@ -225,7 +225,10 @@ def test_a_fast_rails_answers_are_recorded_without_waiting_for_a_slow_rails_send
 
 
 class _CountedRail(NoopRail):
-    """Answers at once, like the no-op rail, and counts the sends that returned."""
+    """Answers at once, like the no-op rail, and counts the sends that returned.
+
+    No HTTP: the proof below is about when answers reach the ledger, not how they are sent.
+    """
 
     def __init__(self) -> None:
         self.answered = 0
