@@ -7,6 +7,9 @@ production: it never contains SQL or parameter values. The driver's error stays 
 
 from __future__ import annotations
 
+import asyncio
+import random
+import time
 from typing import TYPE_CHECKING, ClassVar, Final, TypeVar
 
 import psycopg
@@ -154,10 +157,15 @@ class RetryableConflict(OutboxDatabaseError):
 # a conflict that never clears.
 SERIALIZATION_ATTEMPTS: Final = 20
 _SERIALIZATION_FAILURE: Final = "40001"
+# Between runs, a pause drawn at random below a bound that doubles from 1 ms to 64 ms ("full
+# jitter"): racers that failed together do not all run again together, so even more racers
+# than attempts (32 callers on one new participant under SERIALIZABLE) clear well within them.
+_FIRST_PAUSE_SECONDS: Final = 0.001
+_LONGEST_PAUSE_SECONDS: Final = 0.064
 
 
 def retry_serialization_failures(transaction: Callable[[], T]) -> T:
-    """`transaction()`, run again while it raises a serialization failure (40001).
+    """`transaction()`, run again after a short random pause while it raises 40001.
 
     Under REPEATABLE READ or SERIALIZABLE, a commit the transaction's snapshot missed (a key,
     a lease, a lane's next item taken meanwhile) is 40001 where READ COMMITTED waits and
@@ -167,27 +175,34 @@ def retry_serialization_failures(transaction: Callable[[], T]) -> T:
     raised at once: no order of the outbox's own statements deadlocks, and one that did must
     be seen. The last attempt's 40001 is raised.
     """
-    for _ in range(SERIALIZATION_ATTEMPTS - 1):
+    for failures in range(SERIALIZATION_ATTEMPTS - 1):
         try:
             return transaction()
         except RetryableConflict as conflict:
             _raise_unless_serialization_failure(conflict)
+        time.sleep(_pause_seconds(failures))
     return transaction()
 
 
 async def retry_serialization_failures_async(transaction: Callable[[], Awaitable[T]]) -> T:
     """`retry_serialization_failures` for a transaction run in a coroutine."""
-    for _ in range(SERIALIZATION_ATTEMPTS - 1):
+    for failures in range(SERIALIZATION_ATTEMPTS - 1):
         try:
             return await transaction()
         except RetryableConflict as conflict:
             _raise_unless_serialization_failure(conflict)
+        await asyncio.sleep(_pause_seconds(failures))
     return await transaction()
 
 
 def _raise_unless_serialization_failure(conflict: RetryableConflict) -> None:
     if conflict.sqlstate != _SERIALIZATION_FAILURE:
         raise conflict
+
+
+def _pause_seconds(failures: int) -> float:
+    bound = min(_LONGEST_PAUSE_SECONDS, _FIRST_PAUSE_SECONDS * 2**failures)
+    return random.uniform(0, bound)  # noqa: S311 - spreading retries apart, not a secret
 
 
 class DatabaseUnavailable(OutboxDatabaseError):
