@@ -49,3 +49,19 @@ def test_a_conflict_that_never_clears_is_raised_after_the_last_attempt() -> None
     with pytest.raises(RetryableConflict) as raised:
         retry_serialization_failures(transaction)
     assert (raised.value.sqlstate, len(runs)) == ("40001", SERIALIZATION_ATTEMPTS)
+
+
+def test_runs_are_paused_at_random_below_a_bound_doubling_to_64_ms(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Racers that failed together must not all run again at once: a pause before each rerun."""
+    pauses: list[float] = []
+    monkeypatch.setattr("outbox_db.errors.time.sleep", pauses.append)
+    runs, transaction = failing("40001", SERIALIZATION_ATTEMPTS)
+    with pytest.raises(RetryableConflict):
+        retry_serialization_failures(transaction)
+
+    assert len(pauses) == len(runs) - 1
+    bounds = [min(0.064, 0.001 * 2**failures) for failures in range(len(pauses))]
+    assert all(0 <= pause <= bound for pause, bound in zip(pauses, bounds, strict=True))
+    assert len(set(pauses)) == len(pauses), "drawn at random, not a fixed schedule"
