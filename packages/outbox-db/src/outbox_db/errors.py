@@ -158,8 +158,8 @@ class RetryableConflict(OutboxDatabaseError):
 SERIALIZATION_ATTEMPTS: Final = 20
 _SERIALIZATION_FAILURE: Final = "40001"
 # Between runs, a pause drawn at random below a bound that doubles from 1 ms to 64 ms ("full
-# jitter"): racers that failed together do not all run again together, so even more racers
-# than attempts (32 callers on one new participant under SERIALIZABLE) clear well within them.
+# jitter"): racers that failed together do not all run again together. Without it, 32 callers
+# on one new participant under SERIALIZABLE once had one of them lose all 20 runs.
 _FIRST_PAUSE_SECONDS: Final = 0.001
 _LONGEST_PAUSE_SECONDS: Final = 0.064
 
