@@ -1,11 +1,13 @@
 """Per-rail send slots: how many items of each rail a relayer may claim now.
 
 Each rail has its own cap on sends in flight (`max_in_flight` in the rails file, at most the
-process's OUTBOX_CONCURRENCY) and optionally a rate (`rate_per_second`, a token bucket holding
-one second's worth). A claim asks for no more of a rail than it can start at once: an item
-leased to wait for a slot would spend its lease waiting, and a slow rail would hold items a
-faster relayer could send. The room left under OUTBOX_CONCURRENCY is shared among the rails
-in turn, one slot each round, so a rail with a deep backlog cannot take another's share.
+process's OUTBOX_CONCURRENCY), under it a window measured from the rail's answers (enough
+sends to cover its latency: send_window.py), and optionally a rate (`rate_per_second`, a
+token bucket holding one second's worth). A claim asks for no more of a rail than it can
+start at once: an item leased to wait for a slot would spend its lease waiting, and a slow
+rail would hold items a faster relayer could send. The room left under OUTBOX_CONCURRENCY
+is shared among the rails in turn, one slot each round, so a rail with a deep backlog cannot
+take another's share.
 """
 
 from __future__ import annotations
@@ -16,14 +18,18 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
+from outbox_relayer.send_window import SendWindow
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
-__all__ = ["ANNOUNCE_SECONDS", "RailLimit", "RailSlots"]
+__all__ = ["ANNOUNCE_SECONDS", "CLAIMS_IN_WINDOW_FLOOR", "RailLimit", "RailSlots"]
 
 # A relayer claims at least this often, idle or with every slot taken, so the database keeps
 # seeing it serve its rails (outbox_unserved_rails counts a rail unserved after 60 s).
 ANNOUNCE_SECONDS: Final = 20.0
+# A rail's send window is never below this many full claims (nor above its cap).
+CLAIMS_IN_WINDOW_FLOOR: Final = 2
 
 
 @attrs.frozen
@@ -54,6 +60,10 @@ class RailSlots:
             for rail, limit in limits.items()
             if limit.rate_per_second is not None
         }
+        self._windows = {
+            rail: SendWindow(floor=CLAIMS_IN_WINDOW_FLOOR * batch_size, cap=limit.max_in_flight)
+            for rail, limit in limits.items()
+        }
         self._refilled_at = clock()
         self._last_claim = -ANNOUNCE_SECONDS
 
@@ -83,12 +93,21 @@ class RailSlots:
             self._tokens[rail] -= got[rail]
         return any(count and got[rail] == count for rail, count in plan.items())
 
+    def answered(self, rail: str, latency_seconds: float) -> None:
+        """One answer from `rail` that took `latency_seconds`: it sizes the rail's window."""
+        if rail in self._windows:
+            self._windows[rail].answered(latency_seconds, self._clock())
+
+    def window(self, rail: str) -> int:
+        """The sends `rail` may have in flight now (its window; at most its cap)."""
+        return self._windows[rail].size(self._clock())
+
     def announcement_due(self) -> bool:
         """Whether the database has not seen this relayer claim for ANNOUNCE_SECONDS."""
         return self._clock() - self._last_claim >= ANNOUNCE_SECONDS
 
     def _free(self, rail: str, in_flight: int) -> int:
-        free = max(0, self._limits[rail].max_in_flight - in_flight)
+        free = max(0, self.window(rail) - in_flight)
         if rail in self._tokens:
             free = min(free, int(self._tokens[rail]))
         return free

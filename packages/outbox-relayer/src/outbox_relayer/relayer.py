@@ -278,6 +278,7 @@ class Relayer:
                 continue
             self._recorder.answered(held, self._outcome(held.item, answer))
             self.signals.dispatch(held.item.rail_type, answer.state, answer.latency_ms)
+            self._slots.answered(held.item.rail_type, answer.latency_ms / 1000)
 
     def _outcome(self, item: ClaimedItem, answer: RailAnswer) -> Outcome:
         retry_delay = None

@@ -1,7 +1,7 @@
 """Proofs: sends in flight on one event loop, within the payload budget, and cut at shutdown.
 
 One relayer keeps a thousand sends in flight on a handful of threads and at most three
-database connections; the payload bytes it holds never pass its budget; and when its
+database connections, once a rail's answers show it needs them; the payload bytes it holds never pass its budget; and when its
 shutdown grace runs out, the sends still running are cancelled with no transaction open and
 their leases left to repair. Every send goes over real HTTP to a rail simulator.
 """
@@ -9,6 +9,7 @@ their leases left to repair. Every send goes over real HTTP to a rail simulator.
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING, LiteralString
 
 from structlog.testing import capture_logs
@@ -16,6 +17,7 @@ from structlog.testing import capture_logs
 from outbox_db.testonly import query_no_role, wait_for
 from outbox_db.testonly.factories import make_request
 from outbox_relayer import HttpRail, RailEndpoint
+from outbox_relayer.rail_slots import CLAIMS_IN_WINDOW_FLOOR
 from outbox_relayer.testing import Faults
 from relaying import DEADLINE_SECONDS, RAIL, count, events, running
 
@@ -41,32 +43,41 @@ WHERE datname = current_database() AND application_name LIKE 'outbox-db%%'
 """
 
 
-def test_a_thousand_sends_are_in_flight_at_once_on_few_threads_and_three_connections(
+def test_a_slow_rails_window_opens_to_a_thousand_sends_at_once_on_few_threads_and_connections(
     outbox_database: Database,
     outbox_store: OutboxStore,
     simulators: Simulators,
     relayers: Relayers,
 ) -> None:
-    """1,000 items, a rail answering in 6 s: all are sent before any answer comes back.
+    """A rail answering in 4 s, concurrency 1,000: two claims' worth first, then 1,000 at once.
 
-    On a fixed number of threads and at most three database connections; all then DISPATCHED.
+    Nothing is known of the rail at first, so its window is the floor (200 at batch 100), and
+    it stays there until they answer. Their answers show a rail 4 s away: the window opens to
+    the cap, and the next 1,000 items are all sent before any of them is answered. On a fixed
+    number of threads and at most three database connections; all then DISPATCHED.
     """
-    simulator = simulators.start(Faults(latency_ms=6_000))
-    items = 1000
+    simulator = simulators.start(Faults(latency_ms=4_000))
+    floor, cap = CLAIMS_IN_WINDOW_FLOOR * 100, 1_000
+    items = floor + cap
     outbox_store.enqueue_many([make_request() for _ in range(items)])
     rail = simulators.rail(simulator, timeout_seconds=60)
-    worker = relayers.build("relayer-a", {RAIL: rail}, concurrency=items)
+    worker = relayers.build("relayer-a", {RAIL: rail}, batch_size=100, concurrency=cap)
     threads_before = threading.active_count()
 
     with running(worker):
-        all_sent = wait_for(lambda: simulator.stats().requests == items, 5)
+        floor_sent = wait_for(lambda: simulator.stats().requests == floor, DEADLINE_SECONDS)
+        time.sleep(1.0)  # well within the rail's 4 s
+        sent_before_an_answer = simulator.stats().requests
+        all_sent = wait_for(lambda: simulator.stats().requests == items, 10)
         threads_sending = threading.active_count()
         connections = query_no_role(outbox_database.url, RELAYER_CONNECTIONS)
         answered_meanwhile = count(outbox_database.url, ATTEMPT_COUNT)
         drained = wait_for(lambda: count(outbox_database.url, DISPATCHED_COUNT) == items, 45)
 
+    assert floor_sent
+    assert sent_before_an_answer == floor, "no answer yet: the floor only"
     assert all_sent, f"{simulator.stats().requests} of {items} requests reached the rail"
-    assert answered_meanwhile == 0, "all in flight at once: none answered yet"
+    assert answered_meanwhile <= floor, "the last 1,000 all in flight at once: none answered"
     assert threads_sending - threads_before <= 4, "the run loop, the send loop, the recorder"
     ((open_connections, in_transaction),) = connections
     assert open_connections <= 3
