@@ -5,8 +5,9 @@ the dispatcher's event loop (dispatch.py), thousands at once if the rails allow,
 answer back through a queue, so a turn costs what arrived, not what is in flight. The batch
 recorder (recorder.py) appends the outcomes on a thread and a connection of its own. Each turn
 takes in the answers that came back, hands them to the recorder, renews the leases of sends
-that have outlived half their lease, and claims more while there is room: a send slot, and
-payload bytes under the budget (taking in answers again between the claims of a burst).
+that have outlived half their lease, and claims more while there is room: a send slot in
+the rail's window (rail_slots.py), and payload bytes under the budget (taking in answers
+again between the claims of a burst).
 
 A relayer holds at most three database connections, whatever its concurrency: the relay
 loop's, the recorder's and the LISTEN for wake-ups; `outbox-relayer run` adds one for lease
@@ -238,6 +239,8 @@ class Relayer:
             h.item.rail_type for h in sending if not self._recorder.is_recording(h.item.outbox_id)
         )
         plan = self._slots.plan(rails, most=max(0, self._room))
+        for rail in plan:
+            self.signals.send_window(rail, self._slots.window(rail))
         if not announce and not any(plan.values()):
             return 0, False
         started = now_ns()

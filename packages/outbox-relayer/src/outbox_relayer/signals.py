@@ -139,6 +139,12 @@ class Metrics:
             "1 when enqueue notifications do not reach this relayer (it polls instead).",
             registry=self.registry,
         )
+        self.send_window = prom.Gauge(
+            "outbox_relayer_send_window",
+            "Sends this relayer may have in flight to the rail now, from its answers.",
+            ["rail_type"],
+            registry=self.registry,
+        )
 
     def dispatch(self, rail_type: str, state: str, latency_ms: int) -> None:
         """Record one dispatch: its latency and its outcome."""
@@ -209,6 +215,11 @@ class Signals:
         """One rail answer, for the dispatch metrics (not a lease-health signal, not logged)."""
         if self.metrics is not None:
             self.metrics.dispatch(rail_type, state, latency_ms)
+
+    def send_window(self, rail_type: str, size: int) -> None:
+        """A rail's send window as a claim saw it (a gauge only: it moves with every answer)."""
+        if self.metrics is not None:
+            self.metrics.send_window.labels(rail_type).set(size)
 
     def wakeups(self, *, arrived: bool, poll_interval: float) -> None:
         """Whether a relayer's probe notification reached it; a warning when it did not."""

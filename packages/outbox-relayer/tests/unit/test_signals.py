@@ -300,6 +300,16 @@ def test_dispatch_latency_and_outcomes_are_recorded_by_rail(
     assert value(registry, outcomes, rail_type="ach", state="DISPATCHED") == 1
 
 
+def test_the_send_window_is_a_gauge_by_rail(signals: Signals, registry: CollectorRegistry) -> None:
+    """The last window each rail was given, not a sum."""
+    signals.send_window("rtp", 200)
+    signals.send_window("rtp", 800)
+    signals.send_window("ach", 16)
+
+    assert value(registry, "outbox_relayer_send_window", rail_type="rtp") == 800
+    assert value(registry, "outbox_relayer_send_window", rail_type="ach") == 16
+
+
 def test_metric_names_are_the_documented_ones(registry: CollectorRegistry) -> None:
     """Exactly these metrics, all lease-named, in the registry given."""
     Metrics(registry)
@@ -313,6 +323,7 @@ def test_metric_names_are_the_documented_ones(registry: CollectorRegistry) -> No
         "outbox_relayer_dispatch_seconds",
         "outbox_relayer_dispatch_outcomes",
         "outbox_relayer_wakeups_lost",
+        "outbox_relayer_send_window",
     }
 
 
