@@ -105,9 +105,9 @@ def _settings_options(command: Callable[..., Any]) -> Callable[..., Any]:
     type=int,
     help=f"Sends in flight at most (env OUTBOX_CONCURRENCY; default {DEFAULT_CONCURRENCY}, "
     f"recommended {RECOMMENDED_CONCURRENCY} for rails that take it, at most {MAX_IN_FLIGHT}). "
-    "Each rail's sends in flight follow a window measured from its answers, from two "
-    "batches up to this cap (a quick rail needs few); one process reaches about "
-    "concurrency / the rail's latency sends a second, on at most four database connections.",
+    "Each rail starts at two batches in flight and grows to this cap as its answers come "
+    "back without queueing; one process reaches about concurrency / the rail's latency "
+    "sends a second, on at most four database connections.",
 )
 @click.option(
     "--max-bytes-in-flight",

@@ -1,8 +1,8 @@
 """Per-rail send slots: how many items of each rail a relayer may claim now.
 
 Each rail has its own cap on sends in flight (`max_in_flight` in the rails file, at most the
-process's OUTBOX_CONCURRENCY), under it a window measured from the rail's answers (enough
-sends to cover its latency: send_window.py), and optionally a rate (`rate_per_second`, a
+process's OUTBOX_CONCURRENCY), under it a window grown from the rail's answers
+(send_window.py), and optionally a rate (`rate_per_second`, a
 token bucket holding one second's worth). A claim asks for no more of a rail than it can
 start at once: an item leased to wait for a slot would spend its lease waiting, and a slow
 rail would hold items a faster relayer could send. The room left under OUTBOX_CONCURRENCY
