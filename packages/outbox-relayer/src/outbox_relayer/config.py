@@ -41,8 +41,9 @@ MAX_LEASE_SECONDS: Final = 3600  # ... and a longer lease
 MAX_IDENTIFIER_LENGTH: Final = 255  # worker_id, as the database checks identifiers
 _DATABASE_URL_SCHEMES: Final = ("postgresql://", "postgres://")
 # Sends in flight per process, at most: each rail's window (send_window.py) grows to it while
-# the rail's answers show no queueing. The default is kind to a rail that sets no max_in_flight; a
-# rail that takes more reaches about concurrency / its latency sends a second (docs/scaling.md).
+# the rail's answers show no queueing. The default is kind to a rail that sets no
+# max_in_flight; a rail that takes more reaches about concurrency / its latency sends a
+# second (docs/scaling.md).
 DEFAULT_CONCURRENCY: Final = 256
 RECOMMENDED_CONCURRENCY: Final = 1024  # what `nox -s bench` runs one relayer with
 # Payload bytes claimed and not yet recorded (the stored JSON text): 2,000 sends of 1 MiB

@@ -2,12 +2,11 @@
 
 Each rail has its own cap on sends in flight (`max_in_flight` in the rails file, at most the
 process's OUTBOX_CONCURRENCY), under it a window grown from the rail's answers
-(send_window.py), and optionally a rate (`rate_per_second`, a
-token bucket holding one second's worth). A claim asks for no more of a rail than it can
-start at once: an item leased to wait for a slot would spend its lease waiting, and a slow
-rail would hold items a faster relayer could send. The room left under OUTBOX_CONCURRENCY
-is shared among the rails in turn, one slot each round, so a rail with a deep backlog cannot
-take another's share.
+(send_window.py), and optionally a rate (`rate_per_second`, a token bucket holding one
+second's worth). A claim asks for no more of a rail than it can start at once: an item leased
+to wait for a slot would spend its lease waiting, and a slow rail would hold items a faster
+relayer could send. The room left under OUTBOX_CONCURRENCY is shared among the rails in
+turn, one slot each round, so a rail with a deep backlog cannot take another's share.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ __all__ = ["ANNOUNCE_SECONDS", "CLAIMS_IN_WINDOW_FLOOR", "RailLimit", "RailSlots
 # A relayer claims at least this often, idle or with every slot taken, so the database keeps
 # seeing it serve its rails (outbox_unserved_rails counts a rail unserved after 60 s).
 ANNOUNCE_SECONDS: Final = 20.0
-# A rail's send window is never below this many full claims (nor above its cap).
+# A rail's send window starts at this many full claims (or its cap, if lower).
 CLAIMS_IN_WINDOW_FLOOR: Final = 2
 
 
