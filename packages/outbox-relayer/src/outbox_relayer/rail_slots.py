@@ -65,6 +65,8 @@ class RailSlots:
         }
         self._refilled_at = clock()
         self._last_claim = -ANNOUNCE_SECONDS
+        # Each rail's window as the last plan sized it (what the relayer's gauge shows).
+        self.windows = {rail: window.floor for rail, window in self._windows.items()}
 
     def plan(self, running: Iterable[str], *, most: int) -> dict[str, int]:
         """Items of each rail to claim, at most `most` in all, given the sends holding a slot.
@@ -74,6 +76,8 @@ class RailSlots:
         """
         self._refill()
         in_flight = Counter(running)
+        now = self._clock()
+        self.windows = {rail: window.size(now) for rail, window in self._windows.items()}
         free = {rail: self._free(rail, in_flight[rail]) for rail in self._limits}
         room = min(self._batch_size, self._concurrency - sum(in_flight.values()), most)
         plan = dict.fromkeys(self._limits, 0)
@@ -97,16 +101,12 @@ class RailSlots:
         if rail in self._windows:
             self._windows[rail].answered(latency_seconds, self._clock())
 
-    def window(self, rail: str) -> int:
-        """The sends `rail` may have in flight now (its window; at most its cap)."""
-        return self._windows[rail].size(self._clock())
-
     def announcement_due(self) -> bool:
         """Whether the database has not seen this relayer claim for ANNOUNCE_SECONDS."""
         return self._clock() - self._last_claim >= ANNOUNCE_SECONDS
 
     def _free(self, rail: str, in_flight: int) -> int:
-        free = max(0, self.window(rail) - in_flight)
+        free = max(0, self.windows[rail] - in_flight)
         if rail in self._tokens:
             free = min(free, int(self._tokens[rail]))
         return free

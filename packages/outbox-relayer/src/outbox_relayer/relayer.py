@@ -239,8 +239,8 @@ class Relayer:
             h.item.rail_type for h in sending if not self._recorder.is_recording(h.item.outbox_id)
         )
         plan = self._slots.plan(rails, most=max(0, self._room))
-        for rail in plan:
-            self.signals.send_window(rail, self._slots.window(rail))
+        for rail, window in self._slots.windows.items():
+            self.signals.send_window(rail, window)
         if not announce and not any(plan.values()):
             return 0, False
         started = now_ns()

@@ -1,9 +1,10 @@
 """Proofs: sends in flight on one event loop, within the payload budget, and cut at shutdown.
 
 One relayer keeps a thousand sends in flight on a handful of threads and at most three
-database connections, once a rail's answers show it needs them; the payload bytes it holds never pass its budget; and when its
-shutdown grace runs out, the sends still running are cancelled with no transaction open and
-their leases left to repair. Every send goes over real HTTP to a rail simulator.
+database connections, once a rail's answers show it needs them; the payload bytes it holds
+never pass its budget; and when its shutdown grace runs out, the sends still running are
+cancelled with no transaction open and their leases left to repair. Every send goes over real
+HTTP to a rail simulator.
 """
 
 from __future__ import annotations
